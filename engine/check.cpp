@@ -1,0 +1,27 @@
+#include "engine/check.h"
+
+namespace cbst {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+namespace detail {
+
+void fail(const char* kind, const char* expr, const std::string& details, const char* file,
+          int line) {
+  std::string msg = details.empty() ? std::string(kind) + " failed: " + expr
+                                    : details + " (" + kind + " `" + expr + "` failed)";
+  msg += " [";
+  msg += file;
+  msg += ":" + std::to_string(line) + "]";
+  throw Error(msg);
+}
+
+}  // namespace detail
+}  // namespace cbst

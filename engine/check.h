@@ -1,0 +1,58 @@
+// Errors and precondition checks.
+//
+// Library code throws cbst::Error; `main` prints what() and exits non-zero. Every message
+// says what failed, where (file:line), the values involved, and, when the user's next step
+// is known, a "hint:" line. CUDA/cuBLAS/cuDNN checks live in engine/cuda/cuda_check.h
+// (they need the CUDA headers) and build their messages with the same helper.
+#pragma once
+
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cbst {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+namespace detail {
+
+inline void stream_all(std::ostringstream&) {}
+template <class T, class... Rest>
+void stream_all(std::ostringstream& os, const T& first, const Rest&... rest) {
+  os << first;
+  stream_all(os, rest...);
+}
+
+// The one generic failure path: expression text, details, file:line.
+[[noreturn]] void fail(const char* kind, const char* expr, const std::string& details,
+                       const char* file, int line);
+
+}  // namespace detail
+
+// "[2, 3, 4]": used in every shape message.
+std::string shape_str(const std::vector<int64_t>& shape);
+
+}  // namespace cbst
+
+// CBST_CHECK(cond, parts...): throws cbst::Error naming the condition and the streamed parts.
+#define CBST_CHECK(cond, ...)                                                        \
+  do {                                                                               \
+    if (!(cond)) [[unlikely]] {                                                      \
+      std::ostringstream cbst_os_;                                                   \
+      ::cbst::detail::stream_all(cbst_os_, ##__VA_ARGS__);                           \
+      ::cbst::detail::fail("check", #cond, cbst_os_.str(), __FILE__, __LINE__);      \
+    }                                                                                \
+  } while (0)
+
+// CBST_THROW(parts...): unconditional failure with a message (bad user input, unsupported case).
+#define CBST_THROW(...)                                                              \
+  do {                                                                               \
+    std::ostringstream cbst_os_;                                                     \
+    ::cbst::detail::stream_all(cbst_os_, ##__VA_ARGS__);                             \
+    throw ::cbst::Error(cbst_os_.str());                                             \
+  } while (0)

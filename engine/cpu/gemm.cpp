@@ -1,0 +1,155 @@
+// CPU GEMM: OpenBLAS when the build found it, otherwise (or when selected) our blocked
+// kernel. Row-major, C = alpha·op(A)·op(B) + beta·C.
+//
+// The blocked kernel packs a KC×NC panel of op(B) and an MC×KC block of op(A) into
+// contiguous buffers (resolving transposes once), then a 4×16 register-blocked micro-kernel
+// runs over the packed data. Threads split the M dimension, so each C element is written by
+// one thread and the result does not depend on the thread count.
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "engine/dispatch.h"
+#include "engine/kernels.h"
+
+#if CBST_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace cbst::kern {
+
+namespace {
+std::atomic<CpuGemmImpl> g_impl{CpuGemmImpl::automatic};
+}
+
+void set_cpu_gemm_impl(CpuGemmImpl impl) { g_impl = impl; }
+bool cpu_has_openblas() {
+#if CBST_HAVE_OPENBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace cpu {
+
+namespace {
+
+constexpr int64_t kMR = 4, kNR = 16;
+constexpr int64_t kMC = 64, kKC = 256, kNC = 1024;
+
+template <class T>
+T at(const T* x, bool trans, int64_t ld, int64_t r, int64_t c) {
+  return trans ? x[c * ld + r] : x[r * ld + c];
+}
+
+// acc[MR][NR] += Apack[MR×kc] · Bpack[kc×NR] (both packed row-major within the tile).
+// A is packed column-major within the tile (a[p*MR + i]) so both operands stream forward.
+template <class T>
+void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
+                  int64_t mr, int64_t nr, T alpha) {
+  T acc[kMR][kNR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* __restrict brow = b + p * kNR;
+    const T* __restrict acol = a + p * kMR;
+#pragma GCC unroll 4
+    for (int64_t i = 0; i < kMR; ++i) {
+      const T av = acol[i];
+#pragma GCC unroll 16
+      for (int64_t j = 0; j < kNR; ++j) acc[i][j] += av * brow[j];
+    }
+  }
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] += alpha * acc[i][j];
+}
+
+template <class T>
+void gemm_blocked_one(const GemmArgs& g, const T* A, const T* B, T* C) {
+  const int64_t m = g.m, n = g.n, k = g.k;
+  const T alpha = T(g.alpha), beta = T(g.beta);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) C[i * g.ldc + j] = beta == T(0) ? T(0) : beta * C[i * g.ldc + j];
+
+  std::vector<T> bpack;
+  for (int64_t jc = 0; jc < n; jc += kNC) {
+    const int64_t nc = std::min(kNC, n - jc);
+    const int64_t n_tiles = (nc + kNR - 1) / kNR;
+    for (int64_t pc = 0; pc < k; pc += kKC) {
+      const int64_t kc = std::min(kKC, k - pc);
+      // Pack op(B)[pc:pc+kc, jc:jc+nc] as n_tiles tiles of kc×NR, zero-padded.
+      bpack.assign(size_t(n_tiles * kc * kNR), T(0));
+      for (int64_t t = 0; t < n_tiles; ++t)
+        for (int64_t p = 0; p < kc; ++p)
+          for (int64_t j = 0; j < kNR && t * kNR + j < nc; ++j)
+            bpack[size_t((t * kc + p) * kNR + j)] = at(B, g.trans_b, g.ldb, pc + p, jc + t * kNR + j);
+
+      const int64_t m_blocks = (m + kMC - 1) / kMC;
+#pragma omp parallel for schedule(dynamic) if (m * nc * kc > (1 << 16))
+      for (int64_t ib = 0; ib < m_blocks; ++ib) {
+        const int64_t ic = ib * kMC, mc = std::min(kMC, m - ic);
+        T apack[kMR * kKC];
+        for (int64_t ir = 0; ir < mc; ir += kMR) {
+          const int64_t mr = std::min(kMR, mc - ir);
+          for (int64_t i = 0; i < kMR; ++i)
+            for (int64_t p = 0; p < kc; ++p)
+              apack[p * kMR + i] = i < mr ? at(A, g.trans_a, g.lda, ic + ir + i, pc + p) : T(0);
+          for (int64_t t = 0; t < n_tiles; ++t) {
+            const int64_t nr = std::min(kNR, nc - t * kNR);
+            micro_kernel(kc, apack, bpack.data() + t * kc * kNR,
+                         C + (ic + ir) * g.ldc + jc + t * kNR, g.ldc, mr, nr, alpha);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void gemm_blocked(const GemmArgs& g) {
+  for (int64_t b = 0; b < g.batch; ++b)
+    gemm_blocked_one<T>(g, static_cast<const T*>(g.a) + b * g.stride_a,
+                        static_cast<const T*>(g.b) + b * g.stride_b,
+                        static_cast<T*>(g.c) + b * g.stride_c);
+}
+
+#if CBST_HAVE_OPENBLAS
+void gemm_openblas(const GemmArgs& g) {
+  const auto ta = g.trans_a ? CblasTrans : CblasNoTrans;
+  const auto tb = g.trans_b ? CblasTrans : CblasNoTrans;
+  for (int64_t b = 0; b < g.batch; ++b) {
+    if (g.dtype == DType::f32) {
+      cblas_sgemm(CblasRowMajor, ta, tb, int(g.m), int(g.n), int(g.k), float(g.alpha),
+                  static_cast<const float*>(g.a) + b * g.stride_a, int(g.lda),
+                  static_cast<const float*>(g.b) + b * g.stride_b, int(g.ldb), float(g.beta),
+                  static_cast<float*>(g.c) + b * g.stride_c, int(g.ldc));
+    } else {
+      cblas_dgemm(CblasRowMajor, ta, tb, int(g.m), int(g.n), int(g.k), g.alpha,
+                  static_cast<const double*>(g.a) + b * g.stride_a, int(g.lda),
+                  static_cast<const double*>(g.b) + b * g.stride_b, int(g.ldb), g.beta,
+                  static_cast<double*>(g.c) + b * g.stride_c, int(g.ldc));
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+void gemm(const GemmArgs& g) {
+  CBST_CHECK(g.dtype == DType::f32 || g.dtype == DType::f64, "gemm: f32 or f64 only, got ",
+             dtype_name(g.dtype));
+  const CpuGemmImpl impl = g_impl.load();
+#if CBST_HAVE_OPENBLAS
+  if (impl != CpuGemmImpl::blocked) {
+    gemm_openblas(g);
+    return;
+  }
+#else
+  CBST_CHECK(impl != CpuGemmImpl::openblas, "gemm: OpenBLAS was requested but this build has "
+             "none; install libopenblas-dev and reconfigure");
+#endif
+  if (g.dtype == DType::f32) gemm_blocked<float>(g);
+  else gemm_blocked<double>(g);
+}
+
+}  // namespace cpu
+}  // namespace cbst::kern

@@ -1,0 +1,62 @@
+// cbst: class-balanced self-training for semantic segmentation.
+#include <cstdio>
+#include <exception>
+#include <map>
+
+#include "engine/check.h"
+#include "tools/cli/registry.h"
+
+namespace cbst::cli {
+
+std::vector<RegisteredCommand>& registered_commands() {
+  static std::vector<RegisteredCommand> commands;
+  return commands;
+}
+
+Command::Command(CommandInfo info, CommandSetup setup) {
+  registered_commands().push_back({std::move(info), std::move(setup)});
+}
+
+std::string group_help(const std::string& parent) {
+  if (parent == "bench") return "Benchmarks: print a table and write JSON";
+  if (parent == "weights") return "Inspect and convert external weight files";
+  return parent;
+}
+
+}  // namespace cbst::cli
+
+int main(int argc, char** argv) {
+  using namespace cbst::cli;
+  CLI::App app{"cbst: class-balanced self-training (Zou et al., ECCV 2018) for semantic segmentation"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "cbst 0.1.0");
+
+  std::map<std::string, CLI::App*> groups;
+  auto group = [&](const std::string& parent) -> CLI::App& {
+    if (parent.empty()) return app;
+    auto it = groups.find(parent);
+    if (it == groups.end()) {
+      CLI::App* g = app.add_subcommand(parent, group_help(parent));
+      g->require_subcommand(1);
+      it = groups.emplace(parent, g).first;
+    }
+    return *it->second;
+  };
+  for (auto& cmd : registered_commands()) {
+    CLI::App* sub = group(cmd.info.parent).add_subcommand(cmd.info.name, cmd.info.help);
+    cmd.setup(*sub);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const cbst::Error& e) {
+    std::fprintf(stderr, "cbst: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cbst: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
