@@ -1,0 +1,210 @@
+// Image and label readers (PNG via libpng, the rest via stb_image), writers and panels.
+#include "data/image.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include <stb_image.h>
+
+#include "data/png_io.h"
+#include "engine/check.h"
+
+namespace cbst::data {
+
+Image Image::blank(int width, int height, int channels, uint8_t value) {
+  Image im{width, height, channels, {}};
+  im.pixels.assign(size_t(width) * height * channels, value);
+  return im;
+}
+
+Labels Labels::blank(int width, int height, uint8_t value) {
+  Labels l{width, height, {}};
+  l.ids.assign(size_t(width) * height, value);
+  return l;
+}
+
+namespace {
+
+constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+bool has_png_signature(const std::vector<uint8_t>& bytes) {
+  return bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0;
+}
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+// stb_image for everything that is not PNG. `want` = 0 keeps the file's channels.
+struct StbPixels {
+  int width = 0, height = 0, channels = 0;
+  bool sixteen = false;
+  std::vector<uint16_t> values16;
+  std::vector<uint8_t> values8;
+};
+
+StbPixels decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path, int want,
+                          bool allow16) {
+  StbPixels out;
+  if (bytes.empty()) CBST_THROW(path, ": file is empty; was the download interrupted?");
+  if (bytes.size() > size_t(INT32_MAX)) CBST_THROW(path, ": file too large for stb_image");
+  const auto* buf = bytes.data();
+  const int len = int(bytes.size());
+  int w = 0, h = 0, n = 0;
+  if (!stbi_info_from_memory(buf, len, &w, &h, &n))
+    CBST_THROW(path, ": unreadable image (", stbi_failure_reason(),
+               "); supported: PNG, JPEG, BMP, TGA, GIF, PSD, PNM");
+  if (uint64_t(w) * h * 4 > (uint64_t(1) << 31))
+    CBST_THROW(path, ": refusing to decode a ", w, "x", h, " image; the header is probably corrupt");
+  if (allow16 && stbi_is_16_bit_from_memory(buf, len)) {
+    stbi_us* p = stbi_load_16_from_memory(buf, len, &w, &h, &n, want);
+    if (!p) CBST_THROW(path, ": corrupt or truncated image: ", stbi_failure_reason());
+    out.channels = want ? want : n;
+    out.values16.assign(p, p + size_t(w) * h * out.channels);
+    stbi_image_free(p);
+    out.sixteen = true;
+  } else {
+    stbi_uc* p = stbi_load_from_memory(buf, len, &w, &h, &n, want);
+    if (!p) CBST_THROW(path, ": corrupt or truncated image: ", stbi_failure_reason());
+    out.channels = want ? want : n;
+    out.values8.assign(p, p + size_t(w) * h * out.channels);
+    stbi_image_free(p);
+  }
+  out.width = w;
+  out.height = h;
+  return out;
+}
+
+}  // namespace
+
+bool is_png_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  uint8_t sig[8] = {0};
+  const size_t n = std::fread(sig, 1, 8, f);
+  std::fclose(f);
+  return n == 8 && std::memcmp(sig, kPngSignature, 8) == 0;
+}
+
+PngHeader read_png_header(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) CBST_THROW(path, ": cannot open: ", std::strerror(errno));
+  uint8_t b[33] = {0};
+  const size_t n = std::fread(b, 1, sizeof b, f);
+  std::fclose(f);
+  if (n < 33 || std::memcmp(b, kPngSignature, 8) != 0 || std::memcmp(b + 12, "IHDR", 4) != 0)
+    CBST_THROW(path, ": not a PNG file or header truncated (", n, " bytes read)");
+  PngHeader h;
+  h.width = int(be32(b + 16));
+  h.height = int(be32(b + 20));
+  h.bit_depth = b[24];
+  h.color_type = b[25];
+  return h;
+}
+
+Image read_image_rgb(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  Image im;
+  if (has_png_signature(bytes)) {
+    PngDecodeState st;
+    decode_png(st, bytes, PngMode::rgb8, path);
+    CBST_CHECK(st.channels == 3 && st.bit_depth == 8, path, ": unexpected decoded layout");
+    im.width = st.header.width;
+    im.height = st.header.height;
+    im.channels = 3;
+    im.pixels = std::move(st.pixels);  // rowbytes == 3 * width for 8-bit RGB
+    return im;
+  }
+  StbPixels p = decode_with_stb(bytes, path, 3, false);
+  im.width = p.width;
+  im.height = p.height;
+  im.channels = 3;
+  im.pixels = std::move(p.values8);
+  return im;
+}
+
+RawLabels read_label_values(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  RawLabels out;
+  if (has_png_signature(bytes)) {
+    PngDecodeState st;
+    decode_png(st, bytes, PngMode::raw, path);
+    out.width = st.header.width;
+    out.height = st.header.height;
+    const size_t npix = size_t(out.width) * out.height;
+    out.values.resize(npix);
+    const int c = st.channels;
+    // Channel 0 of each pixel: the class id for SYNTHIA's (class, instance) label images.
+    if (st.bit_depth == 16) {
+      for (int y = 0; y < out.height; ++y) {
+        const uint8_t* row = st.rows[y];
+        for (int x = 0; x < out.width; ++x) {
+          uint16_t v;
+          std::memcpy(&v, row + size_t(x) * c * 2, 2);
+          out.values[size_t(y) * out.width + x] = v;
+        }
+      }
+    } else {
+      for (int y = 0; y < out.height; ++y) {
+        const uint8_t* row = st.rows[y];
+        for (int x = 0; x < out.width; ++x) out.values[size_t(y) * out.width + x] = row[size_t(x) * c];
+      }
+    }
+    return out;
+  }
+  StbPixels p = decode_with_stb(bytes, path, 0, true);
+  out.width = p.width;
+  out.height = p.height;
+  const size_t npix = size_t(out.width) * out.height;
+  out.values.resize(npix);
+  for (size_t i = 0; i < npix; ++i)
+    out.values[i] = p.sixteen ? p.values16[i * p.channels] : p.values8[i * p.channels];
+  return out;
+}
+
+void write_png_grey(const std::string& path, const Labels& labels) {
+  PngWriteSpec spec{.width = labels.width, .height = labels.height, .channels = 1, .bit_depth = 8};
+  spec.samples8 = labels.ids;
+  write_png(path, spec);
+}
+
+void write_png(const std::string& path, const Image& image) {
+  CBST_CHECK(image.channels == 1 || image.channels == 3, path,
+             ": write_png(Image) takes 1 or 3 channels, got ", image.channels);
+  PngWriteSpec spec{.width = image.width, .height = image.height, .channels = image.channels,
+                    .bit_depth = 8};
+  spec.samples8 = image.pixels;
+  write_png(path, spec);
+}
+
+Image side_by_side(const std::vector<const Image*>& images, int gap) {
+  CBST_CHECK(!images.empty(), "side_by_side: no images");
+  const int h = images[0]->height;
+  std::vector<int> widths;
+  int total = 0;
+  for (const Image* im : images) {
+    CBST_CHECK(im->width > 0 && im->height > 0 && (im->channels == 1 || im->channels == 3),
+               "side_by_side: images must be non-empty grey or RGB");
+    widths.push_back(int(int64_t(im->width) * h / im->height));
+    total += widths.back();
+  }
+  total += gap * int(images.size() - 1);
+  Image out = Image::blank(total, h, 3, 255);
+  int x0 = 0;
+  for (size_t k = 0; k < images.size(); ++k) {
+    const Image& im = *images[k];
+    for (int y = 0; y < h; ++y) {
+      const int sy = int(int64_t(y) * im.height / h);
+      uint8_t* dst = out.row(y) + size_t(x0) * 3;
+      for (int x = 0; x < widths[k]; ++x) {
+        const int sx = int(int64_t(x) * im.width / widths[k]);
+        const uint8_t* s = im.row(sy) + size_t(sx) * im.channels;
+        for (int c = 0; c < 3; ++c) dst[x * 3 + c] = s[im.channels == 3 ? c : 0];
+      }
+    }
+    x0 += widths[k] + gap;
+  }
+  return out;
+}
+
+}  // namespace cbst::data

@@ -1,0 +1,66 @@
+// A threaded prefetching loader: worker threads decode and augment batches ahead of the
+// consumer, which receives them in a fixed order as engine tensors on the requested device.
+//
+// Determinism: the epoch's sample order depends on (seed, epoch) and each sample's
+// augmentation on (seed, epoch, dataset index), never on which thread ran it or when, so 1,
+// 2 or 8 workers give bit-identical batches.
+//
+//   Loader loader(dataset, {.batch_size = 2, .workers = 2, .seed = 7});
+//   loader.start_epoch(0);
+//   while (auto batch = loader.next()) { ... batch->images, batch->labels ... }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/transforms.h"
+#include "engine/tensor.h"
+
+namespace cbst::data {
+
+struct LoaderOptions {
+  int batch_size = 1;
+  int workers = 2;            // 0: decode on the consumer's thread
+  int prefetch_batches = 4;   // how far workers may run ahead of the consumer
+  bool shuffle = true;
+  bool drop_last = true;      // drop an incomplete final batch
+  bool augment = true;        // false: no scale/crop/flip (evaluation); images of a batch must match
+  uint64_t seed = 0;
+  ClassSpace classes = ClassSpace::cityscapes19;  // the label space of the batches
+  AugmentParams augment_params = {};
+  Normalization normalization = {};
+  Device device = Device::cpu();
+};
+
+struct Batch {
+  Tensor images;                 // f32 [N, 3, H, W], normalised
+  Tensor labels;                 // u8 [N, H, W], 255 = ignore (and padding)
+  std::vector<int64_t> indices;  // dataset indices of the N samples
+};
+
+class Loader {
+ public:
+  Loader(Dataset dataset, LoaderOptions options);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  const Dataset& dataset() const;
+  int64_t batches_per_epoch() const;
+  // The epoch's sample order (a permutation of the dataset when shuffling).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+  // Starts (or restarts) prefetching `epoch`; batches of an unfinished epoch are dropped.
+  void start_epoch(int64_t epoch);
+  // The next batch of the current epoch, nullopt at its end. Rethrows a worker's error
+  // (e.g. a corrupt file) here, on the consumer's thread.
+  std::optional<Batch> next();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cbst::data

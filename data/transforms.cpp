@@ -1,0 +1,232 @@
+// Transforms on host images and labels.
+#include "data/transforms.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "engine/check.h"
+
+namespace cbst::data {
+
+Normalization Normalization::caffe() {
+  // The mean of the ILSVRC training images in BGR order, as shipped with VGG16's Caffe model.
+  return Normalization{.bgr = true, .scale = 1.0f, .mean = {104.008f, 116.669f, 122.675f}, .std = {1, 1, 1}};
+}
+
+Normalization Normalization::torchvision() { return Normalization{}; }
+
+Normalization Normalization::from_name(const std::string& name) {
+  if (name == "caffe" || name == "caffe_bgr") return caffe();
+  if (name == "torchvision" || name == "torch_rgb") return torchvision();
+  CBST_THROW("unknown input normalisation '", name,
+             "'; use caffe (BGR 0-255 minus mean) or torchvision (RGB 0-1, mean/std)");
+}
+
+namespace {
+
+// Source taps for one output coordinate along an axis (half-pixel centres, clamped).
+struct Tap {
+  int lo = 0, hi = 0;
+  float w = 0;  // weight of hi
+};
+
+Tap bilinear_tap(int o, int out_size, int in_size) {
+  double s = (o + 0.5) * double(in_size) / double(out_size) - 0.5;
+  s = std::clamp(s, 0.0, double(in_size - 1));
+  Tap t;
+  t.lo = int(s);
+  t.hi = std::min(t.lo + 1, in_size - 1);
+  t.w = float(s - t.lo);
+  return t;
+}
+
+int nearest_index(int o, int out_size, int in_size) {
+  const int i = int((o + 0.5) * double(in_size) / double(out_size));
+  return std::min(i, in_size - 1);
+}
+
+}  // namespace
+
+Image resize_bilinear(const Image& image, int width, int height) {
+  CBST_CHECK(width > 0 && height > 0 && !image.empty(), "resize_bilinear: bad size ", width, "x", height);
+  const int c = image.channels;
+  Image out = Image::blank(width, height, c);
+  std::vector<Tap> xs(width);
+  for (int x = 0; x < width; ++x) xs[x] = bilinear_tap(x, width, image.width);
+  for (int y = 0; y < height; ++y) {
+    const Tap ty = bilinear_tap(y, height, image.height);
+    const uint8_t* r0 = image.row(ty.lo);
+    const uint8_t* r1 = image.row(ty.hi);
+    uint8_t* dst = out.row(y);
+    for (int x = 0; x < width; ++x) {
+      const Tap& tx = xs[x];
+      for (int k = 0; k < c; ++k) {
+        const float top = r0[tx.lo * c + k] + tx.w * (r0[tx.hi * c + k] - r0[tx.lo * c + k]);
+        const float bot = r1[tx.lo * c + k] + tx.w * (r1[tx.hi * c + k] - r1[tx.lo * c + k]);
+        const float v = top + ty.w * (bot - top);
+        dst[x * c + k] = uint8_t(std::clamp(v + 0.5f, 0.0f, 255.0f));
+      }
+    }
+  }
+  return out;
+}
+
+Labels resize_nearest(const Labels& labels, int width, int height) {
+  CBST_CHECK(width > 0 && height > 0 && !labels.ids.empty(), "resize_nearest: bad size ", width, "x", height);
+  Labels out = Labels::blank(width, height);
+  std::vector<int> xs(width);
+  for (int x = 0; x < width; ++x) xs[x] = nearest_index(x, width, labels.width);
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* src = labels.ids.data() + size_t(nearest_index(y, height, labels.height)) * labels.width;
+    uint8_t* dst = out.ids.data() + size_t(y) * width;
+    for (int x = 0; x < width; ++x) dst[x] = src[xs[x]];
+  }
+  return out;
+}
+
+Image crop(const Image& image, int x0, int y0, int width, int height, std::array<uint8_t, 3> pad) {
+  const int c = image.channels;
+  Image out = Image::blank(width, height, c);
+  for (int y = 0; y < height; ++y) {
+    uint8_t* dst = out.row(y);
+    const int sy = y0 + y;
+    for (int x = 0; x < width; ++x) {
+      const int sx = x0 + x;
+      const bool inside = sx >= 0 && sy >= 0 && sx < image.width && sy < image.height;
+      for (int k = 0; k < c; ++k)
+        dst[x * c + k] = inside ? image.row(sy)[sx * c + k] : pad[std::min(k, 2)];
+    }
+  }
+  return out;
+}
+
+Labels crop(const Labels& labels, int x0, int y0, int width, int height) {
+  Labels out = Labels::blank(width, height);
+  for (int y = 0; y < height; ++y) {
+    const int sy = y0 + y;
+    if (sy < 0 || sy >= labels.height) continue;
+    for (int x = 0; x < width; ++x) {
+      const int sx = x0 + x;
+      if (sx >= 0 && sx < labels.width)
+        out.ids[size_t(y) * width + x] = labels.ids[size_t(sy) * labels.width + sx];
+    }
+  }
+  return out;
+}
+
+void flip_horizontal(Image& image) {
+  const int c = image.channels;
+  for (int y = 0; y < image.height; ++y) {
+    uint8_t* r = image.row(y);
+    for (int a = 0, b = image.width - 1; a < b; ++a, --b)
+      for (int k = 0; k < c; ++k) std::swap(r[a * c + k], r[b * c + k]);
+  }
+}
+
+void flip_horizontal(Labels& labels) {
+  for (int y = 0; y < labels.height; ++y) {
+    uint8_t* r = labels.ids.data() + size_t(y) * labels.width;
+    std::reverse(r, r + labels.width);
+  }
+}
+
+void normalize(float* out, const Image& image, const Normalization& norm) {
+  CBST_CHECK(image.channels == 3, "normalize: expected an RGB image, got ", image.channels, " channels");
+  const size_t plane = size_t(image.width) * image.height;
+  for (int c = 0; c < 3; ++c) {
+    const int src = norm.bgr ? 2 - c : c;
+    const float a = norm.scale / norm.std[c], b = -norm.mean[c] / norm.std[c];
+    float* dst = out + c * plane;
+    for (size_t i = 0; i < plane; ++i) dst[i] = image.pixels[i * 3 + src] * a + b;
+  }
+}
+
+AugmentDraw draw_augment(const AugmentParams& p, int width, int height, SampleRng& rng) {
+  CBST_CHECK(width > 0 && height > 0, "draw_augment: empty image");
+  CBST_CHECK(p.min_scale > 0 && p.max_scale >= p.min_scale, "augment: scale range [", p.min_scale, ", ",
+             p.max_scale, "] is invalid; use 0 < min <= max (e.g. 0.7..1.3)");
+  double base = 1.0;
+  if (p.resize_long_side > 0) base = double(p.resize_long_side) / std::max(width, height);
+  // Every draw happens whether or not it is used, so the stream does not depend on options.
+  const double s = rng.uniform(p.min_scale, p.max_scale);
+  const double ux = rng.uniform(), uy = rng.uniform(), uf = rng.uniform();
+  AugmentDraw d;
+  d.scaled_width = std::max(1, int(std::lround(width * base * s)));
+  d.scaled_height = std::max(1, int(std::lround(height * base * s)));
+  if (p.crop_width > 0 && p.crop_height > 0) {
+    d.out_width = p.crop_width;
+    d.out_height = p.crop_height;
+    // A scaled image smaller than the crop sits at the top left and is padded bottom/right.
+    d.x0 = d.scaled_width > p.crop_width ? int(ux * (d.scaled_width - p.crop_width + 1)) : 0;
+    d.y0 = d.scaled_height > p.crop_height ? int(uy * (d.scaled_height - p.crop_height + 1)) : 0;
+  } else {
+    d.out_width = d.scaled_width;
+    d.out_height = d.scaled_height;
+  }
+  d.flip = p.flip && uf < 0.5;
+  return d;
+}
+
+void augment_sample(float* image_out, uint8_t* labels_out, const Image& image, const Labels* labels,
+                    const AugmentDraw& d, const Normalization& norm) {
+  CBST_CHECK(image.channels == 3, "augment_sample: expected an RGB image");
+  if (labels)
+    CBST_CHECK(labels->width == image.width && labels->height == image.height,
+               "augment_sample: image ", image.width, "x", image.height, " and labels ", labels->width,
+               "x", labels->height, " differ in size");
+  const int ow = d.out_width, oh = d.out_height;
+  const size_t plane = size_t(ow) * oh;
+  // Column taps of the output, flip folded in; -1 marks padding.
+  std::vector<Tap> xs(ow);
+  std::vector<int> xn(ow);
+  std::vector<char> xin(ow);
+  for (int x = 0; x < ow; ++x) {
+    const int X = d.x0 + (d.flip ? ow - 1 - x : x);
+    xin[x] = X < d.scaled_width;
+    if (xin[x]) {
+      xs[x] = bilinear_tap(X, d.scaled_width, image.width);
+      xn[x] = nearest_index(X, d.scaled_width, image.width);
+    }
+  }
+  float a[3], b[3];
+  int src[3];
+  for (int c = 0; c < 3; ++c) {
+    a[c] = norm.scale / norm.std[c];
+    b[c] = -norm.mean[c] / norm.std[c];
+    src[c] = norm.bgr ? 2 - c : c;
+  }
+  for (int y = 0; y < oh; ++y) {
+    const int Y = d.y0 + y;
+    float* out0 = image_out + size_t(y) * ow;
+    uint8_t* lrow = labels_out + size_t(y) * ow;
+    if (Y >= d.scaled_height) {
+      for (int c = 0; c < 3; ++c) std::fill(out0 + c * plane, out0 + c * plane + ow, 0.0f);
+      std::fill(lrow, lrow + ow, kIgnoreLabel);
+      continue;
+    }
+    const Tap ty = bilinear_tap(Y, d.scaled_height, image.height);
+    const uint8_t* r0 = image.row(ty.lo);
+    const uint8_t* r1 = image.row(ty.hi);
+    const uint8_t* lsrc =
+        labels ? labels->ids.data() + size_t(nearest_index(Y, d.scaled_height, image.height)) * labels->width
+               : nullptr;
+    for (int x = 0; x < ow; ++x) {
+      if (!xin[x]) {
+        for (int c = 0; c < 3; ++c) out0[c * plane + x] = 0.0f;
+        lrow[x] = kIgnoreLabel;
+        continue;
+      }
+      const Tap& tx = xs[x];
+      for (int c = 0; c < 3; ++c) {
+        const int k = src[c];
+        const float top = r0[tx.lo * 3 + k] + tx.w * (r0[tx.hi * 3 + k] - r0[tx.lo * 3 + k]);
+        const float bot = r1[tx.lo * 3 + k] + tx.w * (r1[tx.hi * 3 + k] - r1[tx.lo * 3 + k]);
+        out0[c * plane + x] = (top + ty.w * (bot - top)) * a[c] + b[c];
+      }
+      lrow[x] = lsrc ? lsrc[xn[x]] : kIgnoreLabel;
+    }
+  }
+}
+
+}  // namespace cbst::data

@@ -1,0 +1,73 @@
+// Image/label transforms: resize (bilinear for images, nearest for labels), random scale,
+// random crop with label padding 255, horizontal flip, normalisation per weight convention.
+//
+// Sampling convention: pixel centres at (i + 0.5), i.e. align_corners = false, as in
+// cv2.resize / PIL / torch.nn.functional.interpolate(mode="bilinear", align_corners=False).
+//
+// The training path (`augment_sample`) fuses scale + crop + flip + normalise: only the
+// pixels inside the crop are interpolated, written straight as normalised f32 CHW. It
+// computes the same values as resize_bilinear -> crop -> flip -> normalize without the
+// intermediate rounding to 8 bits.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "data/image.h"
+#include "data/sample_rng.h"
+
+namespace cbst::data {
+
+// out[c] = (in[order[c]] * scale - mean[c]) / std[c], CHW, where order is RGB or BGR.
+struct Normalization {
+  bool bgr = false;
+  float scale = 1.0f / 255.0f;
+  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // in output channel order, after scale
+  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+
+  // Caffe VGG16: BGR, 0..255, minus the ImageNet BGR mean, no division.
+  static Normalization caffe();
+  // torchvision: RGB, 0..1, ImageNet mean/std.
+  static Normalization torchvision();
+  // "caffe" / "caffe_bgr", "torchvision" / "torch_rgb"; throws listing the names.
+  static Normalization from_name(const std::string& name);
+};
+
+Image resize_bilinear(const Image& image, int width, int height);
+Labels resize_nearest(const Labels& labels, int width, int height);
+// The window [x0, x0 + width) x [y0, y0 + height); outside the source: `pad` (image: per
+// channel value, labels: 255).
+Image crop(const Image& image, int x0, int y0, int width, int height, std::array<uint8_t, 3> pad = {0, 0, 0});
+Labels crop(const Labels& labels, int x0, int y0, int width, int height);
+void flip_horizontal(Image& image);
+void flip_horizontal(Labels& labels);
+// 8-bit RGB HWC -> f32 CHW (out holds 3 * height * width floats).
+void normalize(float* out, const Image& image, const Normalization& norm);
+
+struct AugmentParams {
+  int resize_long_side = 0;  // first resize so the long side is this (0: keep the file's size)
+  double min_scale = 0.7;    // then a random scale factor in [min_scale, max_scale]
+  double max_scale = 1.3;
+  int crop_width = 500;      // 0: no crop (output is the scaled image)
+  int crop_height = 500;
+  bool flip = true;          // random horizontal flip with probability 1/2
+};
+
+// One sample's random choices; a function of (params, image size, rng) only.
+struct AugmentDraw {
+  int scaled_width = 0;
+  int scaled_height = 0;
+  int x0 = 0, y0 = 0;  // crop origin in the scaled image
+  int out_width = 0, out_height = 0;
+  bool flip = false;
+};
+AugmentDraw draw_augment(const AugmentParams& params, int width, int height, SampleRng& rng);
+
+// image_out: 3 * out_height * out_width floats (normalised, CHW); labels_out: out_height *
+// out_width (255 where padded or when `labels` is null). Padded image pixels are 0 after
+// normalisation, i.e. the mean colour.
+void augment_sample(float* image_out, uint8_t* labels_out, const Image& image, const Labels* labels,
+                    const AugmentDraw& draw, const Normalization& norm);
+
+}  // namespace cbst::data

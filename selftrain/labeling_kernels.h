@@ -1,0 +1,41 @@
+// Backends of selftrain/pseudo_labels.h: the CPU twin and the CUDA kernels. Internal; free of
+// CUDA headers. Front-ends (pseudo_labels.cpp) check arguments and allocate outputs; these
+// only compute, on raw pointers of the device named by the front-end.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/dtype.h"
+#include "selftrain/labeling_math.h"
+#include "selftrain/pseudo_labels.h"
+
+namespace cbst::labeling {
+
+struct PoolParams {
+  bool global_pool = false;  // ST
+  double portion = 0.2;
+  int64_t pool_stride = 1;
+};
+
+// thresholds: (C) f32, pool_sizes: (C) i64.
+void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,
+                          int64_t images, const PoolParams& params);
+// labels: (N, H, W) u8; confidence: (N, H, W) f32 or null; thresholds: (C) f32.
+void pseudo_labels_cpu(uint8_t* labels, float* confidence, const ScoreSource& src,
+                       int64_t images, const float* thresholds);
+// scores: (N, C, H, W) f32.
+void selection_scores_cpu(float* scores, const ScoreSource& src, int64_t images);
+
+#if CBST_WITH_CUDA
+void class_thresholds_cuda(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,
+                           int64_t images, const PoolParams& params, Device device);
+void pseudo_labels_cuda(uint8_t* labels, float* confidence, const ScoreSource& src,
+                        int64_t images, const float* thresholds);
+void selection_scores_cuda(float* scores, const ScoreSource& src, int64_t images);
+
+// Device-to-device copy bandwidth of a `bytes` buffer (GB/s, counting the read and the
+// write), the reference the labelling benchmark reports against.
+double device_copy_bandwidth_gbs(int64_t bytes, int repeats, Device device);
+#endif
+
+}  // namespace cbst::labeling

@@ -1,0 +1,108 @@
+// CPU twin of the labelling kernels: the executable specification. Plain loops over label
+// pixels (OpenMP over rows), the pools materialised as order keys and the rank found with
+// std::nth_element. Per-pixel arithmetic is shared with the CUDA kernels (labeling_math.h).
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+#include "selftrain/labeling_kernels.h"
+
+namespace cbst::labeling {
+
+namespace {
+
+// The taps of every column and row of the label grid, computed once (the same function as
+// the per-pixel device code, so the same values).
+struct GridTaps {
+  std::vector<Tap> py, px, qy, qx;
+
+  explicit GridTaps(const ScoreSource& s) : py(s.height), px(s.width), qy(s.height), qx(s.width) {
+    for (int64_t y = 0; y < s.height; ++y) {
+      const PixelTaps t = pixel_taps(s, y, 0);
+      py[y] = t.py;
+      qy[y] = t.qy;
+    }
+    for (int64_t x = 0; x < s.width; ++x) {
+      const PixelTaps t = pixel_taps(s, 0, x);
+      px[x] = t.px;
+      qx[x] = t.qx;
+    }
+  }
+  PixelTaps at(int64_t y, int64_t x) const { return {py[y], px[x], qy[y], qx[x]}; }
+};
+
+}  // namespace
+
+void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,
+                          int64_t images, const PoolParams& params) {
+  const int64_t classes = src.classes;
+  const int64_t width = src.width;
+  const int64_t pixels = int64_t(src.height) * width;
+  const int64_t stride = params.pool_stride;
+  const int64_t per_image = (pixels + stride - 1) / stride;  // flat indices 0, K, 2K, … < H·W
+  const GridTaps taps(src);
+
+  std::vector<std::vector<uint32_t>> pools(params.global_pool ? 1 : classes);
+  std::vector<int64_t> counts(classes, 0);
+  std::vector<uint8_t> label(per_image);
+  std::vector<uint32_t> key(per_image);
+  for (int64_t i = 0; i < images; ++i) {
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < per_image; ++m) {
+      const int64_t k = m * stride;
+      const Best b = best_class(src, i, taps.at(k / width, k % width), nullptr);
+      label[m] = uint8_t(b.label);
+      key[m] = order_key(b.value);
+    }
+    for (int64_t m = 0; m < per_image; ++m) {
+      pools[params.global_pool ? 0 : label[m]].push_back(key[m]);
+      ++counts[label[m]];
+    }
+  }
+
+  // threshold = pool[t−1] of the pool sorted in descending order, t = ⌊n·p⌋.
+  std::vector<float> value(pools.size(), 1.0f);
+  for (size_t j = 0; j < pools.size(); ++j) {
+    auto& pool = pools[j];
+    const int64_t t = rank_count(int64_t(pool.size()), params.portion);
+    if (t == 0) continue;
+    std::nth_element(pool.begin(), pool.begin() + (t - 1), pool.end(), std::greater<uint32_t>());
+    value[j] = usable_threshold(key_value(pool[t - 1]));
+  }
+  for (int64_t c = 0; c < classes; ++c) {
+    thresholds[c] = value[params.global_pool ? 0 : c];
+    pool_sizes[c] = counts[c];
+  }
+}
+
+void pseudo_labels_cpu(uint8_t* labels, float* confidence, const ScoreSource& src,
+                       int64_t images, const float* thresholds) {
+  const int64_t height = src.height, width = src.width;
+  const GridTaps taps(src);
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < images * height; ++row) {
+    const int64_t i = row / height, y = row % height;
+    for (int64_t x = 0; x < width; ++x) {
+      // r_n(c) = s_n(c)/threshold(c); kept iff max_c r ≥ 1 (a pixel at its threshold stays).
+      const Best b = best_class(src, i, taps.at(y, x), thresholds);
+      labels[row * width + x] = b.value >= 1.0f ? uint8_t(b.label) : kIgnoreLabel;
+      if (confidence != nullptr) confidence[row * width + x] = b.value;
+    }
+  }
+}
+
+void selection_scores_cpu(float* scores, const ScoreSource& src, int64_t images) {
+  const int64_t height = src.height, width = src.width, classes = src.classes;
+  const GridTaps taps(src);
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < images * height; ++row) {
+    const int64_t i = row / height, y = row % height;
+    for (int64_t x = 0; x < width; ++x) {
+      const PixelTaps t = taps.at(y, x);
+      for (int32_t c = 0; c < src.classes; ++c)
+        scores[((i * classes + c) * height + y) * width + x] = score(src, i, c, t);
+    }
+  }
+}
+
+}  // namespace cbst::labeling

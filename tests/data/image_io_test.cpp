@@ -1,0 +1,168 @@
+// Image and label I/O: palette indices, 16-bit channel 0, writers, atomicity, bad files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/image.h"
+#include "engine/check.h"
+#include "tests/data/data_test_util.h"
+
+using namespace cbst::data;
+namespace tu = cbst::data::test_util;
+using tu::TempDir;
+
+namespace {
+
+std::vector<uint8_t> ramp(size_t n, int mod) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = uint8_t(i % mod);
+  return v;
+}
+
+void expect_error_mentions(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    FAIL() << "expected cbst::Error mentioning " << needle;
+  } catch (const cbst::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(PngReader, PaletteLabelsYieldIndices) {
+  TempDir dir;
+  const std::string path = dir.file("labels/00001.png");
+  const auto ids = ramp(37 * 23, 34);
+  tu::write_palette_png(path, 37, 23, ids);
+  const PngHeader h = read_png_header(path);
+  EXPECT_EQ(h.color_type, 3);
+  const RawLabels raw = read_label_values(path);
+  ASSERT_EQ(raw.width, 37);
+  ASSERT_EQ(raw.height, 23);
+  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(raw.values[i], ids[i]) << "pixel " << i;
+  // The same file read as an image gives the palette colours (labelId 7 = road's purple).
+  const Image rgb = read_image_rgb(path);
+  const size_t k = 7;  // ids[7] == 7
+  EXPECT_EQ(rgb.pixels[k * 3 + 0], 128);
+  EXPECT_EQ(rgb.pixels[k * 3 + 1], 64);
+  EXPECT_EQ(rgb.pixels[k * 3 + 2], 128);
+}
+
+TEST(PngReader, SixteenBitLabelsYieldChannelZero) {
+  TempDir dir;
+  const std::string path = dir.file("GT/LABELS/0000000.png");
+  const int w = 11, h = 5;
+  PngWriteSpec spec{.width = w, .height = h, .channels = 3, .bit_depth = 16};
+  for (int i = 0; i < w * h; ++i) {
+    spec.samples16.push_back(uint16_t(i % 23 + (i % 3) * 1000));  // class id (> 8 bits for some)
+    spec.samples16.push_back(uint16_t(40000 + i));                // instance id
+    spec.samples16.push_back(0);
+  }
+  write_png(path, spec);
+  EXPECT_EQ(read_png_header(path).bit_depth, 16);
+  const RawLabels raw = read_label_values(path);
+  for (int i = 0; i < w * h; ++i) ASSERT_EQ(raw.values[i], uint16_t(i % 23 + (i % 3) * 1000));
+}
+
+TEST(PngWriter, GreyAndRgbRoundTrip) {
+  TempDir dir;
+  const Image im = tu::pattern_image(31, 17, 3);
+  write_png(dir.file("rgb.png"), im);
+  const Image back = read_image_rgb(dir.file("rgb.png"));
+  EXPECT_EQ(back.width, 31);
+  EXPECT_EQ(back.height, 17);
+  EXPECT_EQ(back.pixels, im.pixels);
+  const Labels l{5, 3, {0, 1, 2, 3, 4, 255, 6, 7, 8, 9, 10, 11, 12, 13, 14}};
+  write_png_grey(dir.file("l.png"), l);
+  const RawLabels raw = read_label_values(dir.file("l.png"));
+  for (size_t i = 0; i < l.ids.size(); ++i) EXPECT_EQ(raw.values[i], l.ids[i]);
+  EXPECT_EQ(read_image_rgb(dir.file("l.png")).pixels[5 * 3], 255);  // grey replicated to RGB
+}
+
+TEST(PngWriter, WritesAtomicallyWithoutLeavingTempFiles) {
+  TempDir dir;
+  const std::string path = dir.file("out/pred.png");
+  tu::write_grey_png(path, 4, 4, ramp(16, 19));
+  tu::write_grey_png(path, 4, 4, ramp(16, 7));  // overwrite in place
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+    ++files;
+    EXPECT_EQ(e.path().filename().string(), "pred.png");
+  }
+  EXPECT_EQ(files, 1u);
+  EXPECT_EQ(read_label_values(path).values[6], 6);
+}
+
+TEST(PngWriter, RefusesAMissingFolderWithAHint) {
+  TempDir dir;
+  expect_error_mentions([&] { tu::write_grey_png(dir.path() + "/nope/x.png", 2, 2, {0, 1, 2, 3}); },
+                        "does not exist");
+}
+
+TEST(ImageReader, DecodesJpegThroughStb) {
+  TempDir dir;
+  const std::string path = dir.file("Images/Test/a.jpg");
+  const Image im = Image::blank(16, 8, 3, 120);
+  tu::write_jpeg(path, im);
+  const Image back = read_image_rgb(path);
+  EXPECT_EQ(back.width, 16);
+  EXPECT_EQ(back.height, 8);
+  EXPECT_NEAR(back.pixels[40], 120, 3);  // JPEG is lossy; a flat image stays within a few levels
+}
+
+TEST(ImageReader, SideBySidePanelPlacesImagesLeftToRight) {
+  const Image a = Image::blank(4, 2, 3, 10), b = Image::blank(2, 1, 1, 200);
+  const Image p = side_by_side({&a, &b}, 1);
+  EXPECT_EQ(p.height, 2);
+  EXPECT_EQ(p.width, 4 + 1 + 4);
+  EXPECT_EQ(p.row(1)[0], 10);
+  EXPECT_EQ(p.row(0)[4 * 3], 255);    // the gap
+  EXPECT_EQ(p.row(1)[8 * 3 + 2], 200);  // b scaled to height 2, grey replicated
+}
+
+TEST(BadInput, MissingFileNamesTheFile) {
+  expect_error_mentions([] { read_image_rgb("/nonexistent/dir/x.png"); }, "/nonexistent/dir/x.png");
+  expect_error_mentions([] { read_label_values("/nonexistent/dir/y.png"); }, "/nonexistent/dir/y.png");
+}
+
+TEST(BadInput, TruncatedPngNamesTheFile) {
+  TempDir dir;
+  const std::string good = dir.file("good.png");
+  tu::write_palette_png(good, 64, 64, ramp(64 * 64, 34));
+  const std::vector<uint8_t> bytes = read_file_bytes(good);
+  // Every truncation point, from inside the header to just before the end, must give an
+  // error naming the file (a stride keeps the test fast).
+  for (size_t cut = 1; cut < bytes.size(); cut += 1 + bytes.size() / 97) {
+    const std::string bad = dir.file("cut_" + std::to_string(cut) + ".png");
+    std::ofstream(bad, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(cut));
+    expect_error_mentions([&] { read_label_values(bad); }, bad);
+    expect_error_mentions([&] { read_image_rgb(bad); }, bad);
+  }
+}
+
+TEST(BadInput, CorruptPngNamesTheFile) {
+  TempDir dir;
+  const std::string good = dir.file("good.png");
+  write_png(good, tu::pattern_image(40, 30));
+  std::vector<uint8_t> bytes = read_file_bytes(good);
+  // Flip bytes in the IDAT payload and in the IHDR (CRC mismatch): errors, never crashes.
+  for (size_t pos : {size_t(20), size_t(29), bytes.size() / 2, bytes.size() - 20}) {
+    std::vector<uint8_t> bad_bytes = bytes;
+    bad_bytes[pos] ^= 0x5a;
+    const std::string bad = dir.file("bad_" + std::to_string(pos) + ".png");
+    write_file_atomic(bad, bad_bytes.data(), bad_bytes.size());
+    expect_error_mentions([&] { read_image_rgb(bad); }, bad);
+  }
+}
+
+TEST(BadInput, NonImageFileNamesTheFile) {
+  TempDir dir;
+  const std::string path = dir.file("notes.png");
+  tu::write_text(path, "this is not an image");
+  expect_error_mentions([&] { read_image_rgb(path); }, path);
+  const std::string empty = dir.file("empty.jpg");
+  tu::write_text(empty, "");
+  expect_error_mentions([&] { read_image_rgb(empty); }, empty);
+}

@@ -1,0 +1,137 @@
+// The threaded loader: batch layout, determinism across worker counts, errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "data/loader.h"
+#include "engine/check.h"
+#include "tests/data/data_test_util.h"
+
+using namespace cbst::data;
+namespace tu = cbst::data::test_util;
+using tu::TempDir;
+
+namespace {
+
+// A GTA5-layout tree of `n` images of varying sizes.
+std::string write_tree(const TempDir& d, int n) {
+  for (int i = 0; i < n; ++i) {
+    char stem[16];
+    std::snprintf(stem, sizeof stem, "%05d", i + 1);
+    const int w = 40 + 3 * i, h = 24 + i;
+    write_png(d.file(std::string("gta/images/") + stem + ".png"), tu::pattern_image(w, h, i));
+    std::vector<uint8_t> ids(w * h);
+    for (int k = 0; k < w * h; ++k) ids[k] = uint8_t((k + i) % 34);
+    tu::write_palette_png(d.file(std::string("gta/labels/") + stem + ".png"), w, h, ids);
+  }
+  return d.path() + "/gta";
+}
+
+struct Epoch {
+  std::vector<std::vector<float>> images;
+  std::vector<std::vector<uint8_t>> labels;
+  std::vector<int64_t> indices;
+};
+
+Epoch run_epoch(const Dataset& ds, int workers, int64_t epoch, uint64_t seed = 11) {
+  Loader loader(ds, {.batch_size = 2, .workers = workers, .prefetch_batches = 2, .drop_last = false, .seed = seed,
+                     .augment_params = {.crop_width = 32, .crop_height = 20}});
+  loader.start_epoch(epoch);
+  Epoch out;
+  while (auto b = loader.next()) {
+    out.images.push_back(b->images.to_vector<float>());
+    out.labels.push_back(b->labels.to_vector<uint8_t>());
+    out.indices.insert(out.indices.end(), b->indices.begin(), b->indices.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Loader, BatchesAreEngineTensorsOfTheRequestedShape) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_tree(d, 5));
+  Loader loader(ds, {.batch_size = 2, .workers = 2, .seed = 1, .augment_params = {.crop_width = 32, .crop_height = 20}});
+  EXPECT_EQ(loader.batches_per_epoch(), 2);  // drop_last
+  loader.start_epoch(0);
+  auto b = loader.next();
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->images.shape(), (cbst::Shape{2, 3, 20, 32}));
+  EXPECT_EQ(b->images.dtype(), cbst::DType::f32);
+  EXPECT_EQ(b->labels.shape(), (cbst::Shape{2, 20, 32}));
+  EXPECT_EQ(b->labels.dtype(), cbst::DType::u8);
+  for (uint8_t v : b->labels.to_vector<uint8_t>()) EXPECT_TRUE(v < 19 || v == 255);
+  EXPECT_TRUE(loader.next().has_value());
+  EXPECT_FALSE(loader.next().has_value());
+}
+
+TEST(Loader, OneTwoAndThreeWorkersGiveBitIdenticalBatches) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_tree(d, 7));
+  for (int64_t epoch : {0, 1}) {
+    const Epoch ref = run_epoch(ds, 1, epoch);
+    for (int workers : {0, 2, 3}) {
+      const Epoch e = run_epoch(ds, workers, epoch);
+      ASSERT_EQ(e.indices, ref.indices) << workers << " workers";
+      ASSERT_EQ(e.labels, ref.labels) << workers << " workers";
+      ASSERT_EQ(e.images.size(), ref.images.size());
+      for (size_t k = 0; k < e.images.size(); ++k)
+        ASSERT_EQ(0, std::memcmp(e.images[k].data(), ref.images[k].data(), e.images[k].size() * sizeof(float)))
+            << "batch " << k << " with " << workers << " workers";
+    }
+  }
+}
+
+TEST(Loader, EpochOrderIsAPermutationThatChangesWithEpochAndSeed) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_tree(d, 7));
+  const Epoch e0 = run_epoch(ds, 2, 0), e1 = run_epoch(ds, 2, 1), other_seed = run_epoch(ds, 2, 0, 12);
+  std::vector<int64_t> sorted = e0.indices;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_NE(e0.indices, e1.indices);
+  EXPECT_NE(e0.images, other_seed.images);
+}
+
+TEST(Loader, RestartingAnEpochMidwayStartsItOver) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_tree(d, 6));
+  Loader loader(ds, {.batch_size = 1, .workers = 2, .seed = 3, .augment_params = {.crop_width = 16, .crop_height = 16}});
+  loader.start_epoch(4);
+  const auto first = loader.next()->images.to_vector<float>();
+  loader.next();
+  loader.start_epoch(4);
+  EXPECT_EQ(loader.next()->images.to_vector<float>(), first);
+}
+
+TEST(BadInput, CorruptFileInALoaderSurfacesOnTheConsumerNamingTheFile) {
+  TempDir d;
+  const std::string root = write_tree(d, 4);
+  tu::write_text(root + "/images/00003.png", "\x89PNG\r\n\x1a\n truncated");
+  Loader loader(open_gta5(root), {.batch_size = 1, .workers = 2, .shuffle = false,
+                                  .augment_params = {.crop_width = 16, .crop_height = 16}});
+  loader.start_epoch(0);
+  loader.next();
+  loader.next();
+  try {
+    loader.next();
+    FAIL() << "expected an error for images/00003.png";
+  } catch (const cbst::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("images/00003.png"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(loader.next().has_value());  // the loader keeps going after a bad sample
+}
+
+TEST(BadInput, UnequalSizesWithoutCropNameBothFiles) {
+  TempDir d;
+  Loader loader(open_gta5(write_tree(d, 2)), {.batch_size = 2, .workers = 1, .shuffle = false, .augment = false});
+  loader.start_epoch(0);
+  try {
+    loader.next();
+    FAIL() << "expected a size error";
+  } catch (const cbst::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("00001.png"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("00002.png"), std::string::npos) << e.what();
+  }
+}
