@@ -3,6 +3,8 @@
 // depends on which worker finishes first.
 #include "data/loader.h"
 
+#include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -32,9 +34,10 @@ constexpr uint64_t kOrderStream = ~uint64_t(0);
 }  // namespace
 
 struct Loader::State {
-  Dataset dataset;
+  std::vector<Dataset> parts;      // concatenated in order (ConcatDataset)
+  std::vector<LabelMap> label_maps;  // one per part: each part keeps its own label encoding
+  std::vector<int64_t> offsets;      // first global index of each part, then the total
   LoaderOptions options;
-  LabelMap label_map;
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -49,8 +52,27 @@ struct Loader::State {
   std::map<int64_t, HostBatch> ready;
   std::vector<std::thread> threads;
 
-  State(Dataset d, LoaderOptions o)
-      : dataset(std::move(d)), options(std::move(o)), label_map(dataset.label_map(options.classes)) {}
+  State(std::vector<Dataset> d, LoaderOptions o)
+      : parts(std::move(d)), options(std::move(o)) {
+    offsets.push_back(0);
+    for (const Dataset& p : parts) {
+      label_maps.push_back(p.label_map(options.classes));
+      offsets.push_back(offsets.back() + int64_t(p.size()));
+    }
+  }
+
+  int64_t size() const { return offsets.back(); }
+  size_t part_of(int64_t index) const {
+    return size_t(std::upper_bound(offsets.begin(), offsets.end(), index) - offsets.begin() - 1);
+  }
+  LoadedSample load(int64_t index) const {
+    const size_t p = part_of(index);
+    return parts[p].load(size_t(index - offsets[p]), label_maps[p]);
+  }
+  const std::string& image_path(int64_t index) const {
+    const size_t p = part_of(index);
+    return parts[p].sample(size_t(index - offsets[p])).image;
+  }
 
   HostBatch build(int64_t epoch_index, std::vector<int64_t> indices) const {
     HostBatch hb;
@@ -59,11 +81,13 @@ struct Loader::State {
     try {
       for (int64_t k = 0; k < hb.n; ++k) {
         const int64_t index = hb.indices[k];
-        const LoadedSample s = dataset.load(size_t(index), label_map);
+        const LoadedSample s = load(index);
         AugmentDraw d;
         if (options.augment) {
           SampleRng rng(options.seed, uint64_t(epoch_index), uint64_t(index));
           d = draw_augment(options.augment_params, s.image.width, s.image.height, rng);
+          if (options.crop_center && !s.labels.ids.empty() && options.augment_params.crop_width > 0)
+            place_crop(d, index, epoch_index, s);
         } else {
           d.scaled_width = d.out_width = s.image.width;
           d.scaled_height = d.out_height = s.image.height;
@@ -74,8 +98,8 @@ struct Loader::State {
           hb.images.resize(size_t(hb.n) * 3 * hb.h * hb.w);
           hb.labels.resize(size_t(hb.n) * hb.h * hb.w);
         } else if (d.out_height != hb.h || d.out_width != hb.w) {
-          CBST_THROW("loader: samples of one batch differ in size: ", dataset.sample(hb.indices[0]).image,
-                     " gives ", hb.w, "x", hb.h, " but ", dataset.sample(index).image, " gives ",
+          CBST_THROW("loader: samples of one batch differ in size: ", image_path(hb.indices[0]),
+                     " gives ", hb.w, "x", hb.h, " but ", image_path(index), " gives ",
                      d.out_width, "x", d.out_height, "; use a crop size or batch size 1");
         }
         augment_sample(hb.images.data() + size_t(k) * 3 * hb.h * hb.w,
@@ -86,6 +110,21 @@ struct Loader::State {
       hb.error = std::current_exception();
     }
     return hb;
+  }
+
+  // Re-centres the crop of `d` where options.crop_center asks, clamped inside the scaled image.
+  void place_crop(AugmentDraw& d, int64_t index, int64_t epoch_index, const LoadedSample& s) const {
+    // A stream of its own (seed offset), so mining never shifts the other draws.
+    SampleRng rng(options.seed ^ 0x6d696e696e67ull, uint64_t(epoch_index), uint64_t(index));
+    int cx = 0, cy = 0;
+    if (!options.crop_center(index, s.labels, rng, cx, cy)) return;
+    const double sx = double(d.scaled_width) / s.image.width, sy = double(d.scaled_height) / s.image.height;
+    auto origin = [](double centre, int crop, int scaled) {
+      const int o = int(std::lround(centre - crop / 2.0));
+      return std::clamp(o, 0, std::max(0, scaled - crop));
+    };
+    d.x0 = origin((cx + 0.5) * sx, d.out_width, d.scaled_width);
+    d.y0 = origin((cy + 0.5) * sy, d.out_height, d.scaled_height);
   }
 
   std::vector<int64_t> batch_indices(int64_t b) const {
@@ -115,12 +154,16 @@ struct Loader::State {
 };
 
 Loader::Loader(Dataset dataset, LoaderOptions options)
-    : state_(std::make_unique<State>(std::move(dataset), std::move(options))) {
+    : Loader(std::vector<Dataset>{std::move(dataset)}, std::move(options)) {}
+
+Loader::Loader(std::vector<Dataset> datasets, LoaderOptions options)
+    : state_(std::make_unique<State>(std::move(datasets), std::move(options))) {
+  CBST_CHECK(!state_->parts.empty(), "loader: no dataset given");
   const LoaderOptions& o = state_->options;
   CBST_CHECK(o.batch_size > 0, "loader: batch_size must be positive, got ", o.batch_size);
   CBST_CHECK(o.workers >= 0, "loader: workers must be >= 0, got ", o.workers);
   CBST_CHECK(o.prefetch_batches > 0, "loader: prefetch_batches must be positive");
-  CBST_CHECK(state_->dataset.size() > 0, "loader: the dataset is empty: ", state_->dataset.describe());
+  CBST_CHECK(state_->size() > 0, "loader: the dataset is empty: ", state_->parts[0].describe());
   for (int i = 0; i < o.workers; ++i) state_->threads.emplace_back([s = state_.get()] { s->worker(); });
 }
 
@@ -133,15 +176,16 @@ Loader::~Loader() {
   for (std::thread& t : state_->threads) t.join();
 }
 
-const Dataset& Loader::dataset() const { return state_->dataset; }
+const Dataset& Loader::dataset() const { return state_->parts[0]; }
+int64_t Loader::size() const { return state_->size(); }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = int64_t(state_->dataset.size()), bs = state_->options.batch_size;
+  const int64_t n = state_->size(), bs = state_->options.batch_size;
   return state_->options.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 
 std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
-  const int64_t n = int64_t(state_->dataset.size());
+  const int64_t n = state_->size();
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   if (state_->options.shuffle) {

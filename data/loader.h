@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/sample_rng.h"
 #include "data/transforms.h"
 #include "engine/tensor.h"
 
@@ -33,6 +35,13 @@ struct LoaderOptions {
   AugmentParams augment_params = {};
   Normalization normalization = {};
   Device device = Device::cpu();
+  // Optional crop placement (hard-sample mining, DESIGN §7.8): given a sample's labels (in
+  // the file's resolution) and a random stream of its own, returns true and a centre (cx, cy)
+  // in the file's pixel coordinates to centre the crop there (shifted to lie inside the
+  // scaled image), or false to keep the uniform crop. Called on worker threads; must be
+  // thread-safe and depend only on its arguments, so batches stay deterministic.
+  std::function<bool(int64_t index, const Labels& labels, SampleRng& rng, int& cx, int& cy)>
+      crop_center = {};
 };
 
 struct Batch {
@@ -44,11 +53,15 @@ struct Batch {
 class Loader {
  public:
   Loader(Dataset dataset, LoaderOptions options);
+  // Several datasets concatenated in order (index i of part k is offset_k + i), each read
+  // with its own label encoding: e.g. a source subset plus pseudo-labelled target images.
+  Loader(std::vector<Dataset> datasets, LoaderOptions options);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  const Dataset& dataset() const;
+  const Dataset& dataset() const;  // the first part
+  int64_t size() const;             // samples over all parts
   int64_t batches_per_epoch() const;
   // The epoch's sample order (a permutation of the dataset when shuffling).
   std::vector<int64_t> epoch_order(int64_t epoch) const;

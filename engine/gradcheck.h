@@ -25,7 +25,7 @@ struct GradcheckOptions {
   double tol = 1e-5;
   int64_t max_checked = 256;  // per input
   uint64_t seed = 1701;
-  std::vector<double> kinks;  // e.g. {0.0} for ReLU
+  std::vector<double> kinks = {};  // e.g. {0.0} for ReLU
   double kink_distance = 0.0;
 };
 

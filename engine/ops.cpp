@@ -443,6 +443,23 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
   });
 }
 
+Tensor flip(const Tensor& a, int64_t dim) {
+  dim = detail::wrap_dim(dim, a.dim(), "flip");
+  const int64_t n = a.shape()[size_t(dim)];
+  Shape strides = a.strides();
+  int64_t offset = a.storage_offset();
+  if (n > 0) {
+    // A view with a negative stride that starts at the last element, then a copy.
+    offset += (n - 1) * strides[size_t(dim)];
+    strides[size_t(dim)] = -strides[size_t(dim)];
+  }
+  AllocationScope scope("flip");
+  const Tensor view = detail::make_view(a, a.shape(), strides, offset);
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+  CBST_DISPATCH("flip", a.device(), copy, arg(out), arg(view));
+  return record("flip", out, {a}, [dim](const Tensor& g) { return std::vector<Tensor>{flip(g, dim)}; });
+}
+
 // ---- operators
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

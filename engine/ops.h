@@ -69,6 +69,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 
 // ---- shape
 Tensor concat(const std::vector<Tensor>& tensors, int64_t dim);
+// Reverses the order of elements along `dim` (torch.flip with one dim); returns a copy.
+Tensor flip(const Tensor& a, int64_t dim);
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);
 
 }  // namespace cbst

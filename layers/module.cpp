@@ -148,12 +148,13 @@ std::pair<int64_t, int64_t> fans(const Tensor& w) {
 }
 void assign(Tensor& w, const Tensor& values) {
   NoGradGuard guard;
-  w.copy_(values.to(w.device()).to(w.dtype()));
+  w.copy_(values.to(w.device()).to(w.dtype()));  // no-ops when already in place and type
 }
 }  // namespace
 
 void normal_(Tensor& w, double mean, double stddev, Generator* gen) {
-  assign(w, randn(w.shape(), mean, stddev, DType::f64, Device::cpu(), gen));
+  assign(w, randn(w.shape(), mean, stddev, is_floating(w.dtype()) ? w.dtype() : DType::f64,
+                  w.device(), gen));
 }
 
 void kaiming_normal_(Tensor& w, Generator* gen) {
@@ -163,7 +164,8 @@ void kaiming_normal_(Tensor& w, Generator* gen) {
 void xavier_uniform_(Tensor& w, Generator* gen) {
   const auto [fan_in, fan_out] = fans(w);
   const double a = std::sqrt(6.0 / double(fan_in + fan_out));
-  assign(w, rand_uniform(w.shape(), -a, a, DType::f64, Device::cpu(), gen));
+  assign(w, rand_uniform(w.shape(), -a, a, is_floating(w.dtype()) ? w.dtype() : DType::f64,
+                         w.device(), gen));
 }
 
 void constant_(Tensor& w, double value) {

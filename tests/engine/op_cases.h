@@ -67,6 +67,7 @@ inline std::vector<OpCase> op_cases() {
                }});
   c.push_back({"expand_unsqueeze", {{3}}, [](V x) { return mul(x[0].unsqueeze(0).expand({4, 3}), 1.0); }});
   c.push_back({"squeeze_clone", {{3, 1}}, [](V x) { return x[0].squeeze(1).clone(); }});
+  c.push_back({"flip", {{2, 3, 4}}, [](V x) { return mul(flip(x[0], -1), flip(x[0], 1)); }});
   c.push_back({"fan_out_chain", {{3, 3}}, [](V x) {
                  const Tensor y = exp(mul(x[0], 0.5));
                  return add(mul(y, y), sum(y, {0}, true));  // y used three times

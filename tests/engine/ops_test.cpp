@@ -96,6 +96,13 @@ TEST(Ops, IntegerDivisionByZeroGivesZeroInsteadOfCrashing) {
   EXPECT_EQ(div(a, b).to_vector<int32_t>(), (std::vector<int32_t>{3, 0}));
 }
 
+TEST(Ops, FlipReversesOneDimension) {
+  const Tensor a = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  EXPECT_EQ(flip(a, 1).to_vector<float>(), (std::vector<float>{3, 2, 1, 6, 5, 4}));
+  EXPECT_EQ(flip(a, 0).to_vector<float>(), (std::vector<float>{4, 5, 6, 1, 2, 3}));
+  EXPECT_EQ(flip(a.transpose(0, 1), 1).to_vector<float>(), (std::vector<float>{4, 1, 5, 2, 6, 3}));
+}
+
 TEST(Ops, ConcatPlacesEachInputAtItsOffset) {
   const Tensor a = Tensor::from_vector<float>({1, 2, 3, 4}, {2, 2});
   const Tensor b = Tensor::from_vector<float>({5, 6}, {2, 1});

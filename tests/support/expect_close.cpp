@@ -25,7 +25,7 @@ namespace cbst::testing {
     const bool both_nan = std::isnan(g[i]) && std::isnan(r[i]);
     const double err = both_nan ? 0.0 : std::abs(g[i] - r[i]);
     const double allowed = tol.atol + tol.rtol * std::abs(r[i]);
-    const double used = err / allowed;
+    const double used = err == 0.0 ? 0.0 : err / allowed;
     max_abs = std::max(max_abs, err);
     if (r[i] != 0) max_rel = std::max(max_rel, err / std::abs(r[i]));
     if (!(used <= worst)) worst = used;

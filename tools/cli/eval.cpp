@@ -1,17 +1,22 @@
 // cbst eval: scores predictions against a dataset's ground truth and prints the per-class
-// IoU table (and JSON). Today the predictions come from a folder of label PNGs; evaluating a
-// model (--model/--checkpoint) will add a second source of predicted label maps feeding the
-// same ConfusionMatrix and report (run_eval picks the source).
+// IoU table (and JSON). The predicted label maps come from one of two sources:
+//   --predictions DIR           a folder of predicted label PNGs (data/predictions.h);
+//   --model NAME --checkpoint F a model run over the images, with optional test scales and
+//                               flip (selftrain/evaluate.h), optionally saving its predictions.
 #include <unistd.h>
 
 #include <cstdio>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "data/evaluation.h"
 #include "data/predictions.h"
 #include "engine/check.h"
+#include "models/weight_import.h"
+#include "selftrain/evaluate.h"
 #include "tools/cli/registry.h"
 
 namespace {
@@ -26,6 +31,20 @@ struct EvalOptions {
   std::string pred_format = "labelids";
   std::string protocol;     // default from the dataset kind
   std::string json;
+  // Model evaluation.
+  std::string model;
+  std::string checkpoint;
+  std::vector<double> scales = {1.0};
+  bool flip = false;
+  std::string device = "cpu";
+  double input_scale = 1.0;
+  std::string input_convention;
+  std::string save_predictions;
+  int64_t save_limit = -1;
+  bool save_train_ids = false;
+  // Set from the parsed command line, for the checks between the two sources.
+  std::vector<std::string> model_only_given;
+  bool pred_format_given = false;
 };
 
 std::string default_protocol(const Dataset& ds) {
@@ -51,14 +70,67 @@ EvalResult evaluate_prediction_folder(const Dataset& ds, const EvalOptions& o, c
                                .progress = progress_printer()});
 }
 
+std::string scales_str(const std::vector<double>& scales) {
+  std::ostringstream s;
+  for (size_t i = 0; i < scales.size(); ++i) s << (i ? "," : "") << scales[i];
+  return s.str();
+}
+
+// Exactly one source of predictions, and no option of the other source.
+void check_sources(const EvalOptions& o) {
+  const bool folder = !o.predictions.empty();
+  const bool model = !o.model.empty() || !o.checkpoint.empty();
+  if (folder && model)
+    CBST_THROW("cbst eval takes either --predictions DIR or --model NAME --checkpoint FILE, not both");
+  if (!folder && !model)
+    CBST_THROW("cbst eval needs predictions: pass --predictions DIR (a folder of predicted label PNGs) "
+               "or --model NAME --checkpoint FILE (evaluate a model)");
+  if (model && (o.model.empty() || o.checkpoint.empty()))
+    CBST_THROW("evaluating a model needs both --model NAME and --checkpoint FILE (a cbst .safetensors "
+               "checkpoint); got ", o.model.empty() ? "--checkpoint only" : "--model only");
+  if (folder && !o.model_only_given.empty())
+    CBST_THROW(o.model_only_given.front(), " applies to --model evaluation only, not to --predictions");
+  if (model && o.pred_format_given)
+    CBST_THROW("--pred-format applies to --predictions only; a model's predictions need no format");
+}
+
+EvalResult evaluate_checkpoint(cbst::SegmentationModel& model, const Dataset& ds, const EvalOptions& o,
+                               const Protocol& protocol) {
+  std::fprintf(stderr, "model %s (%lld classes) on %s, scales %s%s, input scale %g\n", model.name().c_str(),
+               (long long)model.num_classes(), o.device.c_str(), scales_str(o.scales).c_str(),
+               o.flip ? " + flip" : "", o.input_scale);
+  cbst::EvaluateOptions options;
+  options.protocol = protocol;
+  options.inference.scales = o.scales;
+  options.inference.flip = o.flip;
+  options.input_scale = o.input_scale;
+  options.device = cbst::Device::parse(o.device);
+  options.input_convention = o.input_convention;
+  options.save_predictions = o.save_predictions;
+  options.save_limit = o.save_limit;
+  options.save_train_ids = o.save_train_ids;
+  options.progress = progress_printer();
+  const EvalResult result = cbst::evaluate_model(model, ds, options);
+  if (!o.save_predictions.empty())
+    std::fprintf(stderr, "wrote predictions to %s/%s and %s/color\n", o.save_predictions.c_str(),
+                 o.save_train_ids ? "trainIds" : "labelIds", o.save_predictions.c_str());
+  return result;
+}
+
 void run_eval(const EvalOptions& o) {
-  if (o.predictions.empty())
-    CBST_THROW("cbst eval needs predictions: pass --predictions DIR (a folder of predicted label PNGs)");
+  check_sources(o);
   const Dataset ds = open_dataset(o.data, {.split = o.split, .list_file = o.list_file});
   const Protocol protocol = protocol_from_name(o.protocol.empty() ? default_protocol(ds) : o.protocol);
-  std::fprintf(stderr, "evaluating %s against %s, protocol %s\n", o.predictions.c_str(), ds.describe().c_str(),
-               protocol.name.c_str());
-  const EvalResult result = evaluate_prediction_folder(ds, o, protocol);
+  // Load the model before printing anything, so that a wrong checkpoint fails on one line.
+  std::shared_ptr<cbst::SegmentationModel> model;
+  if (o.predictions.empty()) {
+    (void)cbst::Device::parse(o.device);  // a bad --device fails before the model loads
+    model = cbst::load_model_checkpoint(o.checkpoint, o.model);
+  }
+  std::fprintf(stderr, "evaluating %s against %s, protocol %s\n",
+               model ? o.checkpoint.c_str() : o.predictions.c_str(), ds.describe().c_str(), protocol.name.c_str());
+  const EvalResult result =
+      model ? evaluate_checkpoint(*model, ds, o, protocol) : evaluate_prediction_folder(ds, o, protocol);
   std::fputs(format_table(result).c_str(), stdout);
   std::fflush(stdout);
   if (!o.json.empty()) {
@@ -68,7 +140,9 @@ void run_eval(const EvalOptions& o) {
 }
 
 const cbst::cli::Command reg(
-    {.parent = "", .name = "eval", .help = "Evaluate predicted label maps against a dataset's ground truth (IoU table, JSON)"},
+    {.parent = "",
+     .name = "eval",
+     .help = "Evaluate a model or predicted label maps against a dataset's ground truth (IoU table, JSON)"},
     [](CLI::App& cmd) {
       auto o = std::make_shared<EvalOptions>();
       cmd.add_option("--data", o->data,
@@ -79,7 +153,7 @@ const cbst::cli::Command reg(
       cmd.add_option("--list", o->list_file, "Optional list file ('image [label]' per line, relative to the root)");
       cmd.add_option("--predictions", o->predictions,
                      "Folder of predicted label PNGs, matched to images by stem anywhere under it");
-      cmd.add_option("--pred-format", o->pred_format,
+      auto* pred_format = cmd.add_option("--pred-format", o->pred_format,
                      "Values in the prediction PNGs: labelids (Cityscapes labelIds), trainids (19 trainIds), "
                      "trainids16 (CBST's 16-class ids)")
           ->check(CLI::IsMember({"labelids", "trainids", "trainids16"}))
@@ -88,7 +162,40 @@ const cbst::cli::Command reg(
                      "Classes to score: 19, 16, 13 (16 less wall/fence/pole), nthu (default: from the dataset)")
           ->check(CLI::IsMember({"19", "16", "13", "nthu"}));
       cmd.add_option("--json", o->json, "Also write the results as JSON to this file");
-      cmd.callback([o] { run_eval(*o); });
+      cmd.add_option("--model", o->model, "Evaluate a model instead: its name (small-fcn, fcn8s-vgg16, resnet38)");
+      cmd.add_option("--checkpoint", o->checkpoint, "The model's cbst checkpoint (.safetensors)");
+      std::vector<CLI::Option*> model_only;
+      model_only.push_back(cmd.add_option("--scales", o->scales,
+                                          "Test scales, comma-separated (the paper's MST: 0.5,0.75,1.0); "
+                                          "softmax probabilities are averaged at the label resolution")
+                               ->delimiter(',')
+                               ->check(CLI::PositiveNumber)
+                               ->capture_default_str());
+      model_only.push_back(cmd.add_flag("--flip", o->flip, "Also average the horizontally mirrored image"));
+      model_only.push_back(
+          cmd.add_option("--device", o->device, "Device to run the model on: cpu, cuda, cuda:N")->capture_default_str());
+      model_only.push_back(cmd.add_option("--input-scale", o->input_scale,
+                                          "Resize the images by this factor before inference (predictions are "
+                                          "scored at the label resolution)")
+                               ->check(CLI::PositiveNumber)
+                               ->capture_default_str());
+      model_only.push_back(cmd.add_option("--input-convention", o->input_convention,
+                                          "Input normalisation: caffe or torchvision (default: the model's)")
+                               ->check(CLI::IsMember({"caffe", "torchvision"})));
+      model_only.push_back(cmd.add_option("--save-predictions", o->save_predictions,
+                                          "Write labelId PNGs (DIR/labelIds) and colourised predictions "
+                                          "(DIR/color) to this folder"));
+      model_only.push_back(cmd.add_option("--save-limit", o->save_limit,
+                                          "Save the predictions of the first K images only (default: all)"));
+      model_only.push_back(cmd.add_flag("--save-train-ids", o->save_train_ids,
+                                        "Save the model's class ids (DIR/trainIds) instead of Cityscapes labelIds"));
+      cmd.callback([o, model_only, pred_format] {
+        o->model_only_given.clear();
+        for (CLI::Option* opt : model_only)
+          if (opt->count() > 0) o->model_only_given.push_back(opt->get_name());
+        o->pred_format_given = pred_format->count() > 0;
+        run_eval(*o);
+      });
     });
 
 }  // namespace

@@ -1,5 +1,8 @@
 // cbst: class-balanced self-training for semantic segmentation.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <map>
 
@@ -26,10 +29,20 @@ std::string group_help(const std::string& parent) {
 }  // namespace cbst::cli
 
 int main(int argc, char** argv) {
+  // libgomp reads OMP_WAIT_POLICY when it loads, before main: idle OpenMP threads that spin
+  // after each parallel region starve OpenBLAS's own threads (convolutions ran 2–10× slower
+  // on two cores). Unless the user chose a policy, run again with the passive one.
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   using namespace cbst::cli;
   CLI::App app{"cbst: class-balanced self-training (Zou et al., ECCV 2018) for semantic segmentation"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cbst 0.1.0");
+  // Every option can also come from a TOML file: `cbst --config run.toml adapt ...`, with
+  // the subcommand's options under [adapt] (as the run folder's config.toml holds them).
+  app.set_config("--config", "", "read options from a TOML file");
 
   std::map<std::string, CLI::App*> groups;
   auto group = [&](const std::string& parent) -> CLI::App& {

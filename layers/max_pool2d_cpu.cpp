@@ -1,0 +1,58 @@
+// CPU max pooling: the specification. Parallel over (n, c) planes.
+#include <cmath>
+
+#include "engine/dispatch.h"
+#include "layers/max_pool2d_kernels.h"
+#include "layers/parallel_for.h"
+
+namespace cbst::layer_kernels::cpu {
+
+void max_pool2d_forward(const Tensor& y, const Tensor& indices, const Tensor& x,
+                        const MaxPool2dOptions& o) {
+  const int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ho = y.size(2), wo = y.size(3);
+  CBST_DISPATCH_FLOAT_TYPES(x.dtype(), "max_pool2d", [&] {
+    const scalar_t* px = x.data<scalar_t>();
+    scalar_t* py = y.data<scalar_t>();
+    int64_t* pi = indices.data<int64_t>();
+    parallel_for(planes, [&](int64_t plane) {
+      const scalar_t* xs = px + plane * h * w;
+      for (int64_t i = 0; i < ho; ++i)
+        for (int64_t j = 0; j < wo; ++j) {
+          const int64_t h0 = i * o.stride - o.pad, w0 = j * o.stride - o.pad;
+          int64_t best = -1;
+          scalar_t best_value = 0;
+          for (int64_t r = std::max<int64_t>(h0, 0); r < std::min(h0 + o.kernel, h); ++r)
+            for (int64_t c = std::max<int64_t>(w0, 0); c < std::min(w0 + o.kernel, w); ++c) {
+              const scalar_t v = xs[r * w + c];
+              if (best < 0 || v > best_value || std::isnan(v)) {
+                best = r * w + c;
+                best_value = v;
+                if (std::isnan(v)) goto done;
+              }
+            }
+        done:
+          const int64_t k = (plane * ho + i) * wo + j;
+          py[k] = best_value;
+          pi[k] = best;
+        }
+    });
+  });
+}
+
+void max_pool2d_backward(const Tensor& dx, const Tensor& dy, const Tensor& indices,
+                         const MaxPool2dOptions&) {
+  const int64_t planes = dx.size(0) * dx.size(1), hw = dx.size(2) * dx.size(3);
+  const int64_t out_hw = dy.size(2) * dy.size(3);
+  CBST_DISPATCH_FLOAT_TYPES(dx.dtype(), "max_pool2d_backward", [&] {
+    scalar_t* pdx = dx.data<scalar_t>();
+    const scalar_t* pdy = dy.data<scalar_t>();
+    const int64_t* pi = indices.data<int64_t>();
+    parallel_for(planes, [&](int64_t plane) {
+      for (int64_t k = 0; k < out_hw; ++k)
+        pdx[plane * hw + pi[plane * out_hw + k]] += pdy[plane * out_hw + k];
+    });
+  });
+}
+
+}  // namespace cbst::layer_kernels::cpu

@@ -1,0 +1,213 @@
+#include "models/weight_import.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "engine/autograd.h"
+#include "weights/load_weights.h"
+
+namespace cbst {
+
+namespace {
+
+using weights::TensorMap;
+
+bool has(const TensorMap& m, const std::string& n) { return m.contains(n); }
+
+// ---- ResNet-38: MXNet names <-> ours
+
+// "res4b3" / "bn4b3" → "b4_3"; "res2a" → "b2"; "bn7" → "bn7".
+std::string mxnet_block_to_ours(const std::string& tok) {
+  const size_t digit = tok.find_first_of("0123456789");
+  if (digit == std::string::npos) return "";
+  const std::string rest = tok.substr(digit);  // "4b3" or "2a"
+  if (rest.size() == 2 && rest[1] == 'a') return std::string("b") + rest[0];
+  if (rest.size() >= 3 && rest[1] == 'b') return std::string("b") + rest[0] + "_" + rest.substr(2);
+  return "";
+}
+
+// Returns our name for an MXNet ResNet-38 key, "" when it has no place (linear1000).
+std::string resnet38_from_mxnet(const std::string& key, int64_t num_classes) {
+  std::string k = key;
+  if (k.rfind("arg:", 0) == 0 || k.rfind("aux:", 0) == 0) k = k.substr(4);
+  if (k == "conv1a_weight") return "conv1a.weight";
+  if (k.rfind("conv6a_", 0) == 0) return "conv6a." + k.substr(7);
+  const std::string lin = "linear" + std::to_string(num_classes) + "_";
+  if (k.rfind(lin, 0) == 0) return "classifier." + k.substr(lin.size());
+  static const std::map<std::string, std::string> bn_part = {
+      {"gamma", "weight"}, {"beta", "bias"}, {"moving_mean", "running_mean"},
+      {"moving_var", "running_var"}};
+  auto split = [](const std::string& s) {
+    std::vector<std::string> t;
+    size_t start = 0;
+    for (size_t i = 0; i <= s.size(); ++i)
+      if (i == s.size() || s[i] == '_') {
+        t.push_back(s.substr(start, i - start));
+        start = i + 1;
+      }
+    return t;
+  };
+  const std::vector<std::string> t = split(k);
+  if (t.size() >= 2 && t[0] == "bn7") {
+    const std::string part = k.substr(4);
+    auto it = bn_part.find(part);
+    return it == bn_part.end() ? "" : "bn7." + it->second;
+  }
+  if (t.size() < 3 || t[1].rfind("branch", 0) != 0) return "";
+  const std::string block = mxnet_block_to_ours(t[0]);
+  if (block.empty()) return "";
+  const bool is_conv = t[0].rfind("res", 0) == 0;
+  const std::string part = k.substr(t[0].size() + t[1].size() + 2);
+  if (is_conv) return part == "weight" ? block + ".conv_" + t[1] + ".weight" : "";
+  auto it = bn_part.find(part);
+  return it == bn_part.end() ? "" : block + ".bn_" + t[1] + "." + it->second;
+}
+
+const char* kVggNames[] = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1",
+                           "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3",
+                           "conv5_1", "conv5_2", "conv5_3"};
+const int kVggFeatureIndex[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+
+}  // namespace
+
+std::string resnet38_mxnet_name(const std::string& ours, int64_t num_classes) {
+  static const std::map<std::string, std::string> bn_part = {
+      {"weight", "gamma"}, {"bias", "beta"}, {"running_mean", "moving_mean"},
+      {"running_var", "moving_var"}};
+  const size_t dot = ours.find('.');
+  const std::string first = ours.substr(0, dot), rest = ours.substr(dot + 1);
+  if (first == "conv1a") return "arg:conv1a_weight";
+  if (first == "conv6a") return "arg:conv6a_" + rest;
+  if (first == "classifier") return "arg:linear" + std::to_string(num_classes) + "_" + rest;
+  auto prefix = [&](const std::string& part) -> std::string {
+    return (part == "running_mean" || part == "running_var") ? "aux:" : "arg:";
+  };
+  if (first == "bn7") return prefix(rest) + "bn7_" + bn_part.at(rest);
+  // "b4_3" → "4b3", "b2" → "2a"
+  const std::string lvl = first.substr(1, 1);
+  const std::string id = first.size() > 2 ? lvl + "b" + first.substr(3) : lvl + "a";
+  const size_t dot2 = rest.find('.');
+  const std::string layer = rest.substr(0, dot2), part = rest.substr(dot2 + 1);
+  if (layer.rfind("conv_", 0) == 0) return "arg:res" + id + "_" + layer.substr(5) + "_weight";
+  return prefix(part) + "bn" + id + "_" + layer.substr(3) + "_" + bn_part.at(part);
+}
+
+WeightImport map_weights(const TensorMap& source, const SegmentationModel& model) {
+  WeightImport r;
+  std::map<std::string, Shape> want;
+  for (auto& [n, t] : model.named_parameters()) want[n] = t.shape();
+  for (auto& [n, t] : model.named_buffers()) want[n] = t.shape();
+
+  // Our name for each source name ("" = dropped), per layout.
+  std::map<std::string, std::string> rename;
+  const bool mxnet = std::any_of(source.begin(), source.end(), [](const auto& e) {
+    return e.first.rfind("arg:", 0) == 0 || e.first.rfind("aux:", 0) == 0;
+  });
+  if (model.name() == "fcn8s-vgg16" && has(source, "features.0.weight")) {
+    r.layout = "torchvision-vgg16";
+    r.input_convention = "torchvision";
+    for (int i = 0; i < 13; ++i)
+      for (const char* p : {"weight", "bias"})
+        rename["features." + std::to_string(kVggFeatureIndex[i]) + "." + p] = std::string(kVggNames[i]) + "." + p;
+    for (const char* p : {"weight", "bias"}) {
+      rename[std::string("classifier.0.") + p] = std::string("fc6.") + p;
+      rename[std::string("classifier.3.") + p] = std::string("fc7.") + p;
+    }
+  } else if (model.name() == "resnet38" && mxnet) {
+    r.layout = "mxnet-resnet38";
+    r.input_convention = "torchvision";
+    for (auto& [n, t] : source) rename[n] = resnet38_from_mxnet(n, model.num_classes());
+  } else if (model.name() == "fcn8s-vgg16" && source.format == "caffemodel") {
+    r.layout = "caffe-vgg16";
+    r.input_convention = "caffe";
+  } else if (model.name() == "fcn8s-vgg16" && source.metadata.count("input_convention") == 0 &&
+             has(source, "conv1_1.weight")) {
+    r.layout = "pytorch-fcn";
+    r.input_convention = "caffe";
+  } else if (model.name() == "resnet38" && source.metadata.count("input_convention") == 0 &&
+             has(source, "b2.bn_branch2a.weight")) {
+    r.layout = "psa-resnet38";
+    r.input_convention = "torchvision";
+  } else {
+    r.layout = "cbst";
+    auto it = source.metadata.find("input_convention");
+    r.input_convention = it != source.metadata.end() ? it->second : model.input_convention();
+  }
+  for (auto& [n, t] : source)
+    if (!rename.count(n)) rename[n] = want.count(n) ? n : "";
+
+  std::vector<std::string> misshaped;
+  std::set<std::string> covered;
+  for (auto& [n, t] : source) {
+    const std::string ours = rename[n];
+    auto w = ours.empty() ? want.end() : want.find(ours);
+    if (w == want.end()) {
+      r.dropped.push_back(n);
+      continue;
+    }
+    Tensor value = t;
+    if (value.shape() != w->second) {
+      // fc6/fc7 stored as matrices (torchvision, Caffe's InnerProduct) become convolutions.
+      if (value.numel() == shape_numel(w->second) && (ours.rfind("fc6.", 0) == 0 || ours.rfind("fc7.", 0) == 0 ||
+                                                      value.dim() != int64_t(w->second.size()))) {
+        value = value.reshape(w->second);
+      } else {
+        misshaped.push_back(n + " -> " + ours + ": file " + shape_str(t.shape()) + ", model " + shape_str(w->second));
+        continue;
+      }
+    }
+    r.tensors.set(ours, value);
+    covered.insert(ours);
+  }
+  if (!misshaped.empty()) {
+    std::string msg = "weights do not fit " + model.name() + " (" + std::to_string(model.num_classes()) +
+                      " classes), layout " + r.layout + "; mis-shaped tensors (" +
+                      std::to_string(misshaped.size()) + "):";
+    for (auto& m : misshaped) msg += "\n  " + m;
+    msg += "\nhint: check --model and --classes";
+    throw Error(msg);
+  }
+  std::sort(r.dropped.begin(), r.dropped.end());
+  for (auto& [n, s] : want)
+    if (!covered.count(n) && n.find("num_batches_tracked") == std::string::npos) r.not_covered.push_back(n);
+  return r;
+}
+
+WeightImport import_weights(const TensorMap& source, SegmentationModel& model) {
+  WeightImport r = map_weights(source, model);
+  std::map<std::string, Tensor> state;
+  for (auto& [n, t] : r.tensors) state[n] = t;
+  model.load_state_dict(state, /*strict=*/false);
+  return r;
+}
+
+TensorMap model_checkpoint(const SegmentationModel& model, const std::string& input_convention) {
+  TensorMap m;
+  for (auto& [n, t] : model.state_dict()) m.set(n, t.detach().to(Device::cpu()));
+  m.metadata["model"] = model.name();
+  m.metadata["num_classes"] = std::to_string(model.num_classes());
+  m.metadata["input_convention"] = input_convention;
+  return m;
+}
+
+std::shared_ptr<SegmentationModel> load_model_checkpoint(const std::string& path,
+                                                         const std::string& expected_model) {
+  const TensorMap m = weights::load_checkpoint(path);
+  auto it = m.metadata.find("model");
+  CBST_CHECK(it != m.metadata.end() && m.metadata.count("num_classes"), path,
+             ": not a cbst model checkpoint (no model/num_classes metadata); convert external "
+             "weights with `cbst weights convert IN OUT.safetensors --model NAME`");
+  CBST_CHECK(expected_model.empty() || expected_model == it->second, path, " holds a ",
+             it->second, " checkpoint, not ", expected_model);
+  auto model = create_model(it->second, {.num_classes = std::stoll(m.metadata.at("num_classes")),
+                                         .seed = 0, .initialize = false});
+  std::map<std::string, Tensor> state;
+  // Training checkpoints also hold the optimizer's state under "optimizer."; not the model's.
+  for (auto& [n, t] : m)
+    if (n.rfind("optimizer.", 0) != 0) state[n] = t;
+  model->load_state_dict(state, true);
+  return model;
+}
+
+}  // namespace cbst

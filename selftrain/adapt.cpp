@@ -1,0 +1,231 @@
+#include "selftrain/adapt.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <optional>
+
+#include "data/evaluation.h"
+#include "data/image.h"
+#include "engine/cuda_context.h"
+#include "selftrain/checkpoint.h"
+#include "selftrain/evaluate.h"
+#include "selftrain/round_labels.h"
+#include "selftrain/spatial_prior.h"
+#include "selftrain/trainer.h"
+
+namespace cbst {
+
+namespace fs = std::filesystem;
+
+AdaptMethod adapt_method_from_name(const std::string& name) {
+  if (name == "source-only") return AdaptMethod::source_only;
+  if (name == "st") return AdaptMethod::st;
+  if (name == "cbst") return AdaptMethod::cbst;
+  if (name == "st-sp") return AdaptMethod::st_sp;
+  if (name == "cbst-sp") return AdaptMethod::cbst_sp;
+  CBST_THROW("unknown method '", name, "'; expected source-only, st, cbst, st-sp or cbst-sp");
+}
+
+const char* adapt_method_name(AdaptMethod m) {
+  switch (m) {
+    case AdaptMethod::source_only: return "source-only";
+    case AdaptMethod::st: return "st";
+    case AdaptMethod::cbst: return "cbst";
+    case AdaptMethod::st_sp: return "st-sp";
+    case AdaptMethod::cbst_sp: return "cbst-sp";
+  }
+  return "?";
+}
+
+double PortionSchedule::at(int64_t round) const { return std::min(start + double(round) * step, max); }
+
+PortionSchedule PortionSchedule::parse(const std::string& text) {
+  PortionSchedule s;
+  char extra = 0;
+  const int n = std::sscanf(text.c_str(), "%lf,%lf,%lf%c", &s.start, &s.step, &s.max, &extra);
+  CBST_CHECK(n == 3 && s.start >= 0 && s.start <= 1 && s.max >= 0 && s.max <= 1 && s.step >= 0,
+             "portion schedule '", text, "' is not P0,STEP,MAX with values in [0, 1] (e.g. 0.2,0.05,0.5)");
+  return s;
+}
+
+namespace {
+
+std::vector<double> eval_ious(const data::EvalResult& e) {
+  std::vector<double> v;
+  for (auto& c : e.classes) v.push_back(c.iou);
+  return v;
+}
+
+std::vector<std::string> eval_names(const data::EvalResult& e) {
+  std::vector<std::string> v;
+  for (auto& c : e.classes) v.push_back(c.name);
+  return v;
+}
+
+// The fixed source permutation: subsets are its prefixes, so each contains the previous.
+std::vector<size_t> source_order(size_t n, uint64_t seed) {
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  Generator gen(seed ^ 0x736f75726365ull);
+  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next_below(i)]);
+  return order;
+}
+
+data::Dataset subset(const data::Dataset& d, const std::vector<size_t>& order, size_t count) {
+  std::vector<data::Sample> samples;
+  for (size_t k = 0; k < count; ++k) samples.push_back(d.sample(order[k]));
+  return data::Dataset(d.kind(), d.root(), d.split(), d.label_encoding(), std::move(samples));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+void run_adaptation(const AdaptConfig& cfg) {
+  RunDir run(cfg.run, cfg.resume);
+  if (!cfg.resume) run.write_text("config.toml", cfg.config_text);
+  set_deterministic(cfg.train.deterministic);
+  const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
+  const bool adapt = cfg.method != AdaptMethod::source_only;
+  const bool use_prior = cfg.method == AdaptMethod::st_sp || cfg.method == AdaptMethod::cbst_sp;
+  CBST_CHECK(!use_prior || !cfg.prior.empty(), adapt_method_name(cfg.method),
+             " needs a spatial prior: make one with `cbst priors --data SOURCE --size HxW --out prior.safetensors`",
+             " and pass --prior");
+
+  const data::Dataset source = data::open_dataset(cfg.source, {.split = "train"});
+  const data::Dataset target = data::open_dataset(cfg.target, {.split = cfg.target_split});
+  std::optional<data::Dataset> eval_set;
+  if (!cfg.eval.empty()) {
+    auto [spec, split] = split_eval_spec(cfg.eval);
+    eval_set = data::open_dataset(spec, {.split = split});
+  }
+  BuiltModel built = build_model(cfg.model, cfg.num_classes, cfg.init, cfg.train.seed);
+  SegmentationModel& model = *built.model;
+  model.to(cfg.train.device);
+  if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
+  Tensor prior;
+  if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
+
+  run.log("cbst adapt: " + std::string(adapt_method_name(cfg.method)) + ", " + std::to_string(cfg.rounds) +
+          " rounds on " + cfg.train.device.str());
+  run.log("  model  : " + built.description);
+  run.log("  source : " + source.describe());
+  run.log("  target : " + target.describe());
+  if (eval_set) run.log("  eval   : " + eval_set->describe());
+
+  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
+                               .inference = cfg.inference, .device = cfg.train.device,
+                               .input_convention = built.input_convention};
+  int64_t start_round = 0, global_step = 0;
+  const std::string latest = run.file("checkpoints/latest");
+  if (cfg.resume) {
+    const std::string name = read_text(latest);
+    const std::string ckpt = run.file("checkpoints/" + name.substr(0, name.find('\n')));
+    const LoadedCheckpoint loaded = load_training_checkpoint(ckpt, model, nullptr);
+    start_round = loaded.position.round + 1;
+    global_step = loaded.position.global_step;
+    run.drop_metrics_from_round(start_round);
+    run.log("  resume : after round " + std::to_string(loaded.position.round) + " from " + ckpt);
+  } else if (eval_set) {
+    const data::EvalResult e = evaluate_model(model, *eval_set, eval_options);
+    run.write_text("eval/initial.json", data::to_json(e) + "\n");
+    run.metric(JsonObject().add("event", "initial_eval").add("miou", e.miou).add("iou", eval_ious(e)), -1);
+    run.log("initial model: mIoU " + json_number(100 * e.miou));
+  }
+
+  const std::vector<size_t> order = source_order(source.size(), cfg.train.seed);
+  for (int64_t r = start_round; r < cfg.rounds; ++r) {
+    const double portion = cfg.portion.at(r), source_portion = cfg.source_portion.at(r);
+    const double lr = cfg.train.lr / std::pow(cfg.lr_decay, double(r));
+    const size_t n_source = std::max<size_t>(1, size_t(std::floor(source_portion * double(source.size()))));
+    std::vector<data::Dataset> parts{subset(source, order, n_source)};
+    JsonObject round_info;
+    round_info.add("event", "round").add("method", adapt_method_name(cfg.method)).add("portion", portion)
+        .add("source_portion", source_portion).add("source_images", int64_t(n_source)).add("lr", lr);
+    data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention,
+                                            cfg.train.seed + uint64_t(r) * 1000003u);
+    if (adapt) {
+      const ThresholdPolicy policy = (cfg.method == AdaptMethod::st || cfg.method == AdaptMethod::st_sp)
+                                         ? ThresholdPolicy::st : ThresholdPolicy::cbst;
+      const RoundLabels labels = generate_round_labels(
+          model, target, prior,
+          {.policy = policy, .portion = portion, .pool_stride = cfg.pool_stride, .inference = cfg.inference,
+           .input_convention = built.input_convention, .device = cfg.train.device, .space = space,
+           .previews = cfg.previews},
+          run, r);
+      std::vector<double> coverage, accuracy;
+      int64_t labelled = 0, checked = 0, correct = 0;
+      for (size_t c = 0; c < labels.labelled.size(); ++c) {
+        coverage.push_back(double(labels.labelled[c]) / double(labels.pixels));
+        accuracy.push_back(labels.checked[c] ? double(labels.correct[c]) / double(labels.checked[c]) : NAN);
+        labelled += labels.labelled[c];
+        checked += labels.checked[c];
+        correct += labels.correct[c];
+      }
+      const std::vector<int> rare = rare_classes(labels.pool_sizes, cfg.mining);
+      std::vector<int64_t> rare64(rare.begin(), rare.end());
+      JsonObject thr;
+      thr.add("round", r).add("policy", threshold_policy_name(policy)).add("portion", portion)
+          .add("thresholds", labels.thresholds).add("pool_sizes", labels.pool_sizes)
+          .add("coverage", coverage).add("accuracy", accuracy).add("rare_classes", rare64)
+          .add("previews", labels.preview_stems);
+      run.write_text("rounds/" + std::to_string(r) + "/thresholds.json", thr.str() + "\n");
+      round_info.add("pseudo_coverage", double(labelled) / double(labels.pixels))
+          .add("pseudo_accuracy", checked ? double(correct) / double(checked) : NAN)
+          .add("class_coverage", coverage).add("class_accuracy", accuracy).add("thresholds", labels.thresholds);
+      run.log("round " + std::to_string(r) + ": portion " + json_number(portion) + ", pseudo-labels cover " +
+              json_number(100.0 * double(labelled) / double(labels.pixels)) + "% of target pixels" +
+              (checked ? ", " + json_number(100.0 * double(correct) / double(checked)) + "% correct" : ""));
+      parts.push_back(labels.dataset);
+      lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
+    }
+    data::Loader loader(parts, lo);
+    Sgd optimizer = make_optimizer(model, cfg.train, lr);
+    double loss = 0;
+    for (int64_t e = 0; e < cfg.epochs_per_round; ++e) {
+      const EpochStats s = train_epoch(model, optimizer, loader,
+                                       {.round = r, .epoch = r * cfg.epochs_per_round + e, .global_step = &global_step,
+                                        .run = &run, .label = "round " + std::to_string(r) + " epoch " + std::to_string(e),
+                                        .last_checkpoint = fs::exists(latest) ? read_text(latest) : std::string()});
+      loss = s.mean_loss;
+    }
+    round_info.add("train_loss", loss).add("train_images", loader.size());
+    if (eval_set) {
+      const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
+      run.write_text("eval/round_" + std::to_string(r) + ".json", data::to_json(ev) + "\n");
+      round_info.add("miou", ev.miou).add("iou", eval_ious(ev)).add("classes", eval_names(ev));
+      run.log("round " + std::to_string(r) + ": mIoU " + json_number(100 * ev.miou) + "\n" + data::format_table(ev));
+    }
+    // Checkpoint, then point `latest` at it (both atomic): a kill at any moment leaves the
+    // previous round resumable.
+    const std::string name = "round_" + std::to_string(r) + ".safetensors";
+    save_training_checkpoint(run.file("checkpoints/" + name), model, &optimizer,
+                             {.round = r, .epoch = cfg.epochs_per_round, .global_step = global_step},
+                             built.input_convention);
+    const std::string previous = fs::exists(latest) ? read_text(latest) : std::string();
+    run.write_text("checkpoints/latest", name + "\n");
+    if (!cfg.keep_checkpoints && !previous.empty() && previous.substr(0, previous.find('\n')) != name)
+      fs::remove(run.file("checkpoints/" + previous.substr(0, previous.find('\n'))));
+    run.metric(round_info, r);
+    run.write_text("rounds/" + std::to_string(r) + "/summary.json", round_info.str() + "\n");
+  }
+  // summary.json: every round's record, in order.
+  std::string summary = "{\"method\": " + data::json_string(adapt_method_name(cfg.method)) + ", \"rounds\": [";
+  for (int64_t r = 0; r < cfg.rounds; ++r) {
+    std::string s = read_text(run.file("rounds/" + std::to_string(r) + "/summary.json"));
+    while (!s.empty() && (s.back() == '\n')) s.pop_back();
+    summary += (r ? ", " : "") + s;
+  }
+  run.write_text("summary.json", summary + "]}\n");
+  const std::string name = read_text(latest);
+  const std::vector<uint8_t> bytes = data::read_file_bytes(run.file("checkpoints/" + name.substr(0, name.find('\n'))));
+  data::write_file_atomic(run.file("checkpoints/final.safetensors"), bytes.data(), bytes.size());
+  run.log("cbst adapt: done; final weights in " + run.file("checkpoints/final.safetensors"));
+}
+
+}  // namespace cbst

@@ -1,0 +1,61 @@
+// Self-training rounds (DESIGN §7.6, the authors' solve_ST): for r = 0 … R−1,
+//   1. pseudo-label the target set with the current weights (ST: one global pool; CBST: one
+//      pool per class; *-SP: scores multiplied by the spatial prior), portion p_r;
+//   2. train `epochs_per_round` epochs on the shuffled mix of a source subset (portion s_r
+//      of a fixed permutation, so each subset contains the previous) and all pseudo-labelled
+//      target images, mining rare-class crops on the target;
+//   3. evaluate, checkpoint, and record the round.
+// p_r = min(p0 + r·Δp, p_max) and likewise s_r; the learning rate is lr / decay^r
+// (decay √2 by default), constant within a round; training continues from the previous
+// round's weights. `source-only` trains on the source subsets only: the no-adaptation
+// control with the same schedule. `resume` continues after the last finished round and
+// ends with the same numbers as an uninterrupted run (same seed, device, thread count).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "selftrain/mining.h"
+#include "selftrain/training_setup.h"
+
+namespace cbst {
+
+enum class AdaptMethod { source_only, st, cbst, st_sp, cbst_sp };
+AdaptMethod adapt_method_from_name(const std::string& name);  // "source-only", "st", "cbst", "st-sp", "cbst-sp"
+const char* adapt_method_name(AdaptMethod m);
+
+struct PortionSchedule {
+  double start = 0.2, step = 0.05, max = 0.5;
+  double at(int64_t round) const;
+  static PortionSchedule parse(const std::string& text);  // "P0,STEP,MAX"
+};
+
+struct AdaptConfig {
+  std::string source;  // KIND=PATH
+  std::string target;  // KIND=PATH
+  std::string target_split = "train";
+  std::string eval;    // KIND=PATH[:SPLIT]; empty: no evaluation
+  std::string model = "small-fcn";
+  int64_t num_classes = 19;
+  std::string init;    // checkpoint or external weights
+  AdaptMethod method = AdaptMethod::cbst;
+  std::string prior;   // safetensors from `cbst priors` (st-sp, cbst-sp)
+  int64_t rounds = 3;
+  PortionSchedule portion = {0.2, 0.05, 0.5};
+  PortionSchedule source_portion = {1.0, 0.0, 1.0};
+  int64_t epochs_per_round = 2;
+  double lr_decay = 1.4142135623730951;
+  int64_t pool_stride = 1;
+  MiningOptions mining = {};
+  TrainingOptions train = {};
+  InferenceOptions inference = {};
+  std::string run;
+  bool resume = false;
+  bool keep_checkpoints = false;
+  int64_t previews = 4;
+  std::string config_text;  // the effective options, written to config.toml
+};
+
+void run_adaptation(const AdaptConfig& config);
+
+}  // namespace cbst

@@ -1,0 +1,87 @@
+#include "selftrain/round_labels.h"
+
+#include "data/image.h"
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "selftrain/training_setup.h"
+
+namespace cbst {
+
+RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset& target,
+                                  const Tensor& prior, const RoundLabelOptions& o, RunDir& run,
+                                  int64_t round) {
+  NoGradGuard no_grad;
+  const int64_t n = int64_t(target.size());
+  CBST_CHECK(n > 0, "the target set is empty: ", target.describe());
+  const int64_t classes = model.num_classes();
+
+  // Pass over the target: probabilities at network resolution, cached on the host.
+  std::vector<Tensor> probs;
+  int64_t height = 0, width = 0;
+  Progress progress("round " + std::to_string(round) + " predict", n, &run);
+  for (int64_t i = 0; i < n; ++i) {
+    const data::Image image = target.read_image(size_t(i));
+    if (i == 0) {
+      height = image.height;
+      width = image.width;
+    }
+    CBST_CHECK(image.height == height && image.width == width, "pseudo-labelling caches one tensor for the ",
+               "whole target set, so its images must share a size: ", target.sample(size_t(i)).image, " is ",
+               image.width, "x", image.height, " but the first image is ", width, "x", height,
+               "; resize the target images or use a list of equal-sized ones");
+    probs.push_back(predict_probabilities(model, image_tensor(image, o.input_convention, o.device), o.inference)
+                        .to(Device::cpu()));
+    progress.update(i + 1);
+  }
+  progress.finish();
+  const Tensor all = concat(probs, 0).to(o.device);
+  probs.clear();
+
+  const LabelSize size{height, width};
+  const ClassThresholds thr = class_thresholds(all, prior, {.policy = o.policy, .portion = o.portion,
+                                                            .pool_stride = o.pool_stride, .label_size = size});
+  const Tensor labels = pseudo_labels(all, prior, thr.thresholds, {.label_size = size}).labels.to(Device::cpu());
+
+  RoundLabels r{.dataset = data::Dataset("pseudo", run.path(), "round " + std::to_string(round),
+                                         class_id_encoding(o.space), {})};
+  const std::vector<float> t = thr.thresholds.to_vector<float>();
+  r.thresholds.assign(t.begin(), t.end());
+  r.pool_sizes = thr.pool_sizes.to_vector<int64_t>();
+  r.labelled.assign(size_t(classes), 0);
+  r.checked.assign(size_t(classes), 0);
+  r.correct.assign(size_t(classes), 0);
+  r.pixels = n * height * width;
+  r.has_ground_truth = target.all_labelled();
+  const data::LabelMap gt_map = target.label_map(o.space);
+
+  std::vector<data::Sample> samples;
+  const uint8_t* lab = labels.data<uint8_t>();
+  const std::string dir = "rounds/" + std::to_string(round) + "/pseudo/";
+  for (int64_t i = 0; i < n; ++i) {
+    const data::Sample& s = target.sample(size_t(i));
+    data::Labels map{.width = int(width), .height = int(height),
+                     .ids = std::vector<uint8_t>(lab + i * height * width, lab + (i + 1) * height * width)};
+    for (uint8_t id : map.ids)
+      if (id != 255) ++r.labelled[id];
+    if (r.has_ground_truth) {
+      const data::Labels gt = gt_map.apply(target.read_raw_labels(size_t(i)));
+      for (size_t k = 0; k < map.ids.size(); ++k)
+        if (map.ids[k] != 255 && gt.ids[k] != 255) {
+          ++r.checked[map.ids[k]];
+          r.correct[map.ids[k]] += map.ids[k] == gt.ids[k];
+        }
+    }
+    const std::string path = run.file(dir + s.stem + ".png");
+    data::write_png_grey(path, map);
+    if (i < o.previews) {
+      data::write_png(run.file(dir + s.stem + "_color.png"), data::colorize(map, o.space));
+      r.preview_stems.push_back(s.stem);
+    }
+    samples.push_back({.image = s.image, .label = path, .stem = s.stem});
+  }
+  r.dataset = data::Dataset("pseudo", run.path(), "round " + std::to_string(round), class_id_encoding(o.space),
+                            std::move(samples));
+  return r;
+}
+
+}  // namespace cbst

@@ -1,0 +1,47 @@
+// One round's pseudo-labelling over the whole target set (DESIGN §7.1–7.4): probabilities
+// of every target image at the network's resolution (averaged over flips/scales) are cached
+// in one (N, C, h, w) tensor, thresholds and labels come from selftrain/pseudo_labels.h on
+// the model's device, and each label map is written as a PNG of class ids (255 = ignore)
+// under rounds/<r>/pseudo/, with colourised previews for the first few images.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/segmentation_model.h"
+#include "selftrain/inference.h"
+#include "selftrain/pseudo_labels.h"
+#include "selftrain/run_dir.h"
+
+namespace cbst {
+
+struct RoundLabelOptions {
+  ThresholdPolicy policy = ThresholdPolicy::cbst;
+  double portion = 0.2;
+  int64_t pool_stride = 1;
+  InferenceOptions inference = {};
+  std::string input_convention;
+  Device device = Device::cpu();
+  data::ClassSpace space = data::ClassSpace::cityscapes19;
+  int64_t previews = 4;
+};
+
+struct RoundLabels {
+  data::Dataset dataset;               // the target images with their pseudo-label files
+  std::vector<double> thresholds;      // per class
+  std::vector<int64_t> pool_sizes;     // pixels predicted as each class (pools, after stride)
+  std::vector<int64_t> labelled;       // pseudo-labelled pixels per class
+  std::vector<int64_t> checked;        // of those, pixels with valid target ground truth
+  std::vector<int64_t> correct;        // of those, pixels whose label equals the ground truth
+  int64_t pixels = 0;                  // all target pixels
+  bool has_ground_truth = false;
+  std::vector<std::string> preview_stems;
+};
+
+RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset& target,
+                                  const Tensor& spatial_prior, const RoundLabelOptions& options,
+                                  RunDir& run, int64_t round);
+
+}  // namespace cbst

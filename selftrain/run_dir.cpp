@@ -1,0 +1,166 @@
+#include "selftrain/run_dir.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "data/evaluation.h"
+#include "data/image.h"
+#include "engine/check.h"
+
+namespace cbst {
+
+namespace fs = std::filesystem;
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+void JsonObject::key(const std::string& k) {
+  if (!body_.empty()) body_ += ", ";
+  body_ += data::json_string(k) + ": ";
+}
+JsonObject& JsonObject::add(const std::string& k, double v) { key(k); body_ += json_number(v); return *this; }
+JsonObject& JsonObject::add(const std::string& k, int64_t v) { key(k); body_ += std::to_string(v); return *this; }
+JsonObject& JsonObject::add(const std::string& k, const std::string& v) { key(k); body_ += data::json_string(v); return *this; }
+JsonObject& JsonObject::add(const std::string& k, const std::vector<double>& v) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < v.size(); ++i) body_ += (i ? ", " : "") + json_number(v[i]);
+  body_ += "]";
+  return *this;
+}
+JsonObject& JsonObject::add(const std::string& k, const std::vector<int64_t>& v) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < v.size(); ++i) body_ += (i ? ", " : "") + std::to_string(v[i]);
+  body_ += "]";
+  return *this;
+}
+JsonObject& JsonObject::add(const std::string& k, const std::vector<std::string>& v) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < v.size(); ++i) body_ += (i ? ", " : "") + data::json_string(v[i]);
+  body_ += "]";
+  return *this;
+}
+JsonObject& JsonObject::add_raw(const std::string& k, const std::string& json) { key(k); body_ += json; return *this; }
+
+RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resume) {
+  CBST_CHECK(!path.empty(), "no run folder given; pass --run DIR");
+  std::error_code ec;
+  const bool has_run = fs::exists(fs::path(path) / "checkpoints" / "latest", ec);
+  if (resume) {
+    CBST_CHECK(has_run, "--resume: ", path, " holds no finished round or epoch (no checkpoints/latest); ",
+               "start a new run without --resume");
+  } else {
+    CBST_CHECK(!has_run, "run folder ", path, " already holds a run; pass --resume to continue it ",
+               "or choose another --run");
+  }
+  fs::create_directories(path, ec);
+  CBST_CHECK(!ec, "cannot create run folder ", path, ": ", ec.message(), "; choose a writable --run");
+  log_ = std::fopen((fs::path(path) / "log.txt").c_str(), "a");
+  CBST_CHECK(log_ != nullptr, "cannot write ", path, "/log.txt; choose a writable --run");
+  if (resume) {
+    std::ifstream in(fs::path(path) / "metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      // Each line starts with {"round": R, ...} as metric() writes it.
+      const size_t colon = line.find(':');
+      int64_t r = colon == std::string::npos ? -1 : std::atoll(line.c_str() + colon + 1);
+      metrics_.emplace_back(r, line);
+    }
+  }
+}
+
+std::string RunDir::file(const std::string& relative) const {
+  const fs::path p = fs::path(path_) / relative;
+  fs::create_directories(p.parent_path());
+  return p.string();
+}
+
+void RunDir::log(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  std::fprintf(log_, "%s\n", line.c_str());
+  std::fflush(log_);
+}
+
+void RunDir::metric(const JsonObject& object, int64_t round) {
+  std::string s = object.str();
+  s = "{\"round\": " + std::to_string(round) + (s.size() > 2 ? ", " + s.substr(1) : "}");
+  metrics_.emplace_back(round, s);
+  flush_metrics();
+}
+
+void RunDir::drop_metrics_from_round(int64_t round) {
+  std::erase_if(metrics_, [&](const auto& m) { return m.first >= round; });
+  flush_metrics();
+}
+
+void RunDir::flush_metrics() const {
+  std::string all;
+  for (auto& [r, line] : metrics_) all += line + "\n";
+  data::write_text_atomic(file("metrics.jsonl"), all);
+}
+
+void RunDir::write_text(const std::string& relative, const std::string& text) const {
+  data::write_text_atomic(file(relative), text);
+}
+
+// ---- progress
+
+static double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static std::string hms(double s) {
+  if (!std::isfinite(s) || s < 0) return "--:--";
+  const int64_t t = int64_t(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(t / 3600), (long long)(t / 60 % 60), (long long)(t % 60));
+  else std::snprintf(buf, sizeof buf, "%02lld:%02lld", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+Progress::Progress(std::string label, int64_t total, RunDir* run)
+    : label_(std::move(label)), total_(total), run_(run), start_(now_seconds()), tty_(::isatty(1) != 0) {}
+
+void Progress::update(int64_t done, const std::string& status) {
+  const double t = now_seconds(), elapsed = t - start_;
+  const double eta = done > 0 ? elapsed * double(total_ - done) / double(done) : NAN;
+  if (tty_) {
+    const int width = 24;
+    const int fill = total_ > 0 ? int(width * done / total_) : 0;
+    std::printf("\r%s [%s%s] %lld/%lld %s ETA %s %s", label_.c_str(), std::string(size_t(fill), '#').c_str(),
+                std::string(size_t(width - fill), '.').c_str(), (long long)done, (long long)total_,
+                hms(elapsed).c_str(), hms(eta).c_str(), status.c_str());
+    std::fflush(stdout);
+  } else if (t - last_print_ >= 10.0) {
+    last_print_ = t;
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%s %lld/%lld elapsed %s ETA %s %s", label_.c_str(), (long long)done,
+                  (long long)total_, hms(elapsed).c_str(), hms(eta).c_str(), status.c_str());
+    std::printf("%s\n", buf);
+    std::fflush(stdout);
+  }
+}
+
+void Progress::finish(const std::string& status) {
+  const double elapsed = now_seconds() - start_;
+  if (tty_) std::printf("\r\033[K");
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%s done: %lld in %s %s", label_.c_str(), (long long)total_, hms(elapsed).c_str(),
+                status.c_str());
+  if (run_) run_->log(buf);
+  else std::printf("%s\n", buf);
+}
+
+}  // namespace cbst

@@ -1,0 +1,87 @@
+#include "selftrain/supervised.h"
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "data/evaluation.h"
+#include "data/image.h"
+#include "engine/cuda_context.h"
+#include "selftrain/checkpoint.h"
+#include "selftrain/evaluate.h"
+#include "selftrain/trainer.h"
+
+namespace cbst {
+
+namespace fs = std::filesystem;
+
+void run_supervised(const SupervisedConfig& cfg) {
+  RunDir run(cfg.run, cfg.resume);
+  if (!cfg.resume) run.write_text("config.toml", cfg.config_text);
+  set_deterministic(cfg.train.deterministic);
+  const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
+  const data::Dataset dataset = data::open_dataset(cfg.data, {.split = cfg.split, .list_file = cfg.list});
+  CBST_CHECK(dataset.all_labelled(), "supervised training needs labels, but ", dataset.describe(),
+             " has images without ground truth");
+  std::optional<data::Dataset> eval_set;
+  if (!cfg.eval.empty()) {
+    auto [spec, split] = split_eval_spec(cfg.eval);
+    eval_set = data::open_dataset(spec, {.split = split});
+  }
+  BuiltModel built = build_model(cfg.model, cfg.num_classes, cfg.init, cfg.train.seed);
+  SegmentationModel& model = *built.model;
+  model.to(cfg.train.device);
+  if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
+
+  data::Loader loader(dataset, loader_options(cfg.train, space, built.input_convention, cfg.train.seed));
+  Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr);
+  if (cfg.poly) {
+    Sgd poly = Sgd(optimizer.groups(), {.lr = cfg.train.lr, .momentum = cfg.train.momentum,
+                                        .weight_decay = cfg.train.weight_decay, .max_grad_norm = cfg.train.max_grad_norm,
+                                        .schedule = {.kind = LrSchedule::Kind::poly, .power = 0.9,
+                                                     .max_iter = std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch())}});
+    optimizer = std::move(poly);
+  }
+  run.log("cbst train: " + std::to_string(cfg.epochs) + " epochs on " + cfg.train.device.str());
+  run.log("  model : " + built.description);
+  run.log("  data  : " + dataset.describe());
+
+  int64_t start_epoch = 0, global_step = 0;
+  const std::string latest = run.file("checkpoints/latest");
+  if (cfg.resume) {
+    const LoadedCheckpoint c = load_training_checkpoint(run.file("checkpoints/last.safetensors"), model, &optimizer);
+    start_epoch = c.position.epoch;
+    global_step = c.position.global_step;
+    run.drop_metrics_from_round(start_epoch);
+    run.log("  resume: after epoch " + std::to_string(start_epoch));
+  }
+  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
+                               .inference = cfg.inference, .device = cfg.train.device,
+                               .input_convention = built.input_convention};
+  for (int64_t e = start_epoch; e < cfg.epochs; ++e) {
+    const EpochStats s = train_epoch(model, optimizer, loader,
+                                     {.round = e, .epoch = e, .global_step = &global_step, .run = &run,
+                                      .label = "epoch " + std::to_string(e + 1) + "/" + std::to_string(cfg.epochs),
+                                      .last_checkpoint = fs::exists(latest) ? run.file("checkpoints/last.safetensors") : ""});
+    JsonObject info;
+    info.add("event", "epoch").add("epoch", e).add("train_loss", s.mean_loss).add("seconds", s.seconds);
+    const bool last = e + 1 == cfg.epochs;
+    if (eval_set && (last || (cfg.eval_every > 0 && (e + 1) % cfg.eval_every == 0))) {
+      const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
+      run.write_text("eval/epoch_" + std::to_string(e) + ".json", data::to_json(ev) + "\n");
+      info.add("miou", ev.miou);
+      run.log("epoch " + std::to_string(e + 1) + ": mIoU " + json_number(100 * ev.miou) +
+              (last ? "\n" + data::format_table(ev) : ""));
+      if (last) run.write_text("eval/final.json", data::to_json(ev) + "\n");
+    }
+    save_training_checkpoint(run.file("checkpoints/last.safetensors"), model, &optimizer,
+                             {.round = -1, .epoch = e + 1, .global_step = global_step}, built.input_convention);
+    run.write_text("checkpoints/latest", "last.safetensors\n");
+    run.metric(info, e);
+  }
+  const std::vector<uint8_t> bytes = data::read_file_bytes(run.file("checkpoints/last.safetensors"));
+  data::write_file_atomic(run.file("checkpoints/final.safetensors"), bytes.data(), bytes.size());
+  run.log("cbst train: done; weights in " + run.file("checkpoints/final.safetensors"));
+}
+
+}  // namespace cbst

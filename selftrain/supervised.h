@@ -1,0 +1,32 @@
+// Supervised training (`cbst train`): source-only models and target-supervised oracles.
+// Epochs over one labelled dataset with SGD; a checkpoint after every epoch (resumable with
+// the same numbers), evaluation at the end (and every `eval_every` epochs).
+#pragma once
+
+#include <string>
+
+#include "selftrain/training_setup.h"
+
+namespace cbst {
+
+struct SupervisedConfig {
+  std::string data;  // KIND=PATH
+  std::string split = "train";
+  std::string list;  // optional list file restricting the dataset
+  std::string eval;  // KIND=PATH[:SPLIT]; empty: none
+  std::string model = "small-fcn";
+  int64_t num_classes = 19;
+  std::string init;
+  int64_t epochs = 10;
+  int64_t eval_every = 0;  // 0: only at the end
+  bool poly = false;       // poly learning-rate decay (power 0.9) over all steps
+  TrainingOptions train = {};
+  InferenceOptions inference = {};
+  std::string run;
+  bool resume = false;
+  std::string config_text;
+};
+
+void run_supervised(const SupervisedConfig& config);
+
+}  // namespace cbst

@@ -1,0 +1,35 @@
+// The training loop shared by `cbst train` (supervised: source-only models and oracles) and
+// each self-training round: SGD on softmax cross-entropy (mean over non-ignored pixels) over
+// a loader's batches, with a NaN/Inf guard that stops the run naming the step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "data/loader.h"
+#include "layers/sgd.h"
+#include "models/segmentation_model.h"
+#include "selftrain/run_dir.h"
+
+namespace cbst {
+
+struct EpochContext {
+  int64_t round = -1;          // for logs and metrics (-1: supervised)
+  int64_t epoch = 0;           // the loader's epoch number (drives its random draws)
+  int64_t* global_step = nullptr;
+  RunDir* run = nullptr;
+  std::string label = "train";
+  int64_t log_every = 20;      // steps between metric lines
+  std::string last_checkpoint; // named in the NaN error
+};
+
+struct EpochStats {
+  double mean_loss = 0;
+  int64_t steps = 0;
+  double seconds = 0;
+};
+
+EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& loader,
+                       const EpochContext& context);
+
+}  // namespace cbst

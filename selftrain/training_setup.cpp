@@ -1,0 +1,59 @@
+#include "selftrain/training_setup.h"
+
+#include "data/transforms.h"
+
+namespace cbst {
+
+std::pair<std::string, std::string> split_eval_spec(const std::string& spec, const std::string& default_split) {
+  const size_t eq = spec.find('=');
+  const size_t colon = spec.rfind(':');
+  if (eq != std::string::npos && colon != std::string::npos && colon > eq) {
+    const std::string split = spec.substr(colon + 1);
+    // A split name has no path separators; otherwise the colon belongs to the path.
+    if (!split.empty() && split.find('/') == std::string::npos) return {spec.substr(0, colon), split};
+  }
+  return {spec, default_split};
+}
+
+data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace space,
+                                   const std::string& input_convention, uint64_t seed) {
+  data::LoaderOptions l;
+  l.batch_size = int(o.batch);
+  l.workers = o.workers;
+  l.shuffle = true;
+  l.drop_last = true;
+  l.augment = true;
+  l.seed = seed;
+  l.classes = space;
+  l.augment_params = {.resize_long_side = int(o.resize_long_side), .min_scale = o.min_scale,
+                      .max_scale = o.max_scale, .crop_width = int(o.crop_width),
+                      .crop_height = int(o.crop_height), .flip = o.flip};
+  l.normalization = data::Normalization::from_name(input_convention);
+  l.device = o.device;
+  return l;
+}
+
+Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr) {
+  std::vector<ParamGroup> groups;
+  for (const ParameterGroupSpec& g : model.parameter_groups())
+    if (!g.parameters.empty())
+      groups.push_back({.name = g.name, .params = g.parameters, .lr_mult = g.lr_mult, .decay_mult = g.weight_decay_mult});
+  return Sgd(groups, {.lr = lr, .momentum = o.momentum, .weight_decay = o.weight_decay,
+                      .max_grad_norm = o.max_grad_norm, .schedule = {}});
+}
+
+data::LabelEncoding class_id_encoding(data::ClassSpace space) {
+  switch (space) {
+    case data::ClassSpace::cityscapes19: return data::LabelEncoding::train_ids19;
+    case data::ClassSpace::synthia16: return data::LabelEncoding::train_ids16;
+    default: CBST_THROW("self-training supports the 19- and 16-class spaces, not ", data::class_space_name(space));
+  }
+}
+
+Tensor image_tensor(const data::Image& image, const std::string& input_convention, Device device) {
+  Tensor t = Tensor::empty({1, 3, image.height, image.width});
+  data::normalize(t.data<float>(), image, data::Normalization::from_name(input_convention));
+  return t.to(device);
+}
+
+}  // namespace cbst

@@ -1,0 +1,49 @@
+// Options and helpers shared by `cbst train` and `cbst adapt`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "layers/sgd.h"
+#include "models/segmentation_model.h"
+#include "selftrain/inference.h"
+
+namespace cbst {
+
+struct TrainingOptions {
+  int64_t batch = 2;
+  int64_t crop_height = 0;  // 0: no crop (whole scaled images; needs equal sizes per batch)
+  int64_t crop_width = 0;
+  double min_scale = 0.7;
+  double max_scale = 1.3;
+  bool flip = true;
+  int64_t resize_long_side = 0;
+  double lr = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  double max_grad_norm = 0.0;
+  int workers = 2;
+  Device device = Device::cpu();
+  uint64_t seed = 1;
+  bool frozen_bn = false;
+  bool deterministic = false;
+};
+
+// "KIND=PATH:SPLIT" (split defaults to `default_split`) → (spec, split).
+std::pair<std::string, std::string> split_eval_spec(const std::string& spec,
+                                                    const std::string& default_split = "val");
+
+data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace space,
+                                   const std::string& input_convention, uint64_t seed);
+Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr);
+
+// The label encoding our pseudo-label files use for a class space (trainIds of that space).
+data::LabelEncoding class_id_encoding(data::ClassSpace space);
+
+// An image as a normalised (1, 3, H, W) f32 tensor on `device`.
+Tensor image_tensor(const data::Image& image, const std::string& input_convention, Device device);
+
+}  // namespace cbst

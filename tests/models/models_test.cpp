@@ -1,0 +1,267 @@
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "engine/autograd.h"
+#include "engine/cuda_context.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "layers/softmax_cross_entropy.h"
+#include "models/segmentation_model.h"
+#include "models/weight_import.h"
+#include "tests/support/expect_close.h"
+#include "weights/load_weights.h"
+
+namespace cbst {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t count(const NamedTensors& ts, bool only_trainable = false) {
+  int64_t n = 0;
+  for (auto& [name, t] : ts)
+    if (!only_trainable || t.requires_grad()) n += t.numel();
+  return n;
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("cbst_models_" + name + "_" + std::to_string(::getpid()));
+  fs::create_directories(p);
+  return p;
+}
+
+TEST(SmallFcn, OutputHasTheInputSizeForOddInputs) {
+  auto m = create_model("small-fcn", {.num_classes = 7});
+  m->eval();
+  NoGradGuard guard;
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{37, 53}, {16, 16}, {65, 31}}) {
+    const Tensor y = m->forward(rand_uniform({2, 3, h, w}));
+    EXPECT_EQ(y.shape(), (Shape{2, 7, h, w}));
+    EXPECT_EQ(m->logits(rand_uniform({1, 3, h, w})).size(2), (h + 3) / 4);
+  }
+}
+
+TEST(SmallFcn, TrainingStepsLowerTheLoss) {
+  manual_seed(3);
+  auto m = create_model("small-fcn", {.num_classes = 3, .seed = 1});
+  m->train();
+  // A learnable toy task: label = which third of the image a pixel is in, plus bright blobs.
+  Generator gen(5);
+  const Tensor x = rand_uniform({2, 3, 24, 24}, 0, 1, DType::f32, Device::cpu(), &gen);
+  std::vector<uint8_t> lab(2 * 24 * 24);
+  for (int n = 0; n < 2; ++n)
+    for (int y = 0; y < 24; ++y)
+      for (int xx = 0; xx < 24; ++xx) lab[size_t((n * 24 + y) * 24 + xx)] = uint8_t(y / 8);
+  const Tensor labels = Tensor::from_vector<uint8_t>(lab, {2, 24, 24});
+  double first = 0, last = 0;
+  for (int step = 0; step < 40; ++step) {
+    m->zero_grad();
+    const Tensor loss = softmax_cross_entropy(m->forward(x), labels);
+    loss.backward();
+    const double l = loss.item<float>();
+    if (step == 0) first = l;
+    last = l;
+    NoGradGuard guard;
+    for (auto& [name, p] : m->named_parameters()) {
+      Tensor param = p;
+      param.copy_(sub(param, mul(param.grad(), 0.05)));
+    }
+  }
+  std::printf("[ loss     ] small-fcn: %.4f -> %.4f after 40 steps\n", first, last);
+  // Chance level for 3 classes is ln 3 ≈ 1.10; the layout is learnable well below it.
+  EXPECT_NEAR(first, std::log(3.0), 0.3);
+  EXPECT_LT(last, 0.5 * first);
+}
+
+// FCN8s-VGG16: VGG16 has 138,357,544 parameters (Simonyan & Zisserman; torchvision's count),
+// of which fc8 (4096×1000 + 1000 = 4,097,000) is dropped, leaving 134,260,544 for the trunk
+// with fc6/fc7 as convolutions. FCN8s adds score_fr/score_pool4/score_pool3
+// ((4096+1)+(512+1)+(256+1) = 4867 per class) and three bias-free bilinear deconvolutions
+// (C²·(4·4 + 4·4 + 16·16) = 288·C²), which stay frozen.
+TEST(Fcn8sVgg16, ParameterCountMatchesTheCaffeNet) {
+  for (int64_t c : {19, 21}) {
+    auto m = create_model("fcn8s-vgg16", {.num_classes = c});
+    const NamedTensors p = m->named_parameters();
+    EXPECT_EQ(count(p), 134260544 + 4867 * c + 288 * c * c) << c << " classes";
+    EXPECT_EQ(count(p, true), 134260544 + 4867 * c) << "the bilinear upsampling must be frozen";
+    EXPECT_EQ(m->state_dict().at("fc6.weight").shape(), (Shape{4096, 512, 7, 7}));
+  }
+}
+
+// ResNet-38 A1: the ImageNet .params file holds 193 arrays, 119 arg (109,167,912 elements,
+// models_weights.md §3.3, enumerated from ademxapp's symbol code) + 74 aux. Without linear1000
+// (4,097,000 elements, 2 arrays) the trunk is 117 arrays / 105,070,912 elements, and the
+// CBST head adds conv6a (4096·512·9 + 512) and linear_C (512·C·9 + C).
+TEST(ResNet38, ParameterCountMatchesTheMxnetFile) {
+  auto m = create_model("resnet38", {.num_classes = 19});
+  const NamedTensors p = m->named_parameters();
+  int64_t trunk = 0, trunk_arrays = 0, aux = 0;
+  for (auto& [name, t] : p)
+    if (name.rfind("conv6a", 0) != 0 && name.rfind("classifier", 0) != 0) trunk += t.numel(), ++trunk_arrays;
+  for (auto& [name, t] : m->named_buffers())
+    if (name.find("running_") != std::string::npos) ++aux;
+  EXPECT_EQ(trunk, 105070912);
+  EXPECT_EQ(trunk_arrays, 117);
+  EXPECT_EQ(aux, 74);
+  EXPECT_EQ(count(p), 105070912 + 4096 * 512 * 9 + 512 + 512 * 19 * 9 + 19);
+}
+
+TEST(ResNet38, MxnetNamesMapBothWays) {
+  auto m = create_model("resnet38", {.num_classes = 19});
+  std::set<std::string> seen;
+  for (auto& [name, t] : m->state_dict()) {
+    if (name.find("num_batches_tracked") != std::string::npos) continue;
+    const std::string mx = resnet38_mxnet_name(name, 19);
+    EXPECT_TRUE(seen.insert(mx).second) << "two of our names map to " << mx;
+  }
+  // Spot checks from models_weights.md §3.3 and the psa converter.
+  const auto st = m->state_dict();
+  EXPECT_EQ(resnet38_mxnet_name("b5_2.bn_branch2b1.running_var", 19), "aux:bn5b2_branch2b1_moving_var");
+  EXPECT_EQ(resnet38_mxnet_name("b4_3.conv_branch2a.weight", 19), "arg:res4b3_branch2a_weight");
+  EXPECT_EQ(resnet38_mxnet_name("b2.conv_branch1.weight", 19), "arg:res2a_branch1_weight");
+  EXPECT_EQ(st.at("b2.conv_branch2a.weight").shape(), (Shape{128, 64, 3, 3}));
+  EXPECT_EQ(st.at("b5.conv_branch2b1.weight").shape(), (Shape{1024, 512, 3, 3}));
+  EXPECT_EQ(st.at("b5.conv_branch1.weight").shape(), (Shape{1024, 512, 1, 1}));
+  EXPECT_EQ(st.at("b5_1.conv_branch2a.weight").shape(), (Shape{512, 1024, 3, 3}));
+  EXPECT_EQ(st.at("b6.conv_branch2a.weight").shape(), (Shape{512, 1024, 1, 1}));
+  EXPECT_EQ(st.at("b6.conv_branch2b2.weight").shape(), (Shape{2048, 1024, 1, 1}));
+  EXPECT_EQ(st.at("b7.conv_branch2b1.weight").shape(), (Shape{2048, 1024, 3, 3}));
+  EXPECT_EQ(st.at("b7.conv_branch1.weight").shape(), (Shape{4096, 2048, 1, 1}));
+
+  // An MXNet-layout map (as the ImageNet file, with linear1000) imports back exactly.
+  weights::TensorMap mx;
+  for (auto& [name, t] : st)
+    if (name.find("num_batches_tracked") == std::string::npos && name.rfind("classifier", 0) != 0 &&
+        name.rfind("conv6a", 0) != 0)
+      mx.set(resnet38_mxnet_name(name, 19), t);
+  mx.set("arg:linear1000_weight", Tensor::zeros({1000, 4096}));
+  mx.set("arg:linear1000_bias", Tensor::zeros({1000}));
+  auto fresh = create_model("resnet38", {.num_classes = 19, .seed = 99});
+  const WeightImport r = import_weights(mx, *fresh);
+  EXPECT_EQ(r.layout, "mxnet-resnet38");
+  EXPECT_EQ(r.input_convention, "torchvision");
+  EXPECT_EQ(r.dropped, (std::vector<std::string>{"arg:linear1000_bias", "arg:linear1000_weight"}));
+  EXPECT_EQ(r.not_covered.size(), 4u);  // conv6a and classifier weight/bias keep their init
+  CBST_EXPECT_CLOSE("b4_3 weight", fresh->state_dict().at("b4_3.conv_branch2a.weight"),
+                    st.at("b4_3.conv_branch2a.weight"), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("bn7 var", fresh->state_dict().at("bn7.running_var"), st.at("bn7.running_var"), 0.0, 0.0);
+}
+
+TEST(Fcn8sVgg16, TorchvisionVgg16ImportsWithFcLayersAsConvolutions) {
+  auto src = create_model("fcn8s-vgg16", {.num_classes = 19, .seed = 1});
+  const auto st = src->state_dict();
+  const int idx[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+  const char* names[] = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+                         "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"};
+  weights::TensorMap tv;
+  for (int i = 0; i < 13; ++i) {
+    tv.set("features." + std::to_string(idx[i]) + ".weight", st.at(std::string(names[i]) + ".weight"));
+    tv.set("features." + std::to_string(idx[i]) + ".bias", st.at(std::string(names[i]) + ".bias"));
+  }
+  tv.set("classifier.0.weight", st.at("fc6.weight").reshape({4096, 25088}));
+  tv.set("classifier.0.bias", st.at("fc6.bias"));
+  tv.set("classifier.3.weight", st.at("fc7.weight").reshape({4096, 4096}));
+  tv.set("classifier.3.bias", st.at("fc7.bias"));
+  tv.set("classifier.6.weight", Tensor::zeros({1000, 4096}));
+  tv.set("classifier.6.bias", Tensor::zeros({1000}));
+  auto dst = create_model("fcn8s-vgg16", {.num_classes = 19, .seed = 2});
+  const WeightImport r = import_weights(tv, *dst);
+  EXPECT_EQ(r.layout, "torchvision-vgg16");
+  EXPECT_EQ(r.input_convention, "torchvision");
+  EXPECT_EQ(r.dropped.size(), 2u);
+  CBST_EXPECT_CLOSE("fc6", dst->state_dict().at("fc6.weight"), st.at("fc6.weight"), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("conv3_2", dst->state_dict().at("conv3_2.bias"), st.at("conv3_2.bias"), 0.0, 0.0);
+  // A file with the wrong fc7 shape is refused with every mismatch named.
+  tv.set("classifier.3.weight", Tensor::zeros({4096, 100}));
+  try {
+    import_weights(tv, *dst);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("classifier.3.weight -> fc7.weight"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Models, CheckpointOfTheWrongClassCountListsEveryMismatch) {
+  auto m = create_model("small-fcn", {.num_classes = 19});
+  const fs::path dir = temp_dir("mismatch");
+  weights::save_checkpoint((dir / "m.safetensors").string(), model_checkpoint(*m, "torchvision"));
+  auto other = create_model("small-fcn", {.num_classes = 16});
+  std::map<std::string, Tensor> state;
+  for (auto& [n, t] : weights::load_checkpoint((dir / "m.safetensors").string())) state[n] = t;
+  try {
+    other->load_state_dict(state);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("classifier.weight (checkpoint [19, 64, 1, 1], model [16, 64, 1, 1])"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("classifier.bias"), std::string::npos) << msg;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Models, UnknownModelNamesListTheKnownOnes) {
+  try {
+    create_model("vgg19");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fcn8s-vgg16, resnet38, small-fcn"), std::string::npos) << e.what();
+  }
+}
+
+// Full-size models built, saved, reloaded and run on the CPU at a small input.
+class ModelsSlow : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelsSlow, FullSizeModelSavesReloadsAndRunsOnTheCpu) {
+  auto m = create_model(GetParam(), {.num_classes = 19, .seed = 4});
+  m->eval();
+  const fs::path dir = temp_dir(GetParam());
+  const std::string path = (dir / "model.safetensors").string();
+  weights::save_checkpoint(path, model_checkpoint(*m, m->input_convention()));
+  auto back = load_model_checkpoint(path, GetParam());
+  back->eval();
+  NoGradGuard guard;
+  const Tensor x = rand_uniform({1, 3, 41, 47}, -1, 1);
+  const Tensor y = m->forward(x);
+  EXPECT_EQ(y.shape(), (Shape{1, 19, 41, 47}));
+  CBST_EXPECT_CLOSE(GetParam() + " reloaded", back->forward(x), y, 0.0, 0.0);
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ModelsSlow, ::testing::Values("fcn8s-vgg16", "resnet38", "small-fcn"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+class ModelsCuda : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelsCuda, ForwardMatchesTheCpu) {
+  CBST_REQUIRE_CUDA();
+  set_tf32_enabled(false);  // compare FP32 with FP32
+  auto m = create_model(GetParam(), {.num_classes = 19, .seed = 4});
+  m->eval();
+  NoGradGuard guard;
+  const Tensor x = rand_uniform({1, 3, 41, 47}, -1, 1);
+  const Tensor cpu = m->forward(x);
+  m->to(Device::cuda());
+  const Tensor gpu = m->forward(x.to(Device::cuda()));
+  // Deep stacks of f32 convolutions summed in different orders: relative 1e-3 of the logits.
+  CBST_EXPECT_CLOSE(GetParam() + " cuda", gpu, cpu, 1e-3, 1e-3);
+  set_tf32_enabled(true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ModelsCuda, ::testing::Values("fcn8s-vgg16", "resnet38", "small-fcn"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace cbst

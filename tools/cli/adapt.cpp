@@ -1,0 +1,49 @@
+// cbst adapt: self-training rounds (ST, CBST, CBST-SP) from a source model.
+#include "selftrain/adapt.h"
+#include "tools/cli/registry.h"
+#include "tools/cli/training_options.h"
+
+namespace cbst {
+namespace {
+
+cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: source-only, st, cbst, st-sp, cbst-sp"},
+                 [](CLI::App& cmd) {
+                   auto c = std::make_shared<AdaptConfig>();
+                   auto f = std::make_shared<cli::TrainingFlags>();
+                   auto method = std::make_shared<std::string>("cbst");
+                   auto portion = std::make_shared<std::string>("0.2,0.05,0.5");
+                   auto source_portion = std::make_shared<std::string>("1.0,0.0,1.0");
+                   cmd.add_option("--source", c->source, "labelled source dataset KIND=PATH")->required();
+                   cmd.add_option("--target", c->target, "unlabelled target dataset KIND=PATH")->required();
+                   cmd.add_option("--target-split", c->target_split, "split of --target to self-train on")->capture_default_str();
+                   cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
+                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38 or small-fcn")->capture_default_str();
+                   cmd.add_option("--classes", c->num_classes, "number of classes (19 or 16)")->capture_default_str();
+                   cmd.add_option("--init", c->init, "source model: a cbst checkpoint (from cbst train) or external weights");
+                   cmd.add_option("--method", *method, "source-only, st, cbst, st-sp or cbst-sp")->capture_default_str();
+                   cmd.add_option("--prior", c->prior, "spatial prior from cbst priors (st-sp, cbst-sp)");
+                   cmd.add_option("--rounds", c->rounds, "self-training rounds")->check(CLI::Range(1, 1000))->capture_default_str();
+                   cmd.add_option("--portion", *portion, "pseudo-label portion P0,STEP,MAX")->capture_default_str();
+                   cmd.add_option("--source-portion", *source_portion, "source subset portion P0,STEP,MAX")->capture_default_str();
+                   cmd.add_option("--epochs-per-round", c->epochs_per_round, "epochs per round")->check(CLI::Range(1, 1000))->capture_default_str();
+                   cmd.add_option("--lr-decay", c->lr_decay, "learning rate divided by this after each round")->capture_default_str();
+                   cmd.add_option("--pool-stride", c->pool_stride, "keep every K-th pixel in the threshold pools")->check(CLI::Range(1, 1024));
+                   cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+                   cmd.add_option("--rare-fraction", c->mining.rare_fraction, "predicted share under which a class is rare")->capture_default_str();
+                   cli::add_training_options(cmd, c->train, *f);
+                   cmd.add_option("--previews", c->previews, "colourised pseudo-label previews per round");
+                   cmd.add_option("--run", c->run, "run folder")->required();
+                   cmd.add_flag("--resume", c->resume, "continue the run in --run after its last finished round");
+                   cmd.add_flag("--keep-checkpoints", c->keep_checkpoints, "keep every round's checkpoint");
+                   cmd.callback([c, f, method, portion, source_portion, &cmd] {
+                     c->method = adapt_method_from_name(*method);
+                     c->portion = PortionSchedule::parse(*portion);
+                     c->source_portion = PortionSchedule::parse(*source_portion);
+                     cli::finish_training_options(c->train, *f, c->inference);
+                     c->config_text = cmd.config_to_str(true, false);
+                     run_adaptation(*c);
+                   });
+                 });
+
+}  // namespace
+}  // namespace cbst

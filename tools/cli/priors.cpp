@@ -1,0 +1,152 @@
+// `cbst priors`: class-wise spatial priors from a labelled (source) dataset (DESIGN §7.5).
+//
+//   cbst priors --data KIND=PATH --size HxW [--sigma S] [--support S] [--list FILE]
+//        [--split NAME] [--classes 19|16|13] [--threads N] --out prior.safetensors
+//
+// Writes `prior` f32 (C, H, W) (selftrain/spatial_prior.h) for `cbst pseudolabel --prior`
+// and the CBST-SP methods, and prints one line per class: full-resolution pixels seen, their
+// share, and where the prior peaks on the grid.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/label_map.h"
+#include "engine/check.h"
+#include "selftrain/spatial_prior.h"
+#include "tools/cli/registry.h"
+
+namespace {
+
+using namespace cbst;
+
+struct PriorsOptions {
+  std::string data;
+  std::string size;
+  double sigma = kSpatialPriorSigma;
+  bool sigma_given = false;  // without --sigma: support / 6, so the support is ±3σ
+  double support = kSpatialPriorSupport;
+  std::string list_file;
+  std::string split = "train";
+  int classes = 0;  // 0: 16 for SYNTHIA, 19 otherwise
+  int threads = 0;
+  std::string out;
+};
+
+std::pair<int64_t, int64_t> parse_grid(const std::string& s) {
+  const size_t x = s.find('x');
+  try {
+    if (x != std::string::npos) {
+      size_t used_h = 0, used_w = 0;
+      const int64_t h = std::stoll(s.substr(0, x), &used_h), w = std::stoll(s.substr(x + 1), &used_w);
+      if (used_h == x && used_w == s.size() - x - 1 && h > 0 && w > 0) return {h, w};
+    }
+  } catch (const std::exception&) {
+  }
+  CBST_THROW("--size '", s, "' is not HxW with positive sizes; pass the prior's grid, e.g. --size 128x256");
+}
+
+// A \r-updated counter on a terminal; a line every 10% otherwise, so logs stay short.
+std::function<void(size_t, size_t)> progress_printer() {
+  const bool tty = ::isatty(2);
+  return [tty](size_t done, size_t total) {
+    if (tty) {
+      std::fprintf(stderr, "\rlabel maps counted: %zu/%zu", done, total);
+      if (done == total) std::fprintf(stderr, "\n");
+    } else if (done == total || (done * 10 / total) != ((done - 1) * 10 / total)) {
+      std::fprintf(stderr, "label maps counted: %zu/%zu\n", done, total);
+    }
+  };
+}
+
+void print_summary(const SpatialPriorResult& r, data::ClassSpace space) {
+  const int64_t c_count = r.prior.size(0), h = r.prior.size(1), w = r.prior.size(2);
+  const float* q = r.prior.data<float>();
+  int64_t total = 0;
+  for (int64_t n : r.pixels_seen) total += n;
+  const std::vector<data::ClassInfo>& names = data::class_table(space);
+  std::printf("%-14s %14s %8s %14s %13s\n", "class", "pixels seen", "share", "peak (y, x)", "peak/uniform");
+  for (int64_t c = 0; c < c_count; ++c) {
+    const std::string& name = names[size_t(c)].name;
+    const int64_t seen = r.pixels_seen[size_t(c)];
+    if (seen == 0) {
+      std::printf("%-14s %14d %7.2f%% %14s %13s\n", name.c_str(), 0, 0.0, "never seen", "uniform");
+      continue;
+    }
+    const float* plane = q + c * h * w;
+    const int64_t peak = std::max_element(plane, plane + h * w) - plane;
+    const std::string at = "(" + std::to_string(peak / w) + ", " + std::to_string(peak % w) + ")";
+    std::printf("%-14s %14lld %7.2f%% %14s %13.3f\n", name.c_str(), (long long)seen,
+                100.0 * double(seen) / double(total), at.c_str(), double(plane[peak]) * double(h * w));
+  }
+}
+
+void run(PriorsOptions o) {
+  const auto [h, w] = parse_grid(o.size);
+  if (!o.sigma_given) o.sigma = o.support / 6;
+  const data::Dataset ds = data::open_dataset(o.data, {.split = o.split, .list_file = o.list_file});
+  const int classes = o.classes != 0 ? o.classes : (ds.kind() == "synthia" ? 16 : 19);
+  const data::ClassSpace space = data::class_space_for(classes);
+  std::fprintf(stderr, "counting %s into a %lldx%lld grid, %d classes (%s)\n", ds.describe().c_str(),
+               (long long)h, (long long)w, classes, data::class_space_name(space));
+
+  const SpatialPriorResult r = compute_spatial_prior_with_stats(
+      ds, {.height = h,
+           .width = w,
+           .sigma = o.sigma,
+           .support = o.support,
+           .num_classes = classes,
+           .class_space = space,
+           .threads = o.threads,
+           .progress = progress_printer()});
+  save_spatial_prior(o.out, r.prior,
+                     {.sigma = o.sigma,
+                      .support = o.support,
+                      .image_height = r.image_height,
+                      .image_width = r.image_width,
+                      .images = int64_t(r.images),
+                      .source = o.data,
+                      .class_space = data::class_space_name(space)});
+  print_summary(r, space);
+  std::printf("wrote %s: prior f32 [%d, %lld, %lld] from %zu label maps (sigma %g px, support %g px at "
+              "%gx%g)\n",
+              o.out.c_str(), classes, (long long)h, (long long)w, r.images, o.sigma, o.support,
+              r.image_height, r.image_width);
+}
+
+const cbst::cli::Command reg(
+    {.parent = "",
+     .name = "priors",
+     .help = "Class-wise spatial priors (CBST-SP) from a labelled dataset, as safetensors"},
+    [](CLI::App& cmd) {
+      auto o = std::make_shared<PriorsOptions>();
+      cmd.add_option("--data", o->data,
+                     "Labelled source dataset as KIND=PATH: gta5=, synthia=, cityscapes=, bdd=, "
+                     "list[:ENC]=IMAGES,LABELS")
+          ->required();
+      cmd.add_option("--size", o->size, "the prior's grid HxW, e.g. 128x256 (smooth: a reduced grid suffices)")
+          ->required();
+      cmd.add_option("--sigma", o->sigma,
+                     "Gaussian sigma in full-resolution pixels (default: support/6, i.e. 70/6)");
+      cmd.add_option("--support", o->support, "Gaussian support (full width) in full-resolution pixels")
+          ->capture_default_str();
+      cmd.add_option("--list", o->list_file, "Optional list file ('image [label]' per line, relative to the root)");
+      cmd.add_option("--split", o->split, "Dataset split (cityscapes/bdd: train, val, test)")
+          ->capture_default_str();
+      cmd.add_option("--classes", o->classes, "class space: 19 (Cityscapes), 16 (SYNTHIA), 13 (NTHU); "
+                                              "default 16 for synthia, 19 otherwise");
+      cmd.add_option("--threads", o->threads, "label-decoding threads (0: all cores)")->capture_default_str();
+      cmd.add_option("--out", o->out, "output safetensors file")->required();
+      cmd.callback([o, &cmd] {
+        o->sigma_given = cmd.count("--sigma") > 0;
+        run(*o);
+      });
+    });
+
+}  // namespace

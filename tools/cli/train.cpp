@@ -1,0 +1,34 @@
+// cbst train: supervised training (source-only models, target oracles).
+#include "selftrain/supervised.h"
+#include "tools/cli/registry.h"
+#include "tools/cli/training_options.h"
+
+namespace cbst {
+namespace {
+
+cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: source-only models and oracles"},
+                 [](CLI::App& cmd) {
+                   auto c = std::make_shared<SupervisedConfig>();
+                   auto f = std::make_shared<cli::TrainingFlags>();
+                   cmd.add_option("--data", c->data, "labelled dataset KIND=PATH (gta5=, synthia=, cityscapes=, ...)")->required();
+                   cmd.add_option("--split", c->split, "split of --data")->capture_default_str();
+                   cmd.add_option("--list", c->list, "list file restricting --data");
+                   cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
+                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38 or small-fcn")->capture_default_str();
+                   cmd.add_option("--classes", c->num_classes, "number of classes (19 or 16)")->capture_default_str();
+                   cmd.add_option("--init", c->init, "initial weights: a cbst checkpoint or .pth/.params/.caffemodel/.safetensors");
+                   cmd.add_option("--epochs", c->epochs, "training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
+                   cmd.add_option("--eval-every", c->eval_every, "evaluate every N epochs (0: at the end)");
+                   cmd.add_flag("--poly", c->poly, "poly learning-rate decay (power 0.9)");
+                   cli::add_training_options(cmd, c->train, *f);
+                   cmd.add_option("--run", c->run, "run folder")->required();
+                   cmd.add_flag("--resume", c->resume, "continue the run in --run after its last epoch");
+                   cmd.callback([c, f, &cmd] {
+                     cli::finish_training_options(c->train, *f, c->inference);
+                     c->config_text = cmd.config_to_str(true, false);
+                     run_supervised(*c);
+                   });
+                 });
+
+}  // namespace
+}  // namespace cbst

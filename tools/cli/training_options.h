@@ -1,0 +1,79 @@
+// Command-line options shared by `cbst train` and `cbst adapt`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "engine/check.h"
+#include "selftrain/training_setup.h"
+
+namespace cbst::cli {
+
+struct TrainingFlags {
+  std::string device = "cpu";
+  std::string crop;  // "S" or "HxW"
+  std::string scales = "1.0";
+  bool test_flip = false;
+};
+
+inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlags& f) {
+  cmd.add_option("--batch", o.batch, "images per batch")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd.add_option("--crop", f.crop, "training crop: SIZE or HxW (default: whole scaled images)");
+  cmd.add_option("--scale-range", [&o](const CLI::results_t& r) {
+        return std::sscanf(r[0].c_str(), "%lf,%lf", &o.min_scale, &o.max_scale) == 2 && o.min_scale > 0 &&
+               o.max_scale >= o.min_scale;
+      }, "random scale MIN,MAX (default 0.7,1.3)");
+  cmd.add_flag("!--no-flip", o.flip, "no random horizontal flips");
+  cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)");
+  cmd.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
+  cmd.add_option("--weight-decay", o.weight_decay, "weight decay (biases: none)")->capture_default_str();
+  cmd.add_option("--clip-grad-norm", o.max_grad_norm, "clip the global gradient norm (0: off)");
+  cmd.add_option("--workers", o.workers, "data-loading threads")->check(CLI::Range(0, 64))->capture_default_str();
+  cmd.add_option("--device", f.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd.add_option("--seed", o.seed, "seed of data order, augmentation, dropout and initialisation")->capture_default_str();
+  cmd.add_flag("--frozen-bn", o.frozen_bn, "use the batch-norm running statistics while training (ResNet-38)");
+  cmd.add_flag("--deterministic", o.deterministic, "deterministic cuDNN/cuBLAS algorithms");
+  cmd.add_option("--scales", f.scales, "test scales for pseudo-labels and evaluation, e.g. 0.5,0.75,1.0")->capture_default_str();
+  cmd.add_flag("--flip", f.test_flip, "also average horizontally flipped predictions");
+}
+
+inline std::vector<double> parse_scales(const std::string& text) {
+  std::vector<double> v;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const double s = std::strtod(part.c_str(), &end);
+    CBST_CHECK(!part.empty() && end && *end == 0 && s > 0 && s <= 8, "--scales '", text,
+               "' is not a list of positive numbers like 0.5,0.75,1.0");
+    v.push_back(s);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return v;
+}
+
+// Resolves the string flags into `o` and the inference options.
+inline void finish_training_options(TrainingOptions& o, const TrainingFlags& f, InferenceOptions& inference) {
+  o.device = Device::parse(f.device);
+  if (!f.crop.empty()) {
+    long h = 0, w = 0;
+    char extra = 0;
+    if (std::sscanf(f.crop.c_str(), "%ldx%ld%c", &h, &w, &extra) == 2) {
+    } else if (std::sscanf(f.crop.c_str(), "%ld%c", &h, &extra) == 1) {
+      w = h;
+    } else {
+      CBST_THROW("--crop '", f.crop, "' is not SIZE or HxW");
+    }
+    CBST_CHECK(h > 0 && w > 0, "--crop '", f.crop, "' must be positive");
+    o.crop_height = h;
+    o.crop_width = w;
+  }
+  inference.scales = parse_scales(f.scales);
+  inference.flip = f.test_flip;
+}
+
+}  // namespace cbst::cli

@@ -1,0 +1,93 @@
+#include "weights/tensor_map.h"
+
+#include <algorithm>
+
+namespace cbst::weights {
+
+void TensorMap::insert(const std::string& name, Tensor tensor) {
+  if (contains(name)) CBST_THROW("tensor '", name, "' appears twice; the file is corrupt");
+  index_.emplace(name, entries_.size());
+  entries_.emplace_back(name, std::move(tensor));
+}
+
+void TensorMap::set(const std::string& name, Tensor tensor) {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    insert(name, std::move(tensor));
+  } else {
+    entries_[it->second].second = std::move(tensor);
+  }
+}
+
+const Tensor& TensorMap::at(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it != index_.end()) return entries_[it->second].second;
+  // Suggest names sharing the longest prefix: a typo or a missing "module." prefix shows up.
+  std::string hint;
+  size_t best = 0;
+  for (const Entry& e : entries_) {
+    size_t common = 0;
+    while (common < name.size() && common < e.first.size() && name[common] == e.first[common]) ++common;
+    if (common > best) {
+      best = common;
+      hint = e.first;
+    }
+  }
+  CBST_THROW("no tensor named '", name, "' among ", entries_.size(), " tensors",
+             hint.empty() ? std::string() : "; closest: '" + hint + "'",
+             "; list them with `cbst weights inspect`");
+}
+
+Tensor TensorMap::take(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return Tensor();
+  Tensor t = std::move(entries_[it->second].second);
+  entries_.erase(entries_.begin() + std::ptrdiff_t(it->second));
+  reindex();
+  return t;
+}
+
+bool TensorMap::erase(const std::string& name) { return take(name).defined(); }
+
+void TensorMap::rename(const std::string& from, const std::string& to) {
+  if (from == to) return;
+  auto it = index_.find(from);
+  if (it == index_.end()) CBST_THROW("cannot rename '", from, "': no such tensor");
+  if (contains(to)) CBST_THROW("cannot rename '", from, "' to '", to, "': the name is taken");
+  const size_t i = it->second;
+  index_.erase(it);
+  entries_[i].first = to;
+  index_.emplace(to, i);
+}
+
+std::vector<std::string> TensorMap::names() const {
+  std::vector<std::string> out;
+  out.reserve(entries_.size());
+  for (const Entry& e : entries_) out.push_back(e.first);
+  return out;
+}
+
+std::vector<std::string> TensorMap::sorted_names() const {
+  std::vector<std::string> out = names();
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int64_t TensorMap::parameter_count() const {
+  int64_t n = 0;
+  for (const Entry& e : entries_) n += e.second.numel();
+  return n;
+}
+
+uint64_t TensorMap::byte_count() const {
+  uint64_t n = 0;
+  for (const Entry& e : entries_) n += e.second.nbytes();
+  return n;
+}
+
+void TensorMap::reindex() {
+  index_.clear();
+  for (size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+}
+
+}  // namespace cbst::weights
