@@ -64,14 +64,17 @@ std::vector<std::string> eval_names(const data::EvalResult& e) {
   return v;
 }
 
-// The fixed source permutation: subsets are its prefixes, so each contains the previous.
-std::vector<size_t> source_order(size_t n, uint64_t seed) {
+}  // namespace
+
+std::vector<size_t> source_subset_order(size_t n, uint64_t seed) {
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   Generator gen(seed ^ 0x736f75726365ull);
   for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next_below(i)]);
   return order;
 }
+
+namespace {
 
 data::Dataset subset(const data::Dataset& d, const std::vector<size_t>& order, size_t count) {
   std::vector<data::Sample> samples;
@@ -138,7 +141,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     run.log("initial model: mIoU " + json_number(100 * e.miou));
   }
 
-  const std::vector<size_t> order = source_order(source.size(), cfg.train.seed);
+  const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
   for (int64_t r = start_round; r < cfg.rounds; ++r) {
     const double portion = cfg.portion.at(r), source_portion = cfg.source_portion.at(r);
     const double lr = cfg.train.lr / std::pow(cfg.lr_decay, double(r));

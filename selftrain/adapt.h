@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "selftrain/mining.h"
 #include "selftrain/training_setup.h"
@@ -57,5 +58,9 @@ struct AdaptConfig {
 };
 
 void run_adaptation(const AdaptConfig& config);
+
+// The fixed permutation of the source set whose prefixes are the per-round subsets (so each
+// round's subset contains the previous one's), a function of (n, seed) only.
+std::vector<size_t> source_subset_order(size_t n, uint64_t seed);
 
 }  // namespace cbst

@@ -1,0 +1,93 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+
+#include "data/sample_rng.h"
+#include "selftrain/adapt.h"
+#include "selftrain/mining.h"
+
+namespace cbst {
+namespace {
+
+TEST(RareClasses, AreThoseUnderTheFractionElseTheThreeRarestPredicted) {
+  // 10000 pixels: class 2 has 5 (0.05% < 0.1%), class 3 has 9; class 4 none at all.
+  const std::vector<int64_t> predicted{6000, 3986, 5, 9, 0};
+  EXPECT_EQ(rare_classes(predicted, {}), (std::vector<int>{2, 3, 4}));
+  // Nothing under the fraction: the three rarest classes that were predicted.
+  EXPECT_EQ(rare_classes({500, 100, 300, 200}, {.rare_fraction = 0.0}), (std::vector<int>{1, 3, 2}));
+  EXPECT_TRUE(rare_classes({0, 0}, {}).empty());
+}
+
+data::Labels labels_with(int width, int height, uint8_t background, std::vector<std::pair<int, uint8_t>> pixels) {
+  data::Labels l{.width = width, .height = height, .ids = std::vector<uint8_t>(size_t(width * height), background)};
+  for (auto [i, c] : pixels) l.ids[size_t(i)] = c;
+  return l;
+}
+
+TEST(Mining, CentresTargetCropsOnPixelsOfPresentRareClasses) {
+  const data::Labels l = labels_with(20, 10, 0, {{13, 5}, {77, 5}, {150, 7}});
+  auto hook = mining_crop_center({5, 6, 7}, /*first_target_index=*/4, {.probability = 1.0});
+  std::set<std::pair<int, int>> seen;
+  for (uint64_t k = 0; k < 200; ++k) {
+    data::SampleRng rng(1, 0, k);
+    int cx = -1, cy = -1;
+    ASSERT_TRUE(hook(4 + int64_t(k % 3), l, rng, cx, cy));
+    const uint8_t c = l.ids[size_t(cy * 20 + cx)];
+    EXPECT_TRUE(c == 5 || c == 7) << "centre (" << cx << ", " << cy << ") is class " << int(c);
+    seen.insert({cx, cy});
+  }
+  EXPECT_EQ(seen.size(), 3u) << "every rare pixel is reachable";
+}
+
+TEST(Mining, LeavesSourceSamplesAndUnluckyDrawsToTheUniformCrop) {
+  const data::Labels l = labels_with(8, 8, 0, {{9, 3}});
+  int cx = 0, cy = 0;
+  data::SampleRng rng(1, 0, 0);
+  EXPECT_FALSE(mining_crop_center({3}, 10, {.probability = 1.0})(9, l, rng, cx, cy)) << "index 9 is a source image";
+  EXPECT_FALSE(mining_crop_center({3}, 0, {.probability = 0.0})(0, l, rng, cx, cy));
+  EXPECT_FALSE(mining_crop_center({4}, 0, {.probability = 1.0})(0, l, rng, cx, cy)) << "class 4 is absent";
+  // With probability 0.8 about 80% of draws mine.
+  int mined = 0;
+  auto hook = mining_crop_center({3}, 0, {.probability = 0.8});
+  for (uint64_t k = 0; k < 2000; ++k) {
+    data::SampleRng r(7, 1, k);
+    mined += hook(0, l, r, cx, cy);
+  }
+  EXPECT_NEAR(mined / 2000.0, 0.8, 0.03);
+}
+
+TEST(PortionSchedule, GrowsByStepUpToTheMaximum) {
+  const PortionSchedule s = PortionSchedule::parse("0.2,0.05,0.3");
+  EXPECT_DOUBLE_EQ(s.at(0), 0.2);
+  EXPECT_DOUBLE_EQ(s.at(1), 0.25);
+  EXPECT_DOUBLE_EQ(s.at(2), 0.3);
+  EXPECT_DOUBLE_EQ(s.at(5), 0.3);
+  EXPECT_THROW(PortionSchedule::parse("0.2,0.05"), Error);
+  EXPECT_THROW(PortionSchedule::parse("1.5,0,1"), Error);
+  EXPECT_THROW(PortionSchedule::parse("0.2,0.05,0.5,9"), Error);
+}
+
+TEST(SourceSubsets, AreNestedPrefixesOfOneSeededPermutation) {
+  const std::vector<size_t> a = source_subset_order(100, 3), b = source_subset_order(100, 3);
+  EXPECT_EQ(a, b) << "a function of the seed only";
+  EXPECT_NE(a, source_subset_order(100, 4));
+  std::vector<size_t> sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<size_t> iota(100);
+  std::iota(iota.begin(), iota.end(), 0);
+  EXPECT_EQ(sorted, iota) << "a permutation";
+  // Subsets for portions 0.3 < 0.5 are prefixes, so the smaller lies inside the larger.
+  const std::set<size_t> small(a.begin(), a.begin() + 30), large(a.begin(), a.begin() + 50);
+  EXPECT_TRUE(std::includes(large.begin(), large.end(), small.begin(), small.end()));
+}
+
+TEST(AdaptMethod, NamesRoundTripAndUnknownNamesAreErrors) {
+  for (const char* n : {"source-only", "st", "cbst", "st-sp", "cbst-sp"})
+    EXPECT_STREQ(adapt_method_name(adapt_method_from_name(n)), n);
+  EXPECT_THROW(adapt_method_from_name("crst"), Error);
+}
+
+}  // namespace
+}  // namespace cbst

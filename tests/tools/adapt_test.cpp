@@ -1,0 +1,150 @@
+// `cbst train` and `cbst adapt` end to end on a tiny generated two-domain benchmark: every
+// method runs, a killed run resumes to the same numbers, a diverging loss stops the run.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/expect_close.h"
+#include "tests/tools/cli_runner.h"
+#include "weights/load_weights.h"
+
+namespace cbst {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_cbst;
+
+class AdaptCommand : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("cbst_adapt_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    auto r = run_cbst("synth --out " + path("data") + " --size 32x64 --source 8 --target-train 8 --target-val 4 --seed 3",
+                      path("synth.log"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = run_cbst("train --data gta5=" + path("data/gta5") + " --model small-fcn --epochs 2 --batch 2 --crop 32 "
+                 "--lr 0.05 --workers 1 --run " + path("source"), path("train.log"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = run_cbst("priors --data gta5=" + path("data/gta5") + " --size 8x16 --out " + path("prior.safetensors"),
+                 path("priors.log"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static std::string path(const std::string& rel) { return (dir_ / rel).string(); }
+  static std::string adapt_args(const std::string& method, const std::string& run) {
+    return "adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" + path("data/cityscapes") +
+           " --eval cityscapes=" + path("data/cityscapes") + ":val --model small-fcn --init " +
+           path("source/checkpoints/final.safetensors") + " --method " + method + " --prior " +
+           path("prior.safetensors") + " --rounds 2 --epochs-per-round 1 --batch 2 --crop 32 --lr 0.02 " +
+           "--source-portion 0.5,0.25,1.0 --workers 2 --run " + path(run);
+  }
+  static std::string read(const std::string& rel) {
+    std::ifstream f(path(rel));
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+
+  static fs::path dir_;
+};
+fs::path AdaptCommand::dir_;
+
+class AdaptMethods : public AdaptCommand, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(AdaptMethods, RunsTwoRoundsAndWritesTheRunFolder) {
+  const std::string run = "run_" + GetParam();
+  const auto r = run_cbst(adapt_args(GetParam(), run), path(run + ".log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"config.toml", "log.txt", "metrics.jsonl", "summary.json", "eval/initial.json",
+                        "eval/round_0.json", "eval/round_1.json", "checkpoints/final.safetensors",
+                        "checkpoints/latest"})
+    EXPECT_TRUE(fs::exists(path(run + "/" + f))) << f;
+  const std::string summary = read(run + "/summary.json");
+  EXPECT_NE(summary.find("\"method\": \"" + GetParam() + "\""), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"source_images\": 4"), std::string::npos) << "round 0 uses half the source";
+  EXPECT_NE(summary.find("\"source_images\": 6"), std::string::npos) << "round 1 uses 0.75 of it";
+  if (GetParam() == "source-only") {
+    EXPECT_FALSE(fs::exists(path(run + "/rounds/0/thresholds.json")));
+    return;
+  }
+  const std::string thr = read(run + "/rounds/1/thresholds.json");
+  EXPECT_NE(thr.find("\"portion\": 0.25"), std::string::npos) << thr;
+  EXPECT_NE(thr.find("\"policy\": \"" + std::string(GetParam().rfind("st", 0) == 0 ? "st" : "cbst") + "\""),
+            std::string::npos) << thr;
+  EXPECT_EQ(std::distance(fs::directory_iterator(path(run + "/rounds/0/pseudo")), fs::directory_iterator()),
+            8 + 4) << "8 pseudo-label maps and 4 colourised previews";
+  EXPECT_NE(summary.find("\"pseudo_accuracy\""), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, AdaptMethods,
+                         ::testing::Values("source-only", "st", "cbst", "st-sp", "cbst-sp"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST_F(AdaptCommand, KilledRunResumesToTheSameNumbersAsAnUninterruptedOne) {
+  auto r = run_cbst(adapt_args("cbst-sp", "whole"), path("whole.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Round 0 trains 4+8 images in batches of 2 (6 steps): step 8 is inside round 1.
+  r = run_cbst(adapt_args("cbst-sp", "killed"), path("killed.log"), "CBST_TEST_ABORT_AT_STEP=8");
+  ASSERT_EQ(r.exit_code, 137) << r.output;
+  EXPECT_TRUE(fs::exists(path("killed/checkpoints/round_0.safetensors")));
+  EXPECT_FALSE(fs::exists(path("killed/summary.json")));
+  r = run_cbst(adapt_args("cbst-sp", "killed") + " --resume", path("resumed.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resume : after round 0"), std::string::npos) << r.output;
+  EXPECT_EQ(read("whole/summary.json"), read("killed/summary.json"));
+  const auto a = weights::load_checkpoint(path("whole/checkpoints/final.safetensors"));
+  const auto b = weights::load_checkpoint(path("killed/checkpoints/final.safetensors"));
+  ASSERT_EQ(a.size(), b.size());
+  for (auto& [name, t] : a) CBST_EXPECT_CLOSE(name, b.at(name), t, 0.0, 0.0);
+}
+
+TEST_F(AdaptCommand, ResumeWithoutARunAndANewRunOverAnOldOneAreErrors) {
+  auto r = run_cbst(adapt_args("cbst", "nothing_here") + " --resume", path("e1.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("cbst: error: --resume"), std::string::npos) << r.output;
+  r = run_cbst("train --data gta5=" + path("data/gta5") + " --epochs 1 --crop 32 --run " + path("source"), path("e2.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("already holds a run"), std::string::npos) << r.output;
+}
+
+TEST_F(AdaptCommand, SpatialPriorMethodsNeedAPrior) {
+  std::string args = adapt_args("cbst-sp", "noprior");
+  args.replace(args.find("--prior"), std::string("--prior ").size() + path("prior.safetensors").size(), "");
+  const auto r = run_cbst(args, path("noprior.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("cbst priors"), std::string::npos) << r.output;
+}
+
+TEST_F(AdaptCommand, ADivergingLossStopsTheRunNamingTheStep) {
+  const auto r = run_cbst("train --data gta5=" + path("data/gta5") + " --epochs 2 --batch 2 --crop 32 --lr 1e30 "
+                          "--workers 1 --run " + path("nan"), path("nan.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("the loss became"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("at step"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lower --lr"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("nan/checkpoints/final.safetensors")));
+}
+
+TEST_F(AdaptCommand, TrainResumesAfterItsLastEpoch) {
+  auto r = run_cbst("train --data gta5=" + path("data/gta5") + " --epochs 2 --batch 2 --crop 32 --lr 0.05 "
+                    "--workers 1 --run " + path("t_whole"), path("t1.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst("train --data gta5=" + path("data/gta5") + " --epochs 2 --batch 2 --crop 32 --lr 0.05 "
+               "--workers 1 --run " + path("t_killed"), path("t2.log"), "CBST_TEST_ABORT_AT_STEP=5");
+  ASSERT_EQ(r.exit_code, 137) << r.output;
+  r = run_cbst("train --data gta5=" + path("data/gta5") + " --epochs 2 --batch 2 --crop 32 --lr 0.05 "
+               "--workers 1 --run " + path("t_killed") + " --resume", path("t3.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto a = weights::load_checkpoint(path("t_whole/checkpoints/final.safetensors"));
+  const auto b = weights::load_checkpoint(path("t_killed/checkpoints/final.safetensors"));
+  for (auto& [name, t] : a) CBST_EXPECT_CLOSE(name, b.at(name), t, 0.0, 0.0);
+}
+
+}  // namespace
+}  // namespace cbst
