@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "tests/support/expect_close.h"
 #include "data/dataset.h"
 #include "engine/check.h"
 #include "tests/data/data_test_util.h"
@@ -22,14 +23,7 @@ std::vector<uint8_t> cycle(const std::vector<uint8_t>& values, int n) {
   return v;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cbst::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using cbst::testing::error_of;
 
 void write_gta5(const TempDir& d, int n) {
   for (int i = 1; i <= n; ++i) {

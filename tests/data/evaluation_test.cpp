@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 
+#include "tests/support/expect_close.h"
 #include "data/dataset.h"
 #include "data/evaluation.h"
 #include "data/predictions.h"
@@ -20,14 +21,7 @@ using tu::TempDir;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cbst::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using cbst::testing::error_of;
 
 }  // namespace
 

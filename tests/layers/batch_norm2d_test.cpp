@@ -16,6 +16,9 @@
 namespace cbst {
 namespace {
 
+using testing::error_of;
+using testing::identical;
+
 Tensor cv(const Tensor& t) { return t.reshape({1, t.size(0), 1, 1}); }
 
 // The definition with engine ops: batch statistics, biased variance.
@@ -113,25 +116,7 @@ TEST(BatchNorm2d, FrozenBackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(r.ok) << r.report;
 }
 
-// Exact equality (close_result's relative measure is 0/0 for a zero tolerance).
-::testing::AssertionResult identical(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return ::testing::AssertionFailure() << "shapes differ";
-  const auto va = a.detach().to(Device::cpu()).to(DType::f64).to_vector<double>();
-  const auto vb = b.detach().to(Device::cpu()).to(DType::f64).to_vector<double>();
-  for (size_t i = 0; i < va.size(); ++i)
-    if (va[i] != vb[i])
-      return ::testing::AssertionFailure() << "element " << i << ": " << va[i] << " vs " << vb[i];
-  return ::testing::AssertionSuccess();
-}
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(BatchNorm2d, ArgumentErrorsNameTheShapes) {
   const Tensor x = Tensor::zeros({2, 3, 4, 4});

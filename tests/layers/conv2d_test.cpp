@@ -15,6 +15,9 @@
 namespace cbst {
 namespace {
 
+using testing::error_of;
+using testing::identical;
+
 // One table of cases drives the direct-loop, gradcheck and CUDA parity tests.
 struct ConvCase {
   std::string name;
@@ -143,25 +146,7 @@ TEST(Conv2d, BackwardAccumulatesAcrossUses) {
   CBST_EXPECT_CLOSE("twice", w.grad(), mul(once, 2.0), 1e-12, 1e-12);
 }
 
-// Exact equality (close_result's relative measure is 0/0 for a zero tolerance).
-::testing::AssertionResult identical(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return ::testing::AssertionFailure() << "shapes differ";
-  const auto va = a.detach().to(Device::cpu()).to(DType::f64).to_vector<double>();
-  const auto vb = b.detach().to(Device::cpu()).to(DType::f64).to_vector<double>();
-  for (size_t i = 0; i < va.size(); ++i)
-    if (va[i] != vb[i])
-      return ::testing::AssertionFailure() << "element " << i << ": " << va[i] << " vs " << vb[i];
-  return ::testing::AssertionSuccess();
-}
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Conv2d, WrongChannelCountNamesBothShapes) {
   const Tensor x = Tensor::zeros({1, 3, 8, 8}), w = Tensor::zeros({4, 5, 3, 3});

@@ -13,12 +13,15 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/expect_close.h"
 #include "selftrain/pseudo_labels.h"
 #include "tests/data/data_test_util.h"
 #include "weights/safetensors.h"
 
 namespace cbst {
 namespace {
+
+using testing::error_of;
 
 using data::Labels;
 using data::test_util::TempDir;
@@ -260,14 +263,6 @@ TEST(SpatialPriorFile, RoundTripsTensorAndMetadata) {
   EXPECT_EQ(raw.metadata.at("grid"), "6x7");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(SpatialPriorFile, MalformedFilesAreClearErrors) {
   TempDir d;

@@ -48,4 +48,17 @@ namespace cbst::testing {
   return ::testing::AssertionFailure() << line << "; " << bad << " mismatches:" << mismatches;
 }
 
+::testing::AssertionResult identical(const Tensor& got, const Tensor& ref) {
+  return close_result("identical", got, ref, {0.0, 0.0});
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace cbst::testing

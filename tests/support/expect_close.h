@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 
 #include "engine/cuda_context.h"
@@ -23,6 +24,12 @@ struct Tolerance {
 
 ::testing::AssertionResult close_result(const std::string& name, const Tensor& got,
                                         const Tensor& ref, Tolerance tol);
+
+// Element-for-element equality (shapes too), on any device and dtype.
+::testing::AssertionResult identical(const Tensor& got, const Tensor& ref);
+
+// The message of the cbst::Error that `f` throws; empty when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 // Skips the calling test (GTEST_SKIP) when no CUDA device is usable.
 #define CBST_REQUIRE_CUDA()                                                     \

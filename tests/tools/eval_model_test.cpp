@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/tools/cli_runner.h"
 #include "data/image.h"
 #include "data/label_map.h"
 #include "engine/autograd.h"
@@ -86,13 +87,9 @@ class EvalModelCommand : public ::testing::Test {
 
   // Runs `cbst ARGS`, returns the exit code; stdout+stderr go to `output_`.
   int run(const std::string& args) {
-    const fs::path log = dir_ / "log.txt";
-    const int status = std::system((cbst_.string() + " " + args + " > " + log.string() + " 2>&1").c_str());
-    std::ifstream f(log);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    output_ = ss.str();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const testing::CliResult r = testing::run_cbst(args, (dir_ / "log.txt").string());
+    output_ = r.output;
+    return r.exit_code;
   }
 
   std::string data_arg() const { return "--data cityscapes=" + (dir_ / "cs").string() + " --split val"; }

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/tools/cli_runner.h"
 #include "selftrain/spatial_prior.h"
 #include "tests/data/data_test_util.h"
 #include "weights/safetensors.h"
@@ -39,13 +40,9 @@ class PriorsCommand : public ::testing::Test {
 
   // Runs `cbst ARGS`; returns the exit code, stdout+stderr in `output_`.
   int run(const std::string& args) {
-    const std::string log = dir_.file("log.txt");
-    const int status = std::system((cbst_.string() + " " + args + " > " + log + " 2>&1").c_str());
-    std::ifstream f(log);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    output_ = ss.str();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const testing::CliResult r = testing::run_cbst(args, dir_.file("log.txt"));
+    output_ = r.output;
+    return r.exit_code;
   }
 
   TempDir dir_;

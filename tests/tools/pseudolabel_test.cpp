@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "tests/tools/cli_runner.h"
 #include "selftrain/pseudo_labels.h"
 #include "tests/selftrain/labeling_cases.h"
 #include "weights/safetensors.h"
@@ -30,13 +31,9 @@ class PseudolabelCommand : public ::testing::Test {
 
   // Runs `cbst ARGS`, returns the exit status; stdout+stderr go to `output_`.
   int run(const std::string& args) {
-    const fs::path log = dir_ / "log.txt";
-    const int status = std::system((cbst_.string() + " " + args + " > " + log.string() + " 2>&1").c_str());
-    std::ifstream f(log);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    output_ = ss.str();
-    return status;
+    const testing::CliResult r = testing::run_cbst(args, (dir_ / "log.txt").string());
+    output_ = r.output;
+    return r.exit_code;
   }
 
   fs::path dir_;
