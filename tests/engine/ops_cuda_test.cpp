@@ -67,7 +67,9 @@ TEST(OpsCuda, ComparisonsArgmaxAndIntegerOpsMatchCpu) {
   CBST_EXPECT_CLOSE("int sum", sum(ib.to(cu)), sum(ib), 0.0, 0.0);
   CBST_EXPECT_CLOSE("u8 cast", a.to(DType::u8).to(cu).to(DType::f32), a.to(DType::u8).to(DType::f32), 0.0, 0.0);
   Tensor big = rand_uniform({3, 100000}, -1, 1, DType::f32, Device::cpu(), &gen);
-  CBST_EXPECT_CLOSE("large sum", sum(big.to(cu), {1}), sum(big, {1}), 1e-3, 1e-5);
+  // The GPU sums 100000 f32 values in a tree (error ~ √n·ε·Σ|x| ≈ 316·6e-8·5e4 ≈ 1e-3);
+  // the CPU accumulates in double.
+  CBST_EXPECT_CLOSE("large sum", sum(big.to(cu), {1}), sum(big, {1}), 1e-2, 1e-5);
   CBST_EXPECT_CLOSE("large max", max(big.to(cu), {1}), max(big, {1}), 0.0, 0.0);
 }
 
