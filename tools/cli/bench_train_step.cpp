@@ -1,0 +1,204 @@
+// `cbst bench train-step`: images/s and peak memory of one training step of a model
+// (DESIGN §9; reference/performance.md §1). tools/bench/train_step_torch.py runs the same
+// computation in PyTorch for the side-by-side comparison on a GPU host.
+//
+// The step is the one cbst train / cbst adapt run (selftrain/trainer.cpp): zero_grad →
+// forward at the input size → softmax cross-entropy (ignore 255) → loss read back to the
+// host → backward → SGD (momentum 0.9, weight decay 5e-4, the authors' lr/decay groups,
+// selftrain/training_setup.h). ResNet-38's batch norm is frozen as in adaptation. Inputs are
+// random (N, 3, S, S) images in [-2, 2] and random labels of which about 1 in 10 is 255;
+// the model is randomly initialised (timing does not depend on the weights' values).
+//
+// Before timing, the first step's loss must be finite. Then --warmup steps (algorithm
+// choice, workspaces, momentum buffers), then --steps timed steps (device synchronised at
+// both ends). Peak memory covers the timed steps only: CUDA, the allocator's high-water
+// mark of live tensors after cuda_reset_peak_memory (as torch.cuda.max_memory_allocated
+// after reset_peak_memory_stats); CPU, the process's peak resident set (VmHWM of
+// /proc/self/status, reset through /proc/self/clear_refs when the kernel allows it).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/cuda_context.h"
+#include "engine/random.h"
+#include "layers/softmax_cross_entropy.h"
+#include "models/segmentation_model.h"
+#include "selftrain/training_setup.h"
+#include "tools/cli/registry.h"
+
+namespace cbst {
+namespace {
+
+struct TrainStepOptions {
+  std::string model = "fcn8s-vgg16";
+  std::string device;  // empty: cuda when available, else cpu
+  int64_t size = 0;    // 0: 500 on cuda, 128 on cpu
+  int64_t batch = 1;
+  int steps = 0;       // 0: 20 on cuda, 3 on cpu
+  int warmup = 0;      // 0: 5 on cuda, 1 on cpu
+  int64_t classes = 19;
+  double lr = 1e-3;
+  std::string json;
+};
+
+struct TrainStepResult {
+  double ms_per_step = 0;
+  double images_per_s = 0;
+  double peak_bytes = 0;
+  std::string peak_kind;
+  double first_loss = 0, last_loss = 0;
+  int64_t parameters = 0, trainable = 0;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A "VmHWM:   123456 kB" line of /proc/self/status, in bytes (0 when unreadable).
+double peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream fields(line.substr(6));
+      double kb = 0;
+      fields >> kb;
+      return kb * 1024.0;
+    }
+  return 0;
+}
+
+// Writing "5" to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return f.good();
+}
+
+// Labels in [0, C) with about 10% ignore_index (255), as pseudo-labels have.
+Tensor random_labels(int64_t n, int64_t h, int64_t w, int64_t classes, Generator& gen) {
+  std::vector<uint8_t> v(size_t(n * h * w));
+  for (uint8_t& l : v) l = gen.next_below(10) == 0 ? 255 : uint8_t(gen.next_below(uint64_t(classes)));
+  return Tensor::from_vector<uint8_t>(v, {n, h, w});
+}
+
+TrainStepResult run_steps(const TrainStepOptions& o, Device d) {
+  auto model = create_model(o.model, {.num_classes = o.classes, .seed = 1});
+  TrainStepResult r;
+  for (auto& [name, t] : model->named_parameters()) {
+    r.parameters += t.numel();
+    if (t.requires_grad()) r.trainable += t.numel();
+  }
+  model->to(d);
+  model->train();
+  if (o.model == "resnet38") model->set_frozen_batch_norm(true);
+  TrainingOptions training;  // momentum 0.9, weight decay 5e-4
+  Sgd optimizer = make_optimizer(*model, training, o.lr);
+
+  Generator gen(7);
+  const Tensor images = rand_uniform({o.batch, 3, o.size, o.size}, -2, 2, DType::f32, Device::cpu(), &gen).to(d);
+  const Tensor labels = random_labels(o.batch, o.size, o.size, o.classes, gen).to(d);
+  auto step = [&] {
+    optimizer.zero_grad();
+    const Tensor loss = softmax_cross_entropy(model->forward(images), labels);
+    const double l = loss.item<float>();
+    loss.backward();
+    optimizer.step();
+    return l;
+  };
+
+  r.first_loss = step();
+  CBST_CHECK(std::isfinite(r.first_loss), "bench train-step: the first step's loss of ", o.model, " is ",
+             r.first_loss, "; the step is wrong, not timing it");
+  for (int i = 1; i < o.warmup; ++i) step();
+  if (d.is_cuda()) {
+    cuda_synchronize(d.index);
+    cuda_reset_peak_memory(d.index);
+    r.peak_kind = "allocated";
+  } else {
+    r.peak_kind = reset_peak_rss() ? "rss" : "rss since start";
+  }
+  if (d.is_cuda()) cuda_synchronize(d.index);
+  const double t0 = now_s();
+  for (int i = 0; i < o.steps; ++i) r.last_loss = step();
+  if (d.is_cuda()) cuda_synchronize(d.index);
+  const double seconds = now_s() - t0;
+  r.ms_per_step = seconds * 1e3 / o.steps;
+  r.images_per_s = double(o.batch * o.steps) / seconds;
+  r.peak_bytes = d.is_cuda() ? double(cuda_memory_stats(d.index).peak_allocated) : peak_rss_bytes();
+  return r;
+}
+
+void run(TrainStepOptions o) {
+  if (o.device.empty()) o.device = cuda_available() ? "cuda" : "cpu";
+  const Device d = Device::parse(o.device);
+  CBST_CHECK(!d.is_cuda() || cuda_available(), "bench train-step: --device ", o.device,
+             " but no CUDA device is available; use --device cpu");
+  const bool reduced = o.size == 0 && !d.is_cuda();
+  if (o.size == 0) o.size = d.is_cuda() ? 500 : 128;
+  if (o.steps == 0) o.steps = d.is_cuda() ? 20 : 3;
+  if (o.warmup == 0) o.warmup = d.is_cuda() ? 5 : 1;
+
+  const TrainStepResult r = run_steps(o, d);
+  const double mib = r.peak_bytes / (1024.0 * 1024.0);
+  std::printf("train step: %s, input %lldx%lld, batch %lld, %lld classes, %s%s\n", o.model.c_str(),
+              (long long)o.size, (long long)o.size, (long long)o.batch, (long long)o.classes,
+              d.is_cuda() ? cuda_device_name(d.index).c_str() : "cpu",
+              d.is_cuda() ? (tf32_enabled() ? ", TF32 on" : ", TF32 off") : "");
+  if (reduced) std::printf("note: cpu run at the reduced size 128 (the GPU benchmark uses 500); set --size\n");
+  std::printf("parameters: %lld (%lld trainable)%s\n", (long long)r.parameters, (long long)r.trainable,
+              o.model == "resnet38" ? ", batch norm frozen" : "");
+  std::printf("%-12s %6s %6s %6s %6s %10s %10s %12s %17s\n", "model", "device", "size", "batch", "steps",
+              "ms/step", "images/s", "peak MiB", "loss first/last");
+  std::printf("%-12s %6s %6lld %6lld %6d %10.1f %10.3f %12.0f %8.4f/%-8.4f\n", o.model.c_str(),
+              d.is_cuda() ? "cuda" : "cpu", (long long)o.size, (long long)o.batch, o.steps, r.ms_per_step,
+              r.images_per_s, mib, r.first_loss, r.last_loss);
+  std::printf("peak memory: %s\n", d.is_cuda() ? "device bytes allocated by live tensors (cuda_memory_stats)"
+                                               : r.peak_kind == "rss" ? "process peak RSS over the timed steps (VmHWM)"
+                                                                      : "process peak RSS since start (VmHWM; reset refused)");
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    CBST_CHECK(f.good(), "bench train-step: cannot write ", o.json);
+    f << "{\"benchmark\": \"train-step\", \"implementation\": \"cbst\", \"model\": \"" << o.model
+      << "\", \"device\": \"" << (d.is_cuda() ? "cuda" : "cpu") << "\", \"device_name\": \""
+      << (d.is_cuda() ? cuda_device_name(d.index) : std::string("cpu")) << "\", \"size\": " << o.size
+      << ", \"batch\": " << o.batch << ", \"classes\": " << o.classes << ", \"steps\": " << o.steps
+      << ", \"warmup\": " << o.warmup << ", \"tf32\": " << (d.is_cuda() && tf32_enabled() ? "true" : "false")
+      << ", \"parameters\": " << r.parameters << ", \"trainable_parameters\": " << r.trainable
+      << ", \"ms_per_step\": " << r.ms_per_step << ", \"images_per_s\": " << r.images_per_s
+      << ", \"peak_memory_bytes\": " << static_cast<long long>(r.peak_bytes) << ", \"peak_memory_kind\": \""
+      << r.peak_kind << "\", \"first_loss\": " << r.first_loss << ", \"last_loss\": " << r.last_loss << "}\n";
+  }
+  // Random weights without ImageNet statistics can diverge; the steps timed are still the
+  // steps that ship (the first one was checked), so this is a note, not an error.
+  if (!std::isfinite(r.last_loss))
+    std::printf("note: the loss became %g during the timed steps (random weights); lower --lr\n", r.last_loss);
+}
+
+cli::Command reg({.parent = "bench", .name = "train-step",
+                  .help = "images/s and peak memory of one SGD training step of a model"},
+                 [](CLI::App& cmd) {
+                   auto o = std::make_shared<TrainStepOptions>();
+                   cmd.add_option("--model", o->model, "fcn8s-vgg16, resnet38 or small-fcn")->capture_default_str();
+                   cmd.add_option("--device", o->device, "cpu, cuda or cuda:N (default: cuda when available)");
+                   cmd.add_option("--size", o->size, "input size S×S (default 500 cuda, 128 cpu)")
+                       ->check(CLI::Range(32, 4096));
+                   cmd.add_option("--batch", o->batch, "images per step")->check(CLI::Range(1, 256))->capture_default_str();
+                   cmd.add_option("--steps", o->steps, "timed steps (default 20 cuda, 3 cpu)")->check(CLI::Range(1, 100000));
+                   cmd.add_option("--warmup", o->warmup, "untimed steps first, the checked one included "
+                                                         "(default 5 cuda, 1 cpu)")->check(CLI::Range(1, 1000));
+                   cmd.add_option("--classes", o->classes, "number of classes")->check(CLI::Range(2, 255))->capture_default_str();
+                   cmd.add_option("--lr", o->lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+                   cmd.add_option("--json", o->json, "also write the result as JSON here");
+                   cmd.callback([o] { run(*o); });
+                 });
+
+}  // namespace
+}  // namespace cbst
