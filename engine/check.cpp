@@ -15,12 +15,11 @@ namespace detail {
 
 void fail(const char* kind, const char* expr, const std::string& details, const char* file,
           int line) {
-  std::string msg = details.empty() ? std::string(kind) + " failed: " + expr
-                                    : details + " (" + kind + " `" + expr + "` failed)";
-  msg += " [";
-  msg += file;
-  msg += ":" + std::to_string(line) + "]";
-  throw Error(msg);
+  std::ostringstream msg;
+  if (details.empty()) msg << kind << " failed: " << expr;
+  else msg << details << " (" << kind << " `" << expr << "` failed)";
+  msg << " [" << file << ":" << line << "]";
+  throw Error(msg.str());
 }
 
 }  // namespace detail

@@ -94,7 +94,8 @@ Conv2d::Conv2d(const Conv2dParams& p, DType dtype) : params_(p) {
              "Conv2d: in_channels ", p.in_channels, ", out_channels ", p.out_channels,
              " and kernel ", p.kernel, " must all be >= 1");
   Tensor w = Tensor::empty({p.out_channels, p.in_channels, p.kernel, p.kernel}, dtype);
-  kaiming_normal_(w);
+  if (p.initialize) kaiming_normal_(w);
+  else w.zero_();
   register_parameter("weight", &weight_, w);
   if (p.bias) register_parameter("bias", &bias_, Tensor::zeros({p.out_channels}, dtype));
 }

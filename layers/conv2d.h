@@ -41,6 +41,8 @@ struct Conv2dParams {
   int64_t dilation = 1;
   int64_t stride = 1;
   bool bias = true;
+  // false: the weight is left uninitialised (a model that initialises or loads it itself).
+  bool initialize = true;
   Conv2dOptions options() const { return {.stride = stride, .pad = pad, .dilation = dilation}; }
 };
 

@@ -32,20 +32,20 @@ Fcn8sVgg16::Fcn8sVgg16(const ModelOptions& options) {
   for (const VggConv& v : kVgg) {
     auto conv = register_module(v.name, std::make_shared<Conv2d>(Conv2dParams{
         .in_channels = v.in, .out_channels = v.out, .kernel = 3,
-        .pad = std::string(v.name) == "conv1_1" ? 100 : 1}));
+        .pad = std::string(v.name) == "conv1_1" ? 100 : 1, .initialize = false}));
     if (init) kaiming_normal_(conv->weight(), &gen);
     if (init) zeros_(conv->bias());
     convs_.push_back(conv);
   }
-  fc6_ = register_module("fc6", std::make_shared<Conv2d>(Conv2dParams{.in_channels = 512, .out_channels = 4096, .kernel = 7, .pad = 0}));
-  fc7_ = register_module("fc7", std::make_shared<Conv2d>(Conv2dParams{.in_channels = 4096, .out_channels = 4096, .kernel = 1, .pad = 0}));
+  fc6_ = register_module("fc6", std::make_shared<Conv2d>(Conv2dParams{.in_channels = 512, .out_channels = 4096, .kernel = 7, .pad = 0, .initialize = false}));
+  fc7_ = register_module("fc7", std::make_shared<Conv2d>(Conv2dParams{.in_channels = 4096, .out_channels = 4096, .kernel = 1, .pad = 0, .initialize = false}));
   if (init) kaiming_normal_(fc6_->weight(), &gen);
   if (init) kaiming_normal_(fc7_->weight(), &gen);
   if (init) zeros_(fc6_->bias());
   if (init) zeros_(fc7_->bias());
   // Score layers start at zero, as Caffe's default constant filler leaves them.
   auto score = [&](const char* name, int64_t in) {
-    auto s = register_module(name, std::make_shared<Conv2d>(Conv2dParams{.in_channels = in, .out_channels = c, .kernel = 1, .pad = 0}));
+    auto s = register_module(name, std::make_shared<Conv2d>(Conv2dParams{.in_channels = in, .out_channels = c, .kernel = 1, .pad = 0, .initialize = false}));
     if (init) zeros_(s->weight());
     if (init) zeros_(s->bias());
     return s;

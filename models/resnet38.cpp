@@ -34,7 +34,7 @@ class ResBlock38 : public Module {
       auto conv = register_module("conv_branch" + suffix, std::make_shared<Conv2d>(Conv2dParams{
           .in_channels = in, .out_channels = spec.filters[i], .kernel = three_by_three ? 3 : 1,
           .pad = three_by_three ? dilation : 0, .dilation = three_by_three ? dilation : 1,
-          .stride = i == 0 ? spec.stride : 1, .bias = false}));
+          .stride = i == 0 ? spec.stride : 1, .bias = false, .initialize = false}));
       if (init) kaiming_normal_(conv->weight(), &gen);
       convs_.push_back(conv);
       in = spec.filters[i];
@@ -42,7 +42,7 @@ class ResBlock38 : public Module {
     if (spec.projection) {
       shortcut_ = register_module("conv_branch1", std::make_shared<Conv2d>(Conv2dParams{
           .in_channels = spec.in, .out_channels = spec.filters.back(), .kernel = 1, .pad = 0,
-          .stride = spec.stride, .bias = false}));
+          .stride = spec.stride, .bias = false, .initialize = false}));
       if (init) kaiming_normal_(shortcut_->weight(), &gen);
     }
   }
@@ -103,16 +103,16 @@ ResNet38::ResNet38(const ModelOptions& options) {
   Generator gen(options.seed);
   const bool init = options.initialize;
   conv1a_ = register_module("conv1a", std::make_shared<Conv2d>(Conv2dParams{
-      .in_channels = 3, .out_channels = 64, .kernel = 3, .pad = 1, .bias = false}));
+      .in_channels = 3, .out_channels = 64, .kernel = 3, .pad = 1, .bias = false, .initialize = false}));
   if (init) kaiming_normal_(conv1a_->weight(), &gen);
   for (const BlockSpec& spec : a1_stride8_blocks())
     blocks_.push_back(register_module(spec.name, std::make_shared<ResBlock38>(spec, gen, options.initialize)));
   bn7_ = register_module("bn7", std::make_shared<BatchNorm2d>(BatchNorm2dParams{.num_features = 4096, .eps = kBnEps}));
   // The head: MXNet Xavier(gaussian, in, magnitude 2) = He normal with fan_in.
   conv6a_ = register_module("conv6a", std::make_shared<Conv2d>(Conv2dParams{
-      .in_channels = 4096, .out_channels = 512, .kernel = 3, .pad = 12, .dilation = 12}));
+      .in_channels = 4096, .out_channels = 512, .kernel = 3, .pad = 12, .dilation = 12, .initialize = false}));
   classifier_ = register_module("classifier", std::make_shared<Conv2d>(Conv2dParams{
-      .in_channels = 512, .out_channels = num_classes_, .kernel = 3, .pad = 12, .dilation = 12}));
+      .in_channels = 512, .out_channels = num_classes_, .kernel = 3, .pad = 12, .dilation = 12, .initialize = false}));
   if (init) kaiming_normal_(conv6a_->weight(), &gen);
   if (init) kaiming_normal_(classifier_->weight(), &gen);
   if (init) zeros_(conv6a_->bias());

@@ -29,14 +29,14 @@ SmallFcn::SmallFcn(const ModelOptions& options, int64_t width) {
     Unit unit;
     unit.conv = register_module(u.name, std::make_shared<Conv2d>(Conv2dParams{
         .in_channels = in, .out_channels = u.out_mult * width, .kernel = 3, .pad = u.dilation,
-        .dilation = u.dilation, .stride = 1, .bias = false}));
+        .dilation = u.dilation, .stride = 1, .bias = false, .initialize = false}));
     if (init) kaiming_normal_(unit.conv->weight(), &gen);
     unit.bn = register_module(std::string("bn") + (u.name + 4),
                               std::make_shared<BatchNorm2d>(BatchNorm2dParams{.num_features = u.out_mult * width}));
     units_.push_back(unit);
   }
   classifier_ = register_module("classifier", std::make_shared<Conv2d>(Conv2dParams{
-      .in_channels = 4 * width, .out_channels = num_classes_, .kernel = 1, .pad = 0}));
+      .in_channels = 4 * width, .out_channels = num_classes_, .kernel = 1, .pad = 0, .initialize = false}));
   if (init) normal_(classifier_->weight(), 0.0, 0.01, &gen);
   if (init) zeros_(classifier_->bias());
 }

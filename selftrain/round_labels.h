@@ -30,14 +30,14 @@ struct RoundLabelOptions {
 
 struct RoundLabels {
   data::Dataset dataset;               // the target images with their pseudo-label files
-  std::vector<double> thresholds;      // per class
-  std::vector<int64_t> pool_sizes;     // pixels predicted as each class (pools, after stride)
-  std::vector<int64_t> labelled;       // pseudo-labelled pixels per class
-  std::vector<int64_t> checked;        // of those, pixels with valid target ground truth
-  std::vector<int64_t> correct;        // of those, pixels whose label equals the ground truth
+  std::vector<double> thresholds = {};      // per class
+  std::vector<int64_t> pool_sizes = {};     // pixels predicted as each class (pools, after stride)
+  std::vector<int64_t> labelled = {};       // pseudo-labelled pixels per class
+  std::vector<int64_t> checked = {};        // of those, pixels with valid target ground truth
+  std::vector<int64_t> correct = {};        // of those, pixels whose label equals the ground truth
   int64_t pixels = 0;                  // all target pixels
   bool has_ground_truth = false;
-  std::vector<std::string> preview_stems;
+  std::vector<std::string> preview_stems = {};
 };
 
 RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset& target,

@@ -21,7 +21,7 @@ struct OpCase {
   double low = -2.0, high = 2.0;  // input range
   // Inputs are pushed at least this far from 0 (kinks of relu/abs, poles of div/log).
   double min_magnitude = 0.0;
-  std::vector<bool> differentiable;  // per input; empty = all
+  std::vector<bool> differentiable = {};  // per input; empty = all
 };
 
 inline std::vector<OpCase> op_cases() {

@@ -29,6 +29,17 @@ int64_t count(const NamedTensors& ts, bool only_trainable = false) {
   return n;
 }
 
+// Gives every parameter and buffer its own constant (k for the k-th tensor): a cheap way to
+// make swapped or misplaced tensors visible without initialising 100M+ random weights.
+void fill_distinct(SegmentationModel& m) {
+  NoGradGuard guard;
+  double k = 1;
+  for (auto& [name, t] : m.state_dict()) {
+    Tensor v = t;
+    v.fill_(k++);
+  }
+}
+
 fs::path temp_dir(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("cbst_models_" + name + "_" + std::to_string(::getpid()));
   fs::create_directories(p);
@@ -85,7 +96,7 @@ TEST(SmallFcn, TrainingStepsLowerTheLoss) {
 // (C²·(4·4 + 4·4 + 16·16) = 288·C²), which stay frozen.
 TEST(Fcn8sVgg16, ParameterCountMatchesTheCaffeNet) {
   for (int64_t c : {19, 21}) {
-    auto m = create_model("fcn8s-vgg16", {.num_classes = c});
+    auto m = create_model("fcn8s-vgg16", {.num_classes = c, .initialize = false});
     const NamedTensors p = m->named_parameters();
     EXPECT_EQ(count(p), 134260544 + 4867 * c + 288 * c * c) << c << " classes";
     EXPECT_EQ(count(p, true), 134260544 + 4867 * c) << "the bilinear upsampling must be frozen";
@@ -98,7 +109,7 @@ TEST(Fcn8sVgg16, ParameterCountMatchesTheCaffeNet) {
 // (4,097,000 elements, 2 arrays) the trunk is 117 arrays / 105,070,912 elements, and the
 // CBST head adds conv6a (4096·512·9 + 512) and linear_C (512·C·9 + C).
 TEST(ResNet38, ParameterCountMatchesTheMxnetFile) {
-  auto m = create_model("resnet38", {.num_classes = 19});
+  auto m = create_model("resnet38", {.num_classes = 19, .initialize = false});
   const NamedTensors p = m->named_parameters();
   int64_t trunk = 0, trunk_arrays = 0, aux = 0;
   for (auto& [name, t] : p)
@@ -112,7 +123,8 @@ TEST(ResNet38, ParameterCountMatchesTheMxnetFile) {
 }
 
 TEST(ResNet38, MxnetNamesMapBothWays) {
-  auto m = create_model("resnet38", {.num_classes = 19});
+  auto m = create_model("resnet38", {.num_classes = 19, .initialize = false});
+  fill_distinct(*m);
   std::set<std::string> seen;
   for (auto& [name, t] : m->state_dict()) {
     if (name.find("num_batches_tracked") != std::string::npos) continue;
@@ -141,7 +153,7 @@ TEST(ResNet38, MxnetNamesMapBothWays) {
       mx.set(resnet38_mxnet_name(name, 19), t);
   mx.set("arg:linear1000_weight", Tensor::zeros({1000, 4096}));
   mx.set("arg:linear1000_bias", Tensor::zeros({1000}));
-  auto fresh = create_model("resnet38", {.num_classes = 19, .seed = 99});
+  auto fresh = create_model("resnet38", {.num_classes = 19, .initialize = false});
   const WeightImport r = import_weights(mx, *fresh);
   EXPECT_EQ(r.layout, "mxnet-resnet38");
   EXPECT_EQ(r.input_convention, "torchvision");
@@ -153,7 +165,8 @@ TEST(ResNet38, MxnetNamesMapBothWays) {
 }
 
 TEST(Fcn8sVgg16, TorchvisionVgg16ImportsWithFcLayersAsConvolutions) {
-  auto src = create_model("fcn8s-vgg16", {.num_classes = 19, .seed = 1});
+  auto src = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
+  fill_distinct(*src);
   const auto st = src->state_dict();
   const int idx[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
   const char* names[] = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
@@ -169,7 +182,7 @@ TEST(Fcn8sVgg16, TorchvisionVgg16ImportsWithFcLayersAsConvolutions) {
   tv.set("classifier.3.bias", st.at("fc7.bias"));
   tv.set("classifier.6.weight", Tensor::zeros({1000, 4096}));
   tv.set("classifier.6.bias", Tensor::zeros({1000}));
-  auto dst = create_model("fcn8s-vgg16", {.num_classes = 19, .seed = 2});
+  auto dst = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
   const WeightImport r = import_weights(tv, *dst);
   EXPECT_EQ(r.layout, "torchvision-vgg16");
   EXPECT_EQ(r.input_convention, "torchvision");

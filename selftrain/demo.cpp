@@ -1,0 +1,317 @@
+#include "selftrain/demo.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include "data/dataset.h"
+#include "data/label_map.h"
+#include "data/synthetic.h"
+#include "engine/check.h"
+#include "selftrain/checkpoint.h"
+#include "selftrain/demo_report.h"
+#include "selftrain/evaluate.h"
+#include "selftrain/inference.h"
+#include "selftrain/run_dir.h"
+#include "selftrain/spatial_prior.h"
+#include "selftrain/supervised.h"
+
+namespace cbst {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kDemoMethods = {"source-only", "st", "cbst", "cbst-sp", "oracle"};
+
+DemoConfig demo_defaults(bool quick) {
+  DemoConfig c;
+  c.quick = quick;
+  if (quick) {
+    c.height = 48, c.width = 96;
+    c.source_images = 32, c.target_train = 32, c.target_val = 16;
+    c.crop = 48;
+    c.source_epochs = 3, c.oracle_epochs = 3;
+    c.rounds = 2;
+    c.panels = 2;
+  }
+  return c;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// One step's options, written both as a `cbst` command line (for the report) and as the
+// run folder's config.toml (what `cbst --config FILE SUBCOMMAND` reads back).
+struct StepOptions {
+  std::string subcommand;
+  std::vector<std::pair<std::string, std::string>> options;  // --name value; value "" = flag
+
+  StepOptions& add(const std::string& name, const std::string& value) {
+    options.emplace_back(name, value);
+    return *this;
+  }
+  std::string command() const {
+    std::string s = "cbst " + subcommand;
+    for (auto& [k, v] : options) s += " --" + k + (v.empty() ? "" : " " + v);
+    return s;
+  }
+  std::string toml() const {
+    std::string s = "# written by cbst demo\n[" + subcommand + "]\n";
+    for (auto& [k, v] : options) {
+      const bool number = !v.empty() && v.find_first_not_of("0123456789.-e") == std::string::npos;
+      s += k + " = " + (v.empty() ? "true" : number ? v : data::json_string(v)) + "\n";
+    }
+    return s;
+  }
+};
+
+// The demo's folder: created, or an earlier demo's outputs removed. Anything that is not a
+// demo is left alone.
+void prepare_out(const std::string& out) {
+  std::error_code ec;
+  if (!fs::exists(out, ec)) {
+    fs::create_directories(out, ec);
+    CBST_CHECK(!ec, "cannot create ", out, ": ", ec.message(), "; pass another --out DIR");
+    return;
+  }
+  CBST_CHECK(fs::is_directory(out), out, " exists and is not a folder; pass another --out DIR");
+  if (fs::is_empty(out)) return;
+  CBST_CHECK(fs::exists(fs::path(out) / "demo.json"), out,
+             " is not empty and holds no earlier cbst demo (no demo.json); pass another --out DIR or remove it");
+  for (const std::string& name : kDemoMethods) fs::remove_all(fs::path(out) / name);
+  for (const char* name : {"data", "prior.safetensors", "table.md", "results.json", "report.html", "demo.json"})
+    fs::remove_all(fs::path(out) / name);
+}
+
+void stage(int index, int total, const std::string& what) {
+  std::printf("\n=== cbst demo [%d/%d] %s ===\n", index, total, what.c_str());
+  std::fflush(stdout);
+}
+
+data::Image predict_color(SegmentationModel& model, const std::string& convention, const data::Image& image,
+                          Device device) {
+  const Tensor labels = predict_labels(model, image_tensor(image, convention, device)).to(Device::cpu());
+  data::Labels l = data::Labels::blank(image.width, image.height);
+  const uint8_t* p = labels.data<uint8_t>();
+  l.ids.assign(p, p + l.ids.size());
+  return data::colorize(l, data::ClassSpace::cityscapes19);
+}
+
+}  // namespace
+
+void run_demo(const DemoConfig& cfg) {
+  CBST_CHECK(cfg.height >= 16 && cfg.width >= 16, "--size ", cfg.height, "x", cfg.width,
+             " is too small; the benchmark needs at least 16x16");
+  CBST_CHECK(cfg.source_images > 0 && cfg.target_train > 0 && cfg.target_val > 0,
+             "the demo needs at least one source, target-train and target-val image");
+  const Clock::time_point t_start = Clock::now();
+  prepare_out(cfg.out);
+  const fs::path out(cfg.out);
+  auto at = [&](const std::string& rel) { return (out / rel).string(); };
+  {
+    JsonObject marker;
+    marker.add("generator", "cbst demo").add("seed", int64_t(cfg.seed)).add("height", cfg.height)
+        .add("width", cfg.width).add("quick", int64_t(cfg.quick)).add("device", cfg.device.str());
+    data::write_text_atomic(at("demo.json"), marker.str() + "\n");
+  }
+  const int kStages = 8;
+  std::vector<DemoStep> steps;
+  const std::string device = cfg.device.str(), seed = std::to_string(cfg.seed);
+
+  // 1. The benchmark.
+  stage(1, kStages, "synthetic two-domain benchmark");
+  StepOptions synth{"synth", {}};
+  synth.add("out", at("data")).add("size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width))
+      .add("source", std::to_string(cfg.source_images)).add("target-train", std::to_string(cfg.target_train))
+      .add("target-val", std::to_string(cfg.target_val)).add("seed", seed);
+  Clock::time_point t0 = Clock::now();
+  const data::SynthBenchmarkReport bench = data::write_synth_benchmark(
+      {.out = at("data"),
+       .params = {.height = cfg.height, .width = cfg.width, .seed = cfg.seed},
+       .source = cfg.source_images,
+       .target_train = cfg.target_train,
+       .target_val = cfg.target_val});
+  std::printf("wrote %lld files (%dx%d): %d source, %d target-train, %d target-val images\n",
+              (long long)bench.files_written, cfg.height, cfg.width, cfg.source_images, cfg.target_train,
+              cfg.target_val);
+  steps.push_back({"benchmark", synth.command(), seconds_since(t0)});
+  const std::string source = "gta5=" + bench.gta5_root, target = "cityscapes=" + bench.cityscapes_root;
+  const std::string eval = target + ":val";
+
+  TrainingOptions train{.batch = cfg.batch, .crop_height = cfg.crop, .crop_width = cfg.crop, .lr = cfg.lr,
+                        .workers = cfg.workers, .device = cfg.device, .seed = cfg.seed};
+  auto training_flags = [&](StepOptions& s, double lr) {
+    s.add("model", "small-fcn").add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(cfg.crop))
+        .add("lr", num(lr)).add("workers", std::to_string(cfg.workers)).add("device", device).add("seed", seed);
+  };
+  auto supervised = [&](const std::string& name, const std::string& data, int64_t epochs) {
+    StepOptions s{"train", {}};
+    s.add("data", data).add("eval", eval).add("epochs", std::to_string(epochs));
+    training_flags(s, cfg.lr);
+    s.add("run", at(name));
+    const Clock::time_point t = Clock::now();
+    // Member by member: the configs' members without default initialisers would trip
+    // -Wmissing-field-initializers under designated initialisation.
+    SupervisedConfig c;
+    c.data = data;
+    c.eval = eval;
+    c.epochs = epochs;
+    c.train = train;
+    c.run = at(name);
+    c.config_text = s.toml();
+    run_supervised(c);
+    steps.push_back({name, s.command(), seconds_since(t)});
+  };
+
+  // 2. Source-only model.
+  stage(2, kStages, "source-only model (small-fcn on the labelled source)");
+  supervised("source-only", source, cfg.source_epochs);
+  const std::string source_model = at("source-only/checkpoints/final.safetensors");
+
+  // 3. Spatial prior. The paper smooths with a 70-pixel window on 1914-pixel-wide GTA5
+  // frames; the same fraction of our width keeps the prior as sharp relative to the scene.
+  stage(3, kStages, "spatial prior from the source labels");
+  t0 = Clock::now();
+  const double support = 70.0 * double(cfg.width) / 1914.0, sigma = support / 6;
+  const int64_t grid_h = std::max<int64_t>(1, cfg.height / cfg.prior_downsample);
+  const int64_t grid_w = std::max<int64_t>(1, cfg.width / cfg.prior_downsample);
+  {
+    const data::Dataset src = data::open_dataset(source, {.split = "train"});
+    const SpatialPriorResult prior = compute_spatial_prior_with_stats(
+        src, {.height = grid_h, .width = grid_w, .sigma = sigma, .support = support});
+    save_spatial_prior(at("prior.safetensors"), prior.prior,
+                       {.sigma = sigma, .support = support, .image_height = prior.image_height,
+                        .image_width = prior.image_width, .images = int64_t(prior.images), .source = source,
+                        .class_space = "cityscapes19"});
+    std::printf("prior: %lldx%lld grid from %zu source label maps (support %.1f px, sigma %.2f px)\n",
+                (long long)grid_h, (long long)grid_w, prior.images, support, sigma);
+  }
+  StepOptions priors{"priors", {}};
+  priors.add("data", source).add("size", std::to_string(grid_h) + "x" + std::to_string(grid_w))
+      .add("support", num(support)).add("sigma", num(sigma)).add("out", at("prior.safetensors"));
+  steps.push_back({"prior", priors.command(), seconds_since(t0)});
+
+  // 4. Self-training, one method at a time, each from the same source model.
+  const std::vector<std::pair<AdaptMethod, std::string>> adapt_methods = {
+      {AdaptMethod::st, "ST"}, {AdaptMethod::cbst, "CBST"}, {AdaptMethod::cbst_sp, "CBST-SP"}};
+  int stage_index = 4;
+  for (const auto& [method, label] : adapt_methods) {
+    const std::string name = adapt_method_name(method);
+    stage(stage_index++, kStages, label + ": " + std::to_string(cfg.rounds) + " self-training rounds");
+    const bool sp = method == AdaptMethod::cbst_sp;
+    const std::string portion = num(cfg.portion.start) + "," + num(cfg.portion.step) + "," + num(cfg.portion.max);
+    StepOptions s{"adapt", {}};
+    s.add("source", source).add("target", target).add("eval", eval).add("init", source_model).add("method", name);
+    if (sp) s.add("prior", at("prior.safetensors"));
+    s.add("rounds", std::to_string(cfg.rounds)).add("portion", portion)
+        .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
+    training_flags(s, cfg.adapt_lr);
+    s.add("run", at(name));
+    AdaptConfig a;
+    a.source = source;
+    a.target = target;
+    a.eval = eval;
+    a.init = source_model;
+    a.method = method;
+    if (sp) a.prior = at("prior.safetensors");
+    a.rounds = cfg.rounds;
+    a.portion = cfg.portion;
+    a.epochs_per_round = cfg.epochs_per_round;
+    a.train = train;
+    a.train.lr = cfg.adapt_lr;
+    a.run = at(name);
+    a.previews = cfg.panels;
+    a.config_text = s.toml();
+    const Clock::time_point t = Clock::now();
+    run_adaptation(a);
+    steps.push_back({name, s.command(), seconds_since(t)});
+  }
+
+  // 5. Oracle: the same network trained on the labelled target training split.
+  stage(stage_index++, kStages, "oracle (small-fcn on the labelled target)");
+  supervised("oracle", target, cfg.oracle_epochs);
+
+  // 6. All five on the same val split with the same inference options.
+  const data::Dataset val = data::open_dataset(target, {.split = "val"});
+  const data::Dataset target_train = data::open_dataset(target, {.split = "train"});
+  const std::vector<std::string> labels = {"Source only", "ST", "CBST", "CBST-SP", "Oracle (target labels)"};
+  DemoReportInput report;
+  report.out = cfg.out;
+  report.config = cfg;
+  report.steps = steps;
+  std::vector<std::shared_ptr<SegmentationModel>> models;
+  std::string convention;
+  for (size_t i = 0; i < kDemoMethods.size(); ++i) {
+    const std::string& name = kDemoMethods[i];
+    BuiltModel built = build_model("small-fcn", 19, at(name + "/checkpoints/final.safetensors"), cfg.seed);
+    built.model->to(cfg.device);
+    convention = built.input_convention;
+    const data::EvalResult e = evaluate_model(*built.model, val,
+                                              {.device = cfg.device, .input_convention = built.input_convention});
+    double seconds = 0;
+    for (const DemoStep& s : steps)
+      if (s.name == name) seconds = s.seconds;
+    report.methods.push_back({name, labels[i], e, seconds});
+    models.push_back(built.model);
+  }
+
+  // Panels: the first target-train images, whose pseudo-labels the last CBST-SP round wrote.
+  const std::string last_round = std::to_string(cfg.rounds - 1);
+  report.pseudo_round = "round " + last_round;
+  const data::LabelMap gt_map = target_train.label_map(data::ClassSpace::cityscapes19);
+  for (size_t i = 0; i < target_train.size() && int(i) < cfg.panels; ++i) {
+    const data::LoadedSample s = target_train.load(i, gt_map);
+    DemoPanel p{.stem = target_train.sample(i).stem, .image = s.image};
+    p.ground_truth = data::colorize(s.labels, data::ClassSpace::cityscapes19);
+    p.source_only = predict_color(*models[0], convention, s.image, cfg.device);
+    p.cbst_sp = predict_color(*models[3], convention, s.image, cfg.device);
+    const data::RawLabels raw =
+        data::read_label_values(at("cbst-sp/rounds/" + last_round + "/pseudo/" + p.stem + ".png"));
+    data::Labels pseudo{raw.width, raw.height, std::vector<uint8_t>(raw.values.begin(), raw.values.end())};
+    p.pseudo_label = data::colorize(pseudo, data::ClassSpace::cityscapes19);
+    report.panels.push_back(std::move(p));
+  }
+
+  // 7. Outputs.
+  stage(kStages, kStages, "results");
+  report.total_seconds = seconds_since(t_start);
+  const std::string table = demo_table_text(report.methods);
+  data::write_text_atomic(at("table.md"), demo_table_markdown(report.methods));
+  JsonObject results;
+  results.add("generator", "cbst demo").add("seed", int64_t(cfg.seed)).add("device", device)
+      .add("size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width)).add("quick", int64_t(cfg.quick))
+      .add("source_images", cfg.source_images).add("target_train", cfg.target_train)
+      .add("target_val", cfg.target_val).add("seconds", report.total_seconds);
+  std::string methods_json = "[";
+  for (size_t i = 0; i < report.methods.size(); ++i) {
+    const DemoMethodResult& m = report.methods[i];
+    methods_json += (i ? ", " : "") + JsonObject().add("method", m.name).add("label", m.label)
+                                          .add("seconds", m.seconds).add_raw("eval", data::to_json(m.eval)).str();
+  }
+  results.add_raw("methods", methods_json + "]");
+  std::vector<std::string> commands;
+  for (const DemoStep& s : steps) commands.push_back(s.command);
+  results.add("commands", commands);
+  data::write_text_atomic(at("results.json"), results.str() + "\n");
+  write_demo_report(report);
+
+  std::printf("\nPer-class IoU (%%) on the synthetic target val split (%d images, %dx%d, seed %llu):\n\n%s\n",
+              cfg.target_val, cfg.height, cfg.width, (unsigned long long)cfg.seed, table.c_str());
+  std::printf("report: %s\n", at("report.html").c_str());
+  std::printf("cbst demo: done in %.0f s\n", seconds_since(t_start));
+}
+
+}  // namespace cbst

@@ -1,0 +1,68 @@
+// `cbst demo` (DESIGN §8): the whole method on the embedded synthetic benchmark, with no
+// dataset and no pretrained weights, on a CPU in minutes.
+//
+//   1. write the two-domain benchmark (data/synthetic.h) to OUT/data;
+//   2. train `small-fcn` on the labelled source (GTA5 layout)          → OUT/source-only;
+//   3. the spatial prior from the source labels                         → OUT/prior.safetensors;
+//   4. ST, CBST and CBST-SP from the same source model, same schedule   → OUT/st, OUT/cbst, OUT/cbst-sp;
+//   5. a target-supervised oracle (the labelled target training split)  → OUT/oracle;
+//   6. all five final models evaluated on the target val split with the same inference
+//      options; the per-class IoU table in the paper's layout printed and written to
+//      OUT/table.md and OUT/results.json, and OUT/report.html (selftrain/demo_report.h).
+//
+// Every step is the library call behind the ordinary subcommand (`cbst synth`, `train`,
+// `priors`, `adapt`), so each sub-folder is an ordinary run folder, and the report lists the
+// equivalent command lines.
+//
+// OUT may be missing, empty, or hold an earlier demo (recognised by OUT/demo.json), which is
+// replaced; anything else is refused rather than overwritten.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/dtype.h"
+#include "selftrain/adapt.h"
+
+namespace cbst {
+
+struct DemoConfig {
+  std::string out = "runs/demo";
+  Device device = Device::cpu();
+  bool quick = false;
+  uint64_t seed = 1;  // the benchmark's and every training run's seed
+  // The benchmark.
+  int height = 96;
+  int width = 192;
+  int source_images = 200;
+  int target_train = 200;
+  int target_val = 100;
+  // Training (small-fcn, SGD with momentum, random scale and crop, flips).
+  int64_t batch = 4;
+  int64_t crop = 96;  // square training crops
+  double lr = 0.05;   // source-only and oracle
+  int64_t source_epochs = 10;
+  int64_t oracle_epochs = 10;
+  // Self-training (the same for ST, CBST and CBST-SP).
+  double adapt_lr = 0.02;
+  int64_t rounds = 3;
+  int64_t epochs_per_round = 1;
+  PortionSchedule portion = {0.2, 0.05, 0.5};
+  // Spatial prior grid: the image size divided by this. 1 keeps the paper's recipe exactly
+  // (counts at full resolution, then the Gaussian); at our small sizes a coarser grid would
+  // leave the Gaussian less than a cell wide.
+  int64_t prior_downsample = 1;
+  int panels = 4;  // sample panels in the report
+  int workers = 2;
+};
+
+// The defaults of the full demo, or of `--quick` (a smoke run of well under a minute).
+DemoConfig demo_defaults(bool quick);
+
+// The five rows of the demo's table, in order.
+extern const std::vector<std::string> kDemoMethods;  // source-only, st, cbst, cbst-sp, oracle
+
+void run_demo(const DemoConfig& config);
+
+}  // namespace cbst

@@ -1,0 +1,417 @@
+#include "selftrain/demo_report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+
+#include "data/label_map.h"
+#include "engine/check.h"
+#include "selftrain/report.h"
+#include "weights/json.h"
+
+namespace cbst {
+
+namespace fs = std::filesystem;
+using report::html_escape;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string fmt(double v, int decimals = 1) {
+  if (!std::isfinite(v)) return "–";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// The self-training methods of the demo, with their colours in every chart.
+struct AdaptRun {
+  std::string name, label, color;
+};
+const std::vector<AdaptRun>& adapt_runs() {
+  static const std::vector<AdaptRun> runs = {
+      {"st", "ST", report::palette(1)}, {"cbst", "CBST", report::palette(0)}, {"cbst-sp", "CBST-SP", report::palette(2)}};
+  return runs;
+}
+const std::string kSourceColor = "#777777";
+const std::string kOracleColor = "#7B3294";
+
+// One round of an adaptation run's summary.json.
+struct RoundRecord {
+  double miou = kNaN, portion = kNaN, lr = kNaN, coverage = kNaN, accuracy = kNaN;
+  std::vector<double> class_coverage = {}, class_accuracy = {}, thresholds = {}, pool_sizes = {};
+};
+struct RunRecord {
+  double initial_miou = kNaN;
+  std::vector<RoundRecord> rounds;
+};
+
+double number(const weights::JsonValue* v) {
+  return v && v->is_number() ? std::strtod(v->text.c_str(), nullptr) : kNaN;
+}
+std::vector<double> numbers(const weights::JsonValue* v) {
+  std::vector<double> out;
+  if (v && v->is_array())
+    for (const weights::JsonValue& e : v->array) out.push_back(number(&e));
+  return out;
+}
+weights::JsonValue read_json(const std::string& path) {
+  const std::vector<uint8_t> bytes = data::read_file_bytes(path);
+  return weights::parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+RunRecord read_run(const std::string& dir) {
+  RunRecord r;
+  if (fs::exists(dir + "/eval/initial.json")) r.initial_miou = number(read_json(dir + "/eval/initial.json").find("miou"));
+  const weights::JsonValue summary = read_json(dir + "/summary.json");
+  const weights::JsonValue* rounds = summary.find("rounds");
+  CBST_CHECK(rounds && rounds->is_array(), dir, "/summary.json has no rounds");
+  for (size_t i = 0; i < rounds->array.size(); ++i) {
+    const weights::JsonValue& j = rounds->array[i];
+    RoundRecord rr{.miou = number(j.find("miou")), .portion = number(j.find("portion")), .lr = number(j.find("lr")),
+                   .coverage = number(j.find("pseudo_coverage")), .accuracy = number(j.find("pseudo_accuracy")),
+                   .class_coverage = numbers(j.find("class_coverage")),
+                   .class_accuracy = numbers(j.find("class_accuracy")), .thresholds = numbers(j.find("thresholds"))};
+    const std::string thr = dir + "/rounds/" + std::to_string(i) + "/thresholds.json";
+    if (fs::exists(thr)) rr.pool_sizes = numbers(read_json(thr).find("pool_sizes"));
+    r.rounds.push_back(std::move(rr));
+  }
+  return r;
+}
+
+double at(const std::vector<double>& v, size_t i) { return i < v.size() ? v[i] : kNaN; }
+
+std::vector<std::string> class_names(const std::vector<DemoMethodResult>& methods) {
+  std::vector<std::string> names;
+  if (!methods.empty())
+    for (const data::ClassScore& c : methods[0].eval.classes) names.push_back(c.name);
+  return names;
+}
+
+const char* kStyle = R"(
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0;
+       background: #fafafa; line-height: 1.45; }
+main { max-width: 1320px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 1px solid #ddd; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+p.sub, p.note { color: #555; margin: 4px 0 12px; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { padding: 3px 6px; text-align: right; border-bottom: 1px solid #eee; }
+th { font-weight: 600; color: #333; }
+th.method, td.method { text-align: left; white-space: nowrap; }
+table.iou th.cls { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left; height: 84px;
+                   font-weight: 500; }
+table.iou td.miou, table.iou th.miou { border-left: 2px solid #bbb; font-weight: 700; }
+tr.oracle td { color: #222; font-style: italic; border-top: 2px solid #ccc; }
+td.best { font-weight: 700; text-decoration: underline; }
+.flex { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+.card { background: #fff; }
+table.small { font-size: 12px; }
+table.small td, table.small th { padding: 2px 5px; }
+.swatches { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; margin: 8px 0 12px; }
+.swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #999; vertical-align: -2px;
+          margin-right: 4px; }
+table.panels td { padding: 4px; border: none; }
+table.panels th { text-align: center; font-weight: 600; padding: 4px; }
+table.panels img { display: block; image-rendering: pixelated; max-width: 100%; }
+pre { background: #f4f4f4; padding: 10px 12px; white-space: pre-wrap; word-break: break-all; font-size: 12px;
+      margin: 0; }
+footer { color: #777; font-size: 12px; margin-top: 32px; }
+)";
+
+std::string iou_table_html(const std::vector<DemoMethodResult>& methods) {
+  const std::vector<std::string> names = class_names(methods);
+  // The best of the four non-oracle rows per column, underlined.
+  std::vector<double> best(names.size() + 1, -1);
+  for (const DemoMethodResult& m : methods) {
+    if (m.name == "oracle") continue;
+    for (size_t c = 0; c < names.size(); ++c) best[c] = std::max(best[c], m.eval.classes[c].iou);
+    best[names.size()] = std::max(best[names.size()], m.eval.miou);
+  }
+  std::string s = "<table class=\"iou\"><thead><tr><th class=\"method\">Method</th>";
+  for (const std::string& n : names) s += "<th class=\"cls\" title=\"" + html_escape(n) + "\">" + html_escape(n) + "</th>";
+  s += "<th class=\"miou\">mIoU</th></tr></thead><tbody>";
+  for (const DemoMethodResult& m : methods) {
+    const bool oracle = m.name == "oracle";
+    s += std::string("<tr") + (oracle ? " class=\"oracle\"" : "") + "><td class=\"method\">" + html_escape(m.label) + "</td>";
+    for (size_t c = 0; c < names.size(); ++c) {
+      const double v = m.eval.classes[c].iou;
+      const bool is_best = !oracle && v == best[c] && v > 0;
+      s += "<td" + std::string(is_best ? " class=\"best\"" : "") + " style=\"background:" + report::heat_color(v, 110, 180, 110) +
+           "\">" + fmt(100 * v) + "</td>";
+    }
+    const bool is_best = !oracle && m.eval.miou == best[names.size()];
+    s += "<td class=\"miou" + std::string(is_best ? " best" : "") + "\">" + fmt(100 * m.eval.miou) + "</td></tr>";
+  }
+  return s + "</tbody></table>";
+}
+
+// Whether the paper's ordering (source-only < ST < CBST ≤ CBST-SP, oracle above all)
+// appears in this run, and which comparisons fail: stated plainly either way.
+std::string ordering_note(const std::vector<DemoMethodResult>& methods) {
+  std::map<std::string, const DemoMethodResult*> by;
+  for (const DemoMethodResult& m : methods) by[m.name] = &m;
+  for (const std::string& n : kDemoMethods)
+    if (!by.count(n)) return "";
+  struct Check {
+    const char *lower, *higher;
+    bool strict;
+  };
+  const Check checks[] = {{"source-only", "st", true},     {"source-only", "cbst", true}, {"source-only", "cbst-sp", true},
+                          {"st", "cbst", true},             {"cbst", "cbst-sp", false},    {"st", "oracle", true},
+                          {"cbst", "oracle", true},         {"cbst-sp", "oracle", true}};
+  std::string failed;
+  for (const Check& c : checks) {
+    const DemoMethodResult &lo = *by[c.lower], &hi = *by[c.higher];
+    const double a = std::round(1000 * lo.eval.miou), b = std::round(1000 * hi.eval.miou);  // to 0.1 point
+    if (c.strict ? a < b : a <= b) continue;
+    failed += std::string(failed.empty() ? "" : "; ") + lo.label + " " + fmt(100 * lo.eval.miou) + " is not " +
+              (c.strict ? "below " : "at or below ") + hi.label + " " + fmt(100 * hi.eval.miou);
+  }
+  return failed.empty() ? "The ordering the paper reports (source only &lt; ST &lt; CBST ≤ CBST-SP, oracle above "
+                          "all) holds in this run."
+                        : "The ordering the paper reports (source only &lt; ST &lt; CBST ≤ CBST-SP, oracle above "
+                          "all) does <b>not</b> fully hold in this run: " + html_escape(failed) +
+                              ". The per-round numbers below show where it comes from.";
+}
+
+std::string miou_chart(const std::vector<DemoMethodResult>& methods, const std::map<std::string, RunRecord>& runs,
+                       int64_t rounds) {
+  report::LineChart c{.title = "mIoU on the target val split after each round", .x_label = "self-training round",
+                      .y_label = "mIoU (%)", .width = 760, .height = 340};
+  for (int64_t r = 0; r <= rounds; ++r) {
+    c.x.push_back(double(r));
+    c.x_tick_labels.push_back(r == 0 ? "source model" : std::to_string(r));
+  }
+  for (const AdaptRun& a : adapt_runs()) {
+    const RunRecord& run = runs.at(a.name);
+    report::Series s{.name = a.label, .y = {100 * run.initial_miou}, .color = a.color};
+    for (const RoundRecord& rr : run.rounds) s.y.push_back(100 * rr.miou);
+    c.series.push_back(s);
+  }
+  for (const DemoMethodResult& m : methods) {
+    if (m.name == "source-only") c.references.push_back({"Source only", 100 * m.eval.miou, kSourceColor});
+    if (m.name == "oracle") c.references.push_back({"Oracle", 100 * m.eval.miou, kOracleColor});
+  }
+  return report::svg_line_chart(c);
+}
+
+std::string pseudo_label_section(const std::map<std::string, RunRecord>& runs, const std::vector<std::string>& names,
+                                 int64_t target_pixels) {
+  std::vector<std::string> abbrev;
+  for (const std::string& n : names) abbrev.push_back(class_abbreviation(n));
+  std::string s;
+  // Totals per round.
+  s += "<div class=\"flex\">";
+  for (const AdaptRun& a : adapt_runs()) {
+    s += "<div class=\"card\"><h3 style=\"color:" + a.color + "\">" + html_escape(a.label) +
+         "</h3><table class=\"small\"><thead><tr><th>round</th><th>portion</th><th>lr</th><th>labelled</th>"
+         "<th>correct</th><th>mIoU after</th></tr></thead><tbody>";
+    const RunRecord& run = runs.at(a.name);
+    for (size_t r = 0; r < run.rounds.size(); ++r) {
+      const RoundRecord& rr = run.rounds[r];
+      s += "<tr><td>" + std::to_string(r + 1) + "</td><td>" + fmt(rr.portion, 2) + "</td><td>" + fmt(rr.lr, 4) +
+           "</td><td>" + fmt(100 * rr.coverage) + "%</td><td>" + fmt(100 * rr.accuracy) + "%</td><td>" +
+           fmt(100 * rr.miou) + "</td></tr>";
+    }
+    s += "</tbody></table></div>";
+  }
+  s += "</div>";
+
+  // Last round, per class: the share of each class's pool that got a label (CBST's point:
+  // about the portion for every class; ST starves the hard ones) and the labels' accuracy.
+  report::BarChart share{.title = "Share of the pixels predicted as each class that received a pseudo-label "
+                                  "(last round)",
+                         .y_label = "labelled / predicted (%)", .categories = abbrev, .width = 1200};
+  report::BarChart acc{.title = "Pseudo-label accuracy per class against the target ground truth (last round)",
+                       .y_label = "correct (%)", .categories = abbrev, .width = 1200, .y_max = 100};
+  for (const AdaptRun& a : adapt_runs()) {
+    const RunRecord& run = runs.at(a.name);
+    if (run.rounds.empty()) continue;
+    const RoundRecord& last = run.rounds.back();
+    report::Series sh{.name = a.label, .color = a.color}, ac{.name = a.label, .color = a.color};
+    for (size_t c = 0; c < names.size(); ++c) {
+      const double pool = at(last.pool_sizes, c);
+      sh.y.push_back(pool > 0 ? std::min(100.0, 100 * at(last.class_coverage, c) * double(target_pixels) / pool) : kNaN);
+      ac.y.push_back(100 * at(last.class_accuracy, c));
+    }
+    share.series.push_back(sh);
+    acc.series.push_back(ac);
+  }
+  s += "<p class=\"note\">CBST takes about the same portion of every class's most confident pixels; ST's single "
+       "threshold favours the classes the source model is already sure of. A missing bar: no pixel was "
+       "predicted as (or labelled with) that class.</p>";
+  s += report::svg_bar_chart(share) + report::svg_bar_chart(acc);
+
+  // Every round, per class: coverage (share of all target pixels) and accuracy.
+  s += "<h3>Per class and round: pseudo-labelled share of all target pixels / accuracy</h3><div class=\"flex\">";
+  for (const AdaptRun& a : adapt_runs()) {
+    const RunRecord& run = runs.at(a.name);
+    s += "<div class=\"card\"><table class=\"small\"><thead><tr><th class=\"method\" style=\"color:" + a.color + "\">" +
+         html_escape(a.label) + "</th>";
+    for (size_t r = 0; r < run.rounds.size(); ++r)
+      s += "<th>r" + std::to_string(r + 1) + " cov</th><th>r" + std::to_string(r + 1) + " acc</th>";
+    s += "</tr></thead><tbody>";
+    for (size_t c = 0; c < names.size(); ++c) {
+      s += "<tr><td class=\"method\">" + html_escape(names[c]) + "</td>";
+      for (const RoundRecord& rr : run.rounds) {
+        const double cov = at(rr.class_coverage, c), accuracy = at(rr.class_accuracy, c);
+        s += "<td style=\"background:" + report::heat_color(std::sqrt(cov * 4), 33, 102, 172) + "\">" +
+             fmt(100 * cov, 2) + "</td><td style=\"background:" + report::heat_color(accuracy) + "\">" +
+             fmt(100 * accuracy, 0) + "</td>";
+      }
+      s += "</tr>";
+    }
+    s += "</tbody></table></div>";
+  }
+  return s + "</div>";
+}
+
+std::string threshold_section(const std::map<std::string, RunRecord>& runs, const std::vector<std::string>& names) {
+  std::string s =
+      "<p class=\"note\">Thresholds of each round (DESIGN §7.3: the ⌊n·p⌋-th largest confidence of the pool). ST "
+      "has one global threshold; CBST one per class; CBST-SP thresholds the prior-weighted score q·p, whose scale is "
+      "that of the prior (log axis). 1.0 marks an empty pool.</p><div class=\"flex\">";
+  for (const AdaptRun& a : adapt_runs()) {
+    const RunRecord& run = runs.at(a.name);
+    report::LineChart c{.title = a.label + " class thresholds", .x_label = "class", .y_label = "threshold",
+                        .width = 1200, .height = 280, .y_from_zero = a.name != "cbst-sp", .log_y = a.name == "cbst-sp"};
+    for (size_t k = 0; k < names.size(); ++k) {
+      c.x.push_back(double(k));
+      c.x_tick_labels.push_back(class_abbreviation(names[k]));
+    }
+    for (size_t r = 0; r < run.rounds.size(); ++r)
+      c.series.push_back({.name = "round " + std::to_string(r + 1) + " (p = " + fmt(run.rounds[r].portion, 2) + ")",
+                          .y = run.rounds[r].thresholds, .color = report::palette(r + 3)});
+    s += report::svg_line_chart(c);
+  }
+  return s + "</div>";
+}
+
+std::string panels_section(const DemoReportInput& in) {
+  if (in.panels.empty()) return "<p class=\"note\">No panels (--panels 0).</p>";
+  const auto& table = data::class_table(data::ClassSpace::cityscapes19);
+  std::string s = "<div class=\"swatches\">";
+  for (const data::ClassInfo& c : table)
+    s += "<span><span class=\"swatch\" style=\"background:rgb(" + std::to_string(c.color[0]) + "," +
+         std::to_string(c.color[1]) + "," + std::to_string(c.color[2]) + ")\"></span>" + html_escape(c.name) + "</span>";
+  s += "<span><span class=\"swatch\" style=\"background:#000\"></span>no pseudo-label (ignored)</span></div>";
+  const int width = std::min(2 * in.panels[0].image.width, 300);
+  s += "<table class=\"panels\"><thead><tr><th>Target image</th><th>Ground truth</th><th>Source only</th>"
+       "<th>CBST-SP</th><th>CBST-SP pseudo-label (" + html_escape(in.pseudo_round) + ")</th></tr></thead><tbody>";
+  for (const DemoPanel& p : in.panels) {
+    s += "<tr>";
+    for (const data::Image* im : {&p.image, &p.ground_truth, &p.source_only, &p.cbst_sp, &p.pseudo_label})
+      s += "<td><img width=\"" + std::to_string(width) + "\" alt=\"" + html_escape(p.stem) + "\" src=\"" +
+           report::png_data_uri(*im, in.out) + "\"></td>";
+    s += "</tr>";
+  }
+  return s + "</tbody></table>";
+}
+
+}  // namespace
+
+std::string class_abbreviation(const std::string& name) {
+  static const std::map<std::string, std::string> kShort = {
+      {"sidewalk", "side"}, {"building", "build"}, {"traffic light", "light"}, {"traffic sign", "sign"},
+      {"vegetation", "veg"}, {"terrain", "terr"}, {"person", "pers"}, {"motorcycle", "motor"}, {"bicycle", "bike"}};
+  const auto it = kShort.find(name);
+  return it != kShort.end() ? it->second : name.substr(0, 5);
+}
+
+std::string demo_table_text(const std::vector<DemoMethodResult>& methods) {
+  const std::vector<std::string> names = class_names(methods);
+  char cell[64];
+  std::string s;
+  std::snprintf(cell, sizeof cell, "%-12s", "method");
+  s += cell;
+  for (const std::string& n : names) {
+    std::snprintf(cell, sizeof cell, "%6s", class_abbreviation(n).c_str());
+    s += cell;
+  }
+  s += "   mIoU\n" + std::string(12 + 6 * names.size() + 7, '-') + "\n";
+  for (const DemoMethodResult& m : methods) {
+    std::snprintf(cell, sizeof cell, "%-12s", m.name.c_str());
+    s += cell;
+    for (const data::ClassScore& c : m.eval.classes) {
+      std::snprintf(cell, sizeof cell, "%6.1f", 100 * c.iou);
+      s += cell;
+    }
+    std::snprintf(cell, sizeof cell, "%7.1f\n", 100 * m.eval.miou);
+    s += cell;
+  }
+  return s;
+}
+
+std::string demo_table_markdown(const std::vector<DemoMethodResult>& methods) {
+  const std::vector<std::string> names = class_names(methods);
+  std::string s = "| Method |";
+  for (const std::string& n : names) s += " " + class_abbreviation(n) + " |";
+  s += " mIoU |\n|---|";
+  for (size_t c = 0; c <= names.size(); ++c) s += "---:|";
+  s += "\n";
+  for (const DemoMethodResult& m : methods) {
+    s += "| " + m.label + " |";
+    for (const data::ClassScore& c : m.eval.classes) s.append(" ").append(fmt(100 * c.iou)).append(" |");
+    s += " **" + fmt(100 * m.eval.miou) + "** |\n";
+  }
+  return s;
+}
+
+std::string demo_report_html(const DemoReportInput& in) {
+  const DemoConfig& cfg = in.config;
+  std::map<std::string, RunRecord> runs;
+  for (const AdaptRun& a : adapt_runs()) runs[a.name] = read_run((fs::path(in.out) / a.name).string());
+  const std::vector<std::string> names = class_names(in.methods);
+  const int64_t target_pixels = int64_t(cfg.target_train) * cfg.height * cfg.width;
+
+  std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                  "<title>cbst demo: class-balanced self-training on the synthetic benchmark</title><style>" +
+                  std::string(kStyle) + "</style></head><body><main>";
+  h += "<h1>Class-balanced self-training on the synthetic benchmark</h1>";
+  h += "<p class=\"sub\">cbst demo · seed " + std::to_string(cfg.seed) + " · " + std::to_string(cfg.height) + "×" +
+       std::to_string(cfg.width) + " images · " + std::to_string(cfg.source_images) + " source (labelled), " +
+       std::to_string(cfg.target_train) + " target (unlabelled for adaptation), " + std::to_string(cfg.target_val) +
+       " target val · small-fcn · " + html_escape(cfg.device.str()) + (cfg.quick ? " · <b>--quick</b>" : "") +
+       " · " + fmt(in.total_seconds, 0) + " s</p>";
+  h += "<p class=\"note\">Source: game-like renders with flat colours (GTA5 layout). Target: the same kind of street "
+       "scenes with another colour table, textures, noise, blur, illumination and more people and bicycles "
+       "(Cityscapes layout). ST, CBST and CBST-SP start from the same source model and run the same schedule (" +
+       std::to_string(cfg.rounds) + " rounds × " + std::to_string(cfg.epochs_per_round) +
+       " epoch, portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round); the oracle "
+       "trains on the target's own labels. All five are evaluated on the same val images with the same inference "
+       "(single scale, no flip).</p>";
+
+  h += "<h2>Per-class IoU (%) on the target val split</h2>" + iou_table_html(in.methods);
+  h += "<p class=\"note\">Underlined: best of the four rows without target labels. Same layout as Table 1 of Zou et "
+       "al., ECCV 2018. " + ordering_note(in.methods) + "</p>";
+  h += "<h2>mIoU per round</h2>" + miou_chart(in.methods, runs, cfg.rounds);
+  h += "<h2>Pseudo-labels</h2>" + pseudo_label_section(runs, names, target_pixels);
+  h += "<h2>Thresholds</h2>" + threshold_section(runs, names);
+  h += "<h2>Samples (target training images)</h2>" + panels_section(in);
+
+  h += "<h2>Steps</h2><div class=\"flex\"><table class=\"small\"><thead><tr><th class=\"method\">step</th>"
+       "<th>seconds</th></tr></thead><tbody>";
+  std::string commands;
+  for (const DemoStep& s : in.steps) {
+    h += "<tr><td class=\"method\">" + html_escape(s.name) + "</td><td>" + fmt(s.seconds, 1) + "</td></tr>";
+    commands += html_escape(s.command) + "\n";
+  }
+  h += "<tr><td class=\"method\"><b>total</b></td><td><b>" + fmt(in.total_seconds, 1) + "</b></td></tr></tbody></table>";
+  h += "<div style=\"flex: 1; min-width: 0\"><p class=\"note\" style=\"margin-top: 0\">The same steps with the "
+       "ordinary subcommands (each run folder's config.toml holds its options):</p><pre>" + commands + "</pre></div></div>";
+  h += "<footer>Generated by <code>cbst demo</code>. Run folders, checkpoints, pseudo-labels and per-round JSON: " +
+       html_escape(in.out) + ". Self-contained: no scripts, no network.</footer>";
+  return h + "</main></body></html>\n";
+}
+
+void write_demo_report(const DemoReportInput& input) {
+  data::write_text_atomic((fs::path(input.out) / "report.html").string(), demo_report_html(input));
+}
+
+}  // namespace cbst

@@ -1,0 +1,156 @@
+// `cbst demo --quick` end to end on the CPU: it completes, prints the five-row table, and
+// writes the run folders, table.md, results.json and a well-formed, self-contained
+// report.html holding the table.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/tools/cli_runner.h"
+#include "weights/json.h"
+
+namespace cbst {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_cbst;
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A small well-formedness check of HTML as the report writes it: every non-void element is
+// closed in order, attribute values are quoted, and no raw '<' hides in text. Returns an
+// empty string or the first problem.
+std::string check_balanced_html(const std::string& html) {
+  static const std::vector<std::string> kVoid = {"meta", "img", "br", "hr", "link", "input"};
+  std::vector<std::string> open;
+  size_t i = 0;
+  auto where = [&](size_t at) { return " at byte " + std::to_string(at); };
+  while ((i = html.find('<', i)) != std::string::npos) {
+    if (html.compare(i, 9, "<!DOCTYPE") == 0) {
+      i = html.find('>', i);
+      continue;
+    }
+    const size_t end = html.find('>', i);
+    if (end == std::string::npos) return "unterminated tag" + where(i);
+    const std::string tag = html.substr(i + 1, end - i - 1);
+    if (tag.find('<') != std::string::npos) return "'<' inside a tag" + where(i);
+    if (std::count(tag.begin(), tag.end(), '"') % 2 != 0) return "unbalanced quotes in <" + tag + ">" + where(i);
+    const bool closing = !tag.empty() && tag[0] == '/';
+    const bool self_closing = !tag.empty() && tag.back() == '/';
+    std::string name = tag.substr(closing ? 1 : 0);
+    name = name.substr(0, name.find_first_of(" \t\n/"));
+    if (name.empty()) return "empty tag name" + where(i);
+    if (closing) {
+      if (open.empty() || open.back() != name)
+        return "</" + name + "> closes <" + (open.empty() ? std::string("nothing") : open.back()) + ">" + where(i);
+      open.pop_back();
+    } else if (!self_closing && std::find(kVoid.begin(), kVoid.end(), name) == kVoid.end()) {
+      open.push_back(name);
+      if (name == "style") {  // raw text up to </style>
+        const size_t close = html.find("</style>", end);
+        if (close == std::string::npos) return "unclosed <style>";
+        i = close;
+        continue;
+      }
+    }
+    i = end + 1;
+  }
+  if (!open.empty()) return "unclosed <" + open.back() + ">";
+  return "";
+}
+
+TEST(DemoCheck, BalancedHtmlCheckerCatchesMistakes) {
+  EXPECT_EQ(check_balanced_html("<html><body><p>a<img src=\"x\"></p></body></html>"), "");
+  EXPECT_NE(check_balanced_html("<html><body><p>a</body></html>"), "");
+  EXPECT_NE(check_balanced_html("<div class=\"a>b</div>"), "");
+  EXPECT_NE(check_balanced_html("<table><tr><td>1</tr></table>"), "");
+}
+
+TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
+  const fs::path dir = fs::temp_directory_path() / ("cbst_demo_test_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path out = dir / "demo";
+  const auto r = run_cbst("demo --quick --device cpu --out " + out.string(), (dir / "demo.log").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The printed table: the five methods with a value per class and the mIoU.
+  const std::vector<std::string> methods = {"source-only", "st", "cbst", "cbst-sp", "oracle"};
+  const size_t header = r.output.find("method        road  side build");
+  ASSERT_NE(header, std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mIoU", header), std::string::npos);
+  for (const std::string& m : methods) {
+    const size_t row = r.output.find("\n" + m + " ", header);
+    ASSERT_NE(row, std::string::npos) << m << "\n" << r.output;
+    std::istringstream line(r.output.substr(row + 1, r.output.find('\n', row + 1) - row - 1));
+    std::string name;
+    line >> name;
+    std::vector<double> values;
+    for (double v; line >> v;) values.push_back(v);
+    ASSERT_EQ(values.size(), 20u) << m << ": 19 classes and the mIoU";
+    for (double v : values) EXPECT_TRUE(v >= 0 && v <= 100) << m << ": " << v;
+  }
+
+  // The run folders and files.
+  for (const std::string& m : methods)
+    EXPECT_TRUE(fs::exists(out / m / "checkpoints" / "final.safetensors")) << m;
+  for (const char* f : {"data/synth.json", "prior.safetensors", "table.md", "results.json", "report.html", "demo.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_TRUE(fs::exists(out / "cbst-sp" / "rounds" / "1" / "thresholds.json"));
+
+  // results.json: valid JSON with the five methods in order, each with 19 class scores.
+  const weights::JsonValue results = weights::parse_json(read_text(out / "results.json"));
+  const weights::JsonValue* ms = results.find("methods");
+  ASSERT_TRUE(ms && ms->is_array());
+  ASSERT_EQ(ms->array.size(), 5u);
+  for (size_t i = 0; i < methods.size(); ++i) {
+    EXPECT_EQ(ms->array[i].find("method")->text, methods[i]);
+    const weights::JsonValue* eval = ms->array[i].find("eval");
+    ASSERT_TRUE(eval && eval->find("classes"));
+    EXPECT_EQ(eval->find("classes")->array.size(), 19u);
+  }
+
+  // report.html: well-formed, the table with the five rows and the class names, the
+  // charts and panels inline, nothing loaded from elsewhere.
+  const std::string html = read_text(out / "report.html");
+  EXPECT_EQ(check_balanced_html(html), "");
+  const size_t table = html.find("<table class=\"iou\">");
+  ASSERT_NE(table, std::string::npos);
+  const std::string iou = html.substr(table, html.find("</table>", table) - table);
+  for (const char* label : {"Source only", "ST", "CBST", "CBST-SP", "Oracle (target labels)"})
+    EXPECT_NE(iou.find("<td class=\"method\">" + std::string(label) + "</td>"), std::string::npos) << label;
+  for (const char* cls : {"road", "sidewalk", "traffic light", "vegetation", "motorcycle", "bicycle"})
+    EXPECT_NE(iou.find(">" + std::string(cls) + "</th>"), std::string::npos) << cls;
+  EXPECT_EQ(std::count(iou.begin(), iou.end(), '\n'), 0);
+  size_t rows = 0;
+  for (size_t p = iou.find("<tr"); p != std::string::npos; p = iou.find("<tr", p + 1)) ++rows;
+  EXPECT_EQ(rows, 6u) << "header and five methods";
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("src=\"data:image/png;base64,"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(html.find("href=\"http"), std::string::npos);
+  EXPECT_EQ(html.find("url("), std::string::npos);
+
+  // A second run replaces the earlier demo; a folder that holds something else is refused.
+  fs::create_directories(dir / "other");
+  std::ofstream(dir / "other" / "keep.txt") << "mine\n";
+  const auto refused = run_cbst("demo --quick --out " + (dir / "other").string(), (dir / "other.log").string());
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.output.find("holds no earlier cbst demo"), std::string::npos) << refused.output;
+  EXPECT_TRUE(fs::exists(dir / "other" / "keep.txt"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cbst

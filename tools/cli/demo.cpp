@@ -1,0 +1,103 @@
+// cbst demo: the whole method on the synthetic benchmark (selftrain/demo.h), no downloads.
+//
+//   cbst demo [--device cpu|cuda] [--quick] [--out DIR] [--seed S] [--size HxW]
+//             [--source N] [--target-train N] [--target-val N] [--source-epochs N]
+//             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
+//             [--batch N] [--crop N] [--panels N]
+//
+// Options left out take the defaults of the full demo or, with --quick, of the smoke run.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "engine/check.h"
+#include "selftrain/demo.h"
+#include "tools/cli/registry.h"
+
+namespace cbst {
+namespace {
+
+struct DemoFlags {
+  std::string device = "cpu";
+  std::string size;
+  std::string portion;
+  DemoConfig given;  // values of the options the user passed
+};
+
+void parse_size(const std::string& s, DemoConfig& c) {
+  int h = 0, w = 0;
+  char extra = 0;
+  CBST_CHECK(std::sscanf(s.c_str(), "%dx%d%c", &h, &w, &extra) == 2 && h >= 16 && w >= 16 && h <= 2048 && w <= 2048,
+             "--size '", s, "' is not HxW with sides in 16..2048 (e.g. 96x192)");
+  c.height = h, c.width = w;
+}
+
+cli::Command reg(
+    {.parent = "", .name = "demo",
+     .help = "The whole method on the synthetic benchmark: source-only, ST, CBST, CBST-SP, oracle; table and report.html"},
+    [](CLI::App& cmd) {
+      auto f = std::make_shared<DemoFlags>();
+      DemoConfig& g = f->given;
+      const DemoConfig full = demo_defaults(false), quick = demo_defaults(true);
+      auto both = [](auto a, auto b) { return " (default " + std::to_string(a) + ", --quick " + std::to_string(b) + ")"; };
+      cmd.add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
+      cmd.add_flag("--quick", g.quick, "a smoke run on tiny images (well under a minute on two cores)");
+      cmd.add_option("--out", g.out, "output folder (replaced if it holds an earlier demo)")->capture_default_str();
+      cmd.add_option("--seed", g.seed, "seed of the benchmark and of every training run")->capture_default_str();
+      cmd.add_option("--size", f->size, "image size HxW (default " + std::to_string(full.height) + "x" +
+                                            std::to_string(full.width) + ", --quick " + std::to_string(quick.height) +
+                                            "x" + std::to_string(quick.width) + ")");
+      cmd.add_option("--source", g.source_images, "source images" + both(full.source_images, quick.source_images))
+          ->check(CLI::Range(1, 100000));
+      cmd.add_option("--target-train", g.target_train,
+                     "target training images" + both(full.target_train, quick.target_train))->check(CLI::Range(1, 100000));
+      cmd.add_option("--target-val", g.target_val, "target val images" + both(full.target_val, quick.target_val))
+          ->check(CLI::Range(1, 100000));
+      cmd.add_option("--source-epochs", g.source_epochs,
+                     "source-only epochs" + both(full.source_epochs, quick.source_epochs))->check(CLI::Range(1, 10000));
+      cmd.add_option("--oracle-epochs", g.oracle_epochs,
+                     "oracle epochs" + both(full.oracle_epochs, quick.oracle_epochs))->check(CLI::Range(1, 10000));
+      cmd.add_option("--rounds", g.rounds, "self-training rounds" + both(full.rounds, quick.rounds))
+          ->check(CLI::Range(1, 100));
+      cmd.add_option("--epochs-per-round", g.epochs_per_round,
+                     "epochs per round" + both(full.epochs_per_round, quick.epochs_per_round))->check(CLI::Range(1, 100));
+      cmd.add_option("--portion", f->portion, "pseudo-label portion P0,STEP,MAX (default 0.2,0.05,0.5)");
+      cmd.add_option("--lr", g.lr, "learning rate of source-only and oracle (default " + std::to_string(full.lr) + ")")
+          ->check(CLI::PositiveNumber);
+      cmd.add_option("--adapt-lr", g.adapt_lr, "learning rate of the first self-training round (default " +
+                                                   std::to_string(full.adapt_lr) + ")")->check(CLI::PositiveNumber);
+      cmd.add_option("--batch", g.batch, "images per batch" + both(full.batch, quick.batch))->check(CLI::Range(1, 1024));
+      cmd.add_option("--crop", g.crop, "square training crop" + both(full.crop, quick.crop))->check(CLI::Range(8, 4096));
+      cmd.add_option("--panels", g.panels, "sample panels in the report" + both(full.panels, quick.panels))
+          ->check(CLI::Range(0, 64));
+      cmd.add_option("--workers", g.workers, "data-loading threads")->check(CLI::Range(0, 64));
+      cmd.callback([f, &cmd] {
+        const DemoConfig& g = f->given;
+        DemoConfig c = demo_defaults(g.quick);
+        auto take = [&cmd](const char* flag, auto& dst, const auto& src) {
+          if (cmd.count(flag)) dst = src;
+        };
+        take("--out", c.out, g.out);
+        take("--seed", c.seed, g.seed);
+        take("--source", c.source_images, g.source_images);
+        take("--target-train", c.target_train, g.target_train);
+        take("--target-val", c.target_val, g.target_val);
+        take("--source-epochs", c.source_epochs, g.source_epochs);
+        take("--oracle-epochs", c.oracle_epochs, g.oracle_epochs);
+        take("--rounds", c.rounds, g.rounds);
+        take("--epochs-per-round", c.epochs_per_round, g.epochs_per_round);
+        take("--lr", c.lr, g.lr);
+        take("--adapt-lr", c.adapt_lr, g.adapt_lr);
+        take("--batch", c.batch, g.batch);
+        take("--crop", c.crop, g.crop);
+        take("--panels", c.panels, g.panels);
+        take("--workers", c.workers, g.workers);
+        if (!f->size.empty()) parse_size(f->size, c);
+        if (!f->portion.empty()) c.portion = PortionSchedule::parse(f->portion);
+        c.device = Device::parse(f->device);
+        run_demo(c);
+      });
+    });
+
+}  // namespace
+}  // namespace cbst
