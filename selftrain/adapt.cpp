@@ -159,7 +159,8 @@ void run_adaptation(const AdaptConfig& cfg) {
           model, target, prior,
           {.policy = policy, .portion = portion, .pool_stride = cfg.pool_stride, .inference = cfg.inference,
            .input_convention = built.input_convention, .device = cfg.train.device, .space = space,
-           .previews = cfg.previews},
+           .previews = cfg.previews,
+           .cache = prob_cache_from_name(cfg.prob_cache_memory, cfg.prob_cache_precision, cfg.train.device)},
           run, r);
       std::vector<double> coverage, accuracy;
       int64_t labelled = 0, checked = 0, correct = 0;

@@ -50,6 +50,8 @@ struct AdaptConfig {
   MiningOptions mining = {};
   TrainingOptions train = {};
   InferenceOptions inference = {};
+  std::string prob_cache_memory = "host";   // host or device
+  std::string prob_cache_precision = "f32"; // f32 or f16
   std::string run;
   bool resume = false;
   bool keep_checkpoints = false;

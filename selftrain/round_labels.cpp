@@ -16,7 +16,7 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
   const int64_t classes = model.num_classes();
 
   // Pass over the target: probabilities at network resolution, cached on the host.
-  std::vector<Tensor> probs;
+  ProbabilityCache cache(o.cache);
   int64_t height = 0, width = 0;
   Progress progress("round " + std::to_string(round) + " predict", n, &run);
   for (int64_t i = 0; i < n; ++i) {
@@ -29,13 +29,12 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
                "whole target set, so its images must share a size: ", target.sample(size_t(i)).image, " is ",
                image.width, "x", image.height, " but the first image is ", width, "x", height,
                "; resize the target images or use a list of equal-sized ones");
-    probs.push_back(predict_probabilities(model, image_tensor(image, o.input_convention, o.device), o.inference)
-                        .to(Device::cpu()));
+    cache.add(predict_probabilities(model, image_tensor(image, o.input_convention, o.device), o.inference));
     progress.update(i + 1);
   }
-  progress.finish();
-  const Tensor all = concat(probs, 0).to(o.device);
-  probs.clear();
+  progress.finish("(probability cache " + std::to_string(cache.bytes() >> 20) + " MiB, " +
+                  (o.cache.half ? "f16" : "f32") + " in " + o.cache.device.str() + " memory)");
+  const Tensor all = cache.assemble(o.device);
 
   const LabelSize size{height, width};
   const ClassThresholds thr = class_thresholds(all, prior, {.policy = o.policy, .portion = o.portion,

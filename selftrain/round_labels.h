@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "models/segmentation_model.h"
 #include "selftrain/inference.h"
+#include "selftrain/prob_cache.h"
 #include "selftrain/pseudo_labels.h"
 #include "selftrain/run_dir.h"
 
@@ -26,6 +27,7 @@ struct RoundLabelOptions {
   Device device = Device::cpu();
   data::ClassSpace space = data::ClassSpace::cityscapes19;
   int64_t previews = 4;
+  ProbCacheOptions cache = {};
 };
 
 struct RoundLabels {

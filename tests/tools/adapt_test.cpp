@@ -104,6 +104,13 @@ TEST_F(AdaptCommand, KilledRunResumesToTheSameNumbersAsAnUninterruptedOne) {
   for (auto& [name, t] : a) CBST_EXPECT_CLOSE(name, b.at(name), t, 0.0, 0.0);
 }
 
+TEST_F(AdaptCommand, F16ProbabilityCacheHalvesTheCacheAndRuns) {
+  const auto r = run_cbst(adapt_args("cbst", "f16") + " --prob-cache-precision f16", path("f16.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("f16 in cpu memory"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(path("f16/rounds/1/thresholds.json")));
+}
+
 TEST_F(AdaptCommand, ResumeWithoutARunAndANewRunOverAnOldOneAreErrors) {
   auto r = run_cbst(adapt_args("cbst", "nothing_here") + " --resume", path("e1.log"));
   EXPECT_EQ(r.exit_code, 1);

@@ -31,6 +31,10 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(CLI::Range(0.0, 1.0))->capture_default_str();
                    cmd.add_option("--rare-fraction", c->mining.rare_fraction, "predicted share under which a class is rare")->capture_default_str();
                    cli::add_training_options(cmd, c->train, *f);
+                   cmd.add_option("--prob-cache", c->prob_cache_memory, "where the round's target probabilities are cached: host or device")
+                       ->check(CLI::IsMember({"host", "device"}))->capture_default_str();
+                   cmd.add_option("--prob-cache-precision", c->prob_cache_precision, "f32 or f16 (half the memory)")
+                       ->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
                    cmd.add_option("--previews", c->previews, "colourised pseudo-label previews per round");
                    cmd.add_option("--run", c->run, "run folder")->required();
                    cmd.add_flag("--resume", c->resume, "continue the run in --run after its last finished round");
