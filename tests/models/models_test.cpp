@@ -199,6 +199,34 @@ TEST(Fcn8sVgg16, TorchvisionVgg16ImportsWithFcLayersAsConvolutions) {
   }
 }
 
+TEST(Fcn8sVgg16, CaffeVgg16ImportsWithLegacyFourDimensionalFcBlobs) {
+  // VGG_ILSVRC_16_layers.caffemodel as our reader names it: <layer>.weight/.bias, legacy
+  // 4-D blob shapes (an InnerProduct weight is (1, 1, out, in)), plus fc8 and a scale layer.
+  auto src = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
+  fill_distinct(*src);
+  const auto st = src->state_dict();
+  weights::TensorMap caffe;
+  caffe.format = "caffemodel";
+  for (auto& [name, t] : st)
+    if (name.rfind("conv", 0) == 0) caffe.set(name, t);
+  caffe.set("fc6.weight", st.at("fc6.weight").reshape({1, 1, 4096, 25088}));
+  caffe.set("fc6.bias", st.at("fc6.bias").reshape({1, 1, 1, 4096}));
+  caffe.set("fc7.weight", st.at("fc7.weight").reshape({1, 1, 4096, 4096}));
+  caffe.set("fc7.bias", st.at("fc7.bias").reshape({1, 1, 1, 4096}));
+  caffe.set("fc8.weight", Tensor::zeros({1, 1, 1000, 4096}));
+  caffe.set("fc8.bias", Tensor::zeros({1, 1, 1, 1000}));
+  auto dst = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
+  const WeightImport r = import_weights(caffe, *dst);
+  EXPECT_EQ(r.layout, "caffe-vgg16");
+  EXPECT_EQ(r.input_convention, "caffe");
+  EXPECT_EQ(r.dropped, (std::vector<std::string>{"fc8.bias", "fc8.weight"}));
+  // The score layers and the (fixed) upsampling keep their initialisation.
+  EXPECT_EQ(r.not_covered.size(), 9u);
+  CBST_EXPECT_CLOSE("fc6", dst->state_dict().at("fc6.weight"), st.at("fc6.weight"), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("fc7 bias", dst->state_dict().at("fc7.bias"), st.at("fc7.bias"), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("conv5_3", dst->state_dict().at("conv5_3.weight"), st.at("conv5_3.weight"), 0.0, 0.0);
+}
+
 TEST(Models, CheckpointOfTheWrongClassCountListsEveryMismatch) {
   auto m = create_model("small-fcn", {.num_classes = 19});
   const fs::path dir = temp_dir("mismatch");
