@@ -192,7 +192,8 @@ TensorMap model_checkpoint(const SegmentationModel& model, const std::string& in
 }
 
 std::shared_ptr<SegmentationModel> load_model_checkpoint(const std::string& path,
-                                                         const std::string& expected_model) {
+                                                         const std::string& expected_model,
+                                                         std::string* input_convention) {
   const TensorMap m = weights::load_checkpoint(path);
   auto it = m.metadata.find("model");
   CBST_CHECK(it != m.metadata.end() && m.metadata.count("num_classes"), path,
@@ -207,6 +208,10 @@ std::shared_ptr<SegmentationModel> load_model_checkpoint(const std::string& path
   for (auto& [n, t] : m)
     if (n.rfind("optimizer.", 0) != 0) state[n] = t;
   model->load_state_dict(state, true);
+  if (input_convention) {
+    auto conv = m.metadata.find("input_convention");
+    *input_convention = conv != m.metadata.end() ? conv->second : model->input_convention();
+  }
   return model;
 }
 

@@ -40,9 +40,12 @@ WeightImport import_weights(const weights::TensorMap& source, SegmentationModel&
 
 // The model's state as a checkpoint map with metadata {model, num_classes, input_convention}.
 weights::TensorMap model_checkpoint(const SegmentationModel& model, const std::string& input_convention);
-// Builds the named model and loads a checkpoint written by model_checkpoint (strict).
+// Builds the named model and loads a checkpoint written by model_checkpoint (strict). When
+// `input_convention` is given it receives the convention the checkpoint records (the
+// model's own when it records none): inputs must be normalised that way.
 std::shared_ptr<SegmentationModel> load_model_checkpoint(const std::string& path,
-                                                         const std::string& expected_model = "");
+                                                         const std::string& expected_model = "",
+                                                         std::string* input_convention = nullptr);
 
 // MXNet name of one of our ResNet-38 tensors (the inverse mapping; tests and export).
 std::string resnet38_mxnet_name(const std::string& ours, int64_t num_classes);

@@ -245,6 +245,23 @@ TEST(Models, CheckpointOfTheWrongClassCountListsEveryMismatch) {
   fs::remove_all(dir);
 }
 
+TEST(Models, CheckpointsReportTheInputConventionTheyRecord) {
+  auto m = create_model("small-fcn", {.num_classes = 5});
+  const fs::path dir = temp_dir("convention");
+  const std::string path = (dir / "m.safetensors").string();
+  // small-fcn's own convention is torchvision; this checkpoint says its weights want caffe.
+  weights::save_checkpoint(path, model_checkpoint(*m, "caffe"));
+  std::string convention;
+  load_model_checkpoint(path, "small-fcn", &convention);
+  EXPECT_EQ(convention, "caffe");
+  weights::TensorMap bare = weights::load_checkpoint(path);
+  bare.metadata.erase("input_convention");
+  weights::save_checkpoint(path, bare);
+  load_model_checkpoint(path, "small-fcn", &convention);
+  EXPECT_EQ(convention, "torchvision") << "the model's own when the file records none";
+  fs::remove_all(dir);
+}
+
 TEST(Models, UnknownModelNamesListTheKnownOnes) {
   try {
     create_model("vgg19");

@@ -123,14 +123,19 @@ void run_eval(const EvalOptions& o) {
   const Protocol protocol = protocol_from_name(o.protocol.empty() ? default_protocol(ds) : o.protocol);
   // Load the model before printing anything, so that a wrong checkpoint fails on one line.
   std::shared_ptr<cbst::SegmentationModel> model;
+  EvalOptions resolved = o;
   if (o.predictions.empty()) {
     (void)cbst::Device::parse(o.device);  // a bad --device fails before the model loads
-    model = cbst::load_model_checkpoint(o.checkpoint, o.model);
+    // Normalise inputs as the checkpoint's weights expect (e.g. an FCN converted from
+    // torchvision weights wants RGB mean/std, not the Caffe default), unless told otherwise.
+    std::string recorded;
+    model = cbst::load_model_checkpoint(o.checkpoint, o.model, &recorded);
+    if (resolved.input_convention.empty()) resolved.input_convention = recorded;
   }
   std::fprintf(stderr, "evaluating %s against %s, protocol %s\n",
                model ? o.checkpoint.c_str() : o.predictions.c_str(), ds.describe().c_str(), protocol.name.c_str());
   const EvalResult result =
-      model ? evaluate_checkpoint(*model, ds, o, protocol) : evaluate_prediction_folder(ds, o, protocol);
+      model ? evaluate_checkpoint(*model, ds, resolved, protocol) : evaluate_prediction_folder(ds, o, protocol);
   std::fputs(format_table(result).c_str(), stdout);
   std::fflush(stdout);
   if (!o.json.empty()) {
