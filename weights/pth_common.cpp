@@ -91,6 +91,17 @@ int64_t pid_int(const PyRef& o, const char* what) {
   return o->integer;
 }
 
+StorageRef parse_storage_pid(const std::vector<PyRef>& it) {
+  if (pid_string(it[0], "tag") != "storage")
+    CBST_THROW("pickle: persistent id tag is '", it[0]->text, "', expected 'storage'; the file is corrupt");
+  StorageRef ref;
+  ref.dtype = storage_class_dtype(it[1]);
+  ref.key = pid_string(it[2], "key");
+  pid_string(it[3], "location");
+  ref.numel = uint64_t(pid_int(it[4], "numel"));
+  return ref;
+}
+
 TensorMap tensors_from_pickle(const PyRef& root, const StorageBytes& storage_bytes, bool big_endian) {
   std::vector<Found> found;
   uint64_t visits = 0;

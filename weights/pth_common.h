@@ -18,6 +18,9 @@ PyRef make_storage(const StorageRef& ref);
 // A string field of a persistent id.
 const std::string& pid_string(const PyRef& o, const char* what);
 int64_t pid_int(const PyRef& o, const char* what);
+// The fields both formats' storage persistent ids start with:
+// ('storage', storage_type, key, location, numel, ...). `items` must hold at least five.
+StorageRef parse_storage_pid(const std::vector<PyRef>& items);
 
 // The raw bytes of the storage record `key`; the span stays valid until the next call.
 using StorageBytes = std::function<std::span<const uint8_t>(const std::string& key)>;

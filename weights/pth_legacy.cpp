@@ -57,17 +57,11 @@ TensorMap read_pth_legacy(const ByteSource& src) {
     if (pid->kind != PyObject::Kind::tuple || pid->items.size() != 6)
       CBST_THROW("pickle: legacy persistent id is not a 6-tuple; the file is corrupt");
     const auto& it = pid->items;
-    if (pid_string(it[0], "tag") != "storage")
-      CBST_THROW("pickle: persistent id tag is '", it[0]->text, "', expected 'storage'; the file is corrupt");
-    StorageRef ref;
-    ref.dtype = storage_class_dtype(it[1]);
-    ref.key = pid_string(it[2], "key");
-    pid_string(it[3], "location");
-    const uint64_t root_numel = uint64_t(pid_int(it[4], "numel"));
+    StorageRef ref = parse_storage_pid(it);
+    const uint64_t root_numel = ref.numel;
     auto [slot, inserted] = storages.try_emplace(ref.key, LegacyStorage{ref.dtype, root_numel});
     if (!inserted && (slot->second.dtype != ref.dtype || slot->second.numel != root_numel))
       CBST_THROW("pickle: storage '", ref.key, "' is declared twice with different types or sizes; the file is corrupt");
-    ref.numel = root_numel;
     const PyRef& view = it[5];
     if (view->kind == PyObject::Kind::tuple && view->items.size() == 3) {
       ref.offset = uint64_t(pid_int(view->items[1], "view offset"));

@@ -13,15 +13,7 @@ namespace {
 PyRef zip_persistent_load(const PyRef& pid) {
   if (pid->kind != PyObject::Kind::tuple || pid->items.size() != 5)
     CBST_THROW("pickle: persistent id is not a 5-tuple ('storage', type, key, location, numel); the file is corrupt");
-  const auto& it = pid->items;
-  if (pid_string(it[0], "tag") != "storage")
-    CBST_THROW("pickle: persistent id tag is '", it[0]->text, "', expected 'storage'; the file is corrupt");
-  StorageRef ref;
-  ref.dtype = storage_class_dtype(it[1]);
-  ref.key = pid_string(it[2], "key");
-  pid_string(it[3], "location");
-  ref.numel = uint64_t(pid_int(it[4], "numel"));
-  return make_storage(ref);
+  return make_storage(parse_storage_pid(pid->items));
 }
 
 }  // namespace

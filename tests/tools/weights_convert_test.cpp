@@ -17,6 +17,7 @@
 
 #include "models/segmentation_model.h"
 #include "models/weight_import.h"
+#include "tests/support/weight_layouts.h"
 #include "tests/support/expect_close.h"
 #include "tests/weights/weights_fixtures.h"
 #include "weights/load_weights.h"
@@ -248,20 +249,7 @@ class WeightsConvertSlow : public WeightsConvertCommand {};
 TEST_F(WeightsConvertSlow, TorchvisionVgg16BecomesAnFcn8sCheckpoint) {
   auto source = create_model("fcn8s-vgg16", {.num_classes = 19, .seed = 1});
   const auto st = source->state_dict();
-  const int idx[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
-  const char* names[] = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-                         "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"};
-  weights::TensorMap tv;
-  for (int i = 0; i < 13; ++i) {
-    tv.set("features." + std::to_string(idx[i]) + ".weight", st.at(std::string(names[i]) + ".weight"));
-    tv.set("features." + std::to_string(idx[i]) + ".bias", st.at(std::string(names[i]) + ".bias"));
-  }
-  tv.set("classifier.0.weight", st.at("fc6.weight").reshape({4096, 25088}));
-  tv.set("classifier.0.bias", st.at("fc6.bias"));
-  tv.set("classifier.3.weight", st.at("fc7.weight").reshape({4096, 4096}));
-  tv.set("classifier.3.bias", st.at("fc7.bias"));
-  tv.set("classifier.6.weight", Tensor::zeros({1000, 4096}));
-  tv.set("classifier.6.bias", Tensor::zeros({1000}));
+  weights::TensorMap tv = testing::torchvision_vgg16_layout(st);
   weights::save_checkpoint(path("vgg16.safetensors"), tv);
   tv = {};
 

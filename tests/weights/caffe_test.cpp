@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "weights/load_weights.h"
+#include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
 
 namespace cbst::weights {
@@ -62,14 +63,7 @@ TensorMap read(const Bytes& b) {
   return load_weights(src);
 }
 
-std::string error_of(const Bytes& b) {
-  try {
-    read(b);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+std::string error_of(const Bytes& b) { return ::cbst::testing::error_of([&] { read(b); }); }
 
 TEST(Caffe, ReadsLayerFieldWithBlobShapesPackedAndUnpacked) {
   const TensorMap m = read(v2_net());

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
 
 namespace cbst::weights {
@@ -22,14 +23,7 @@ PyRef run(const Bytes& b, const PersistentLoad& load = no_pid) {
   return unpickle(cur, load);
 }
 
-std::string error_of(const Bytes& b) {
-  try {
-    run(b);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+std::string error_of(const Bytes& b) { return ::cbst::testing::error_of([&] { run(b); }); }
 
 Bytes malicious(const std::string& module, const std::string& name) {
   // The classic exploit: GLOBAL module.name, MARK 'echo pwned' TUPLE, REDUCE.

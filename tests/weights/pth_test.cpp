@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "weights/load_weights.h"
+#include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
 
 namespace cbst::weights {
@@ -17,14 +18,7 @@ TensorMap read(const Bytes& b) {
   return load_weights(src);
 }
 
-std::string error_of(const Bytes& b) {
-  try {
-    read(b);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+std::string error_of(const Bytes& b) { return ::cbst::testing::error_of([&] { read(b); }); }
 
 // A BatchNorm-like state_dict: f32 weight (2,3), a parameter, and a 0-d i64 counter.
 struct Fixture {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "weights/load_weights.h"
+#include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
 
 namespace cbst::weights {
@@ -30,14 +31,7 @@ TensorMap read(const Bytes& b) {
   return read_safetensors(src);
 }
 
-std::string error_of(const Bytes& b) {
-  try {
-    read(b);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+std::string error_of(const Bytes& b) { return ::cbst::testing::error_of([&] { read(b); }); }
 
 TensorMap every_dtype() {
   TensorMap m;
