@@ -30,6 +30,8 @@ struct HostBatch {
 
 // Stream numbers for SampleRng's index slot that no dataset index reaches.
 constexpr uint64_t kOrderStream = ~uint64_t(0);
+// Seed offset of the colour-jitter stream ("jitter" in ASCII).
+constexpr uint64_t kJitterSeed = 0x6a6974746572ull;
 
 }  // namespace
 
@@ -81,8 +83,16 @@ struct Loader::State {
     try {
       for (int64_t k = 0; k < hb.n; ++k) {
         const int64_t index = hb.indices[k];
-        const LoadedSample s = load(index);
+        LoadedSample s = load(index);
         AugmentDraw d;
+        if (options.augment && options.color_jitter.enabled()) {
+          const size_t part = part_of(index);
+          if (options.color_jitter_parts.empty() ||
+              (part < options.color_jitter_parts.size() && options.color_jitter_parts[part])) {
+            SampleRng jitter_rng(options.seed ^ kJitterSeed, uint64_t(epoch_index), uint64_t(index));
+            color_jitter(s.image, options.color_jitter, jitter_rng);
+          }
+        }
         if (options.augment) {
           SampleRng rng(options.seed, uint64_t(epoch_index), uint64_t(index));
           d = draw_augment(options.augment_params, s.image.width, s.image.height, rng);

@@ -2,8 +2,9 @@
 // Cityscapes classes, in a *source* style (flat colours, sharp edges: a game render) and a
 // *target* style (another colour table with near-collisions between classes, textures,
 // illumination gradient and colour cast, sensor noise, blur), with a class-frequency shift
-// between the two (the target has more people and bicycles, fewer cars). Both domains share
-// one spatial layout model (sky above, a road in perspective to a vanishing point, sidewalks,
+// between the two (the target has more people and bicycles, fewer cars) and a layout shift
+// (the target's camera sits lower with a wider view over narrower streets, so objects are
+// smaller and the horizon lower). Both domains share one spatial layout model (sky above, a road in perspective to a vanishing point, sidewalks,
 // facades, vegetation, poles carrying lights and signs, vehicles and people standing on the
 // ground and scaled by depth), so the shapes carry the signal across the appearance gap:
 // a source-trained model transfers imperfectly and self-training on the target can help.

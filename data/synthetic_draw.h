@@ -187,6 +187,18 @@ struct Frequencies {
 };
 const Frequencies& frequencies(SynthDomain domain);
 
+// Camera and street geometry; the domains differ here too (the layout shift): the target's
+// camera sits lower with a wider field of view, on narrower streets, so objects are smaller
+// and the horizon lower in the frame, as a car-mounted camera in an old town sees them
+// against a game's free camera. Ranges are uniform draws per image.
+struct Layout {
+  float horizon_lo, horizon_hi;  // horizon row as a fraction of the height
+  float focal;                   // focal length in image heights
+  float cam_height_lo, cam_height_hi;  // metres
+  float road_lo, road_hi;        // road width, metres
+};
+const Layout& layout(SynthDomain domain);
+
 struct Scene {
   Camera cam;
   Side left, right;

@@ -20,6 +20,14 @@ const Frequencies& frequencies(SynthDomain domain) {
   return domain == SynthDomain::source ? source : target;
 }
 
+const Layout& layout(SynthDomain domain) {
+  static const Layout source{.horizon_lo = 0.38f, .horizon_hi = 0.48f, .focal = 1.25f, .cam_height_lo = 2.0f,
+                             .cam_height_hi = 2.6f, .road_lo = 6.5f, .road_hi = 11.0f};
+  static const Layout target{.horizon_lo = 0.42f, .horizon_hi = 0.52f, .focal = 1.05f, .cam_height_lo = 1.4f,
+                             .cam_height_hi = 2.0f, .road_lo = 5.5f, .road_hi = 9.0f};
+  return domain == SynthDomain::source ? source : target;
+}
+
 namespace {
 
 float uni(SampleRng& rng, float lo, float hi) { return float(rng.uniform(lo, hi)); }
@@ -223,12 +231,14 @@ void draw_front(Canvas& c, const Scene& scene, const Side& side, SampleRng& rng)
 
 Scene make_scene(SampleRng& rng, SynthDomain domain, int width, int height) {
   const Frequencies& f = frequencies(domain);
+  const Layout& l = layout(domain);
   Scene s;
-  s.cam.horizon = height * uni(rng, 0.38f, 0.48f);
+  s.cam.horizon = height * uni(rng, l.horizon_lo, l.horizon_hi);
   s.cam.vp_x = width * uni(rng, 0.38f, 0.62f);
-  s.cam.focal = 1.25f * height;  // about 53 degrees vertical: scales every length with the image
-  s.cam.cam_height = uni(rng, 2.0f, 2.6f);
-  const float road = uni(rng, 6.5f, 11.0f);
+  // 1.25 heights: about 44 degrees vertical; lengths scale with the image.
+  s.cam.focal = l.focal * height;
+  s.cam.cam_height = uni(rng, l.cam_height_lo, l.cam_height_hi);
+  const float road = uni(rng, l.road_lo, l.road_hi);
   const float offset = uni(rng, -0.25f, 0.25f) * road;  // where in the road the camera drives
   s.left = make_side(rng, -1, std::max(1.6f, 0.5f * road + offset), f);
   s.right = make_side(rng, 1, std::max(1.6f, 0.5f * road - offset), f);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "engine/check.h"
@@ -140,6 +141,86 @@ void normalize(float* out, const Image& image, const Normalization& norm) {
     float* dst = out + c * plane;
     for (size_t i = 0; i < plane; ++i) dst[i] = image.pixels[i * 3 + src] * a + b;
   }
+}
+
+ColorJitter ColorJitter::parse(const std::string& text) {
+  ColorJitter j;
+  char extra = 0;
+  double one = 0;
+  if (std::sscanf(text.c_str(), "%lf,%lf,%lf,%lf%c", &j.brightness, &j.contrast, &j.saturation, &j.hue, &extra) == 4) {
+  } else if (std::sscanf(text.c_str(), "%lf%c", &one, &extra) == 1) {
+    j = {.brightness = one, .contrast = one, .saturation = one, .hue = 0};
+  } else {
+    CBST_THROW("colour jitter '", text, "' is not B,C,S,H (e.g. 0.3,0.3,0.3,0.05) or one number");
+  }
+  CBST_CHECK(j.brightness >= 0 && j.brightness <= 1 && j.contrast >= 0 && j.contrast <= 1 && j.saturation >= 0 &&
+                 j.saturation <= 1 && j.hue >= 0 && j.hue <= 0.5,
+             "colour jitter '", text, "': brightness, contrast and saturation must lie in [0, 1] and hue in [0, 0.5]");
+  return j;
+}
+
+std::string ColorJitter::str() const {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%g,%g,%g,%g", brightness, contrast, saturation, hue);
+  return buf;
+}
+
+namespace {
+
+uint8_t clamp_byte(float v) { return uint8_t(std::clamp(v, 0.0f, 255.0f) + 0.5f); }
+
+// Hue rotation through HSV, as torchvision's adjust_hue.
+void rotate_hue(uint8_t* px, float turns) {
+  const float r = px[0] / 255.0f, g = px[1] / 255.0f, b = px[2] / 255.0f;
+  const float mx = std::max({r, g, b}), mn = std::min({r, g, b}), delta = mx - mn;
+  if (delta <= 0) return;  // grey: no hue
+  float h = mx == r ? (g - b) / delta : mx == g ? 2.0f + (b - r) / delta : 4.0f + (r - g) / delta;
+  h = h / 6.0f + turns;
+  h -= std::floor(h);
+  const float s = delta / mx, v = mx;
+  const float h6 = h * 6.0f;
+  const int sector = std::min(5, int(h6));
+  const float f = h6 - float(sector);
+  const float p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+  float out[3];
+  switch (sector) {
+    case 0: out[0] = v, out[1] = t, out[2] = p; break;
+    case 1: out[0] = q, out[1] = v, out[2] = p; break;
+    case 2: out[0] = p, out[1] = v, out[2] = t; break;
+    case 3: out[0] = p, out[1] = q, out[2] = v; break;
+    case 4: out[0] = t, out[1] = p, out[2] = v; break;
+    default: out[0] = v, out[1] = p, out[2] = q; break;
+  }
+  for (int c = 0; c < 3; ++c) px[c] = clamp_byte(out[c] * 255.0f);
+}
+
+float grey_of(const uint8_t* px) { return 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2]; }
+
+}  // namespace
+
+void color_jitter(Image& image, const ColorJitter& j, SampleRng& rng) {
+  CBST_CHECK(image.channels == 3, "color_jitter: expected an RGB image, got ", image.channels, " channels");
+  const float b = float(rng.uniform(1 - j.brightness, 1 + j.brightness));
+  const float c = float(rng.uniform(1 - j.contrast, 1 + j.contrast));
+  const float s = float(rng.uniform(1 - j.saturation, 1 + j.saturation));
+  const float h = float(rng.uniform(-j.hue, j.hue));
+  uint8_t* px = image.pixels.data();
+  const size_t n = size_t(image.width) * image.height;
+  if (j.brightness > 0)
+    for (size_t i = 0; i < 3 * n; ++i) px[i] = clamp_byte(px[i] * b);
+  if (j.contrast > 0) {
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) sum += grey_of(px + 3 * i);
+    const float mean = float(sum / double(std::max<size_t>(n, 1)));
+    for (size_t i = 0; i < 3 * n; ++i) px[i] = clamp_byte(c * px[i] + (1 - c) * mean);
+  }
+  if (j.saturation > 0)
+    for (size_t i = 0; i < n; ++i) {
+      const float g = grey_of(px + 3 * i);
+      for (int k = 0; k < 3; ++k) px[3 * i + k] = clamp_byte(s * px[3 * i + k] + (1 - s) * g);
+    }
+  if (j.hue > 0)
+    for (size_t i = 0; i < n; ++i) rotate_hue(px + 3 * i, h);
 }
 
 AugmentDraw draw_augment(const AugmentParams& p, int width, int height, SampleRng& rng) {

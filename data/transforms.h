@@ -54,6 +54,22 @@ struct AugmentParams {
   bool flip = true;          // random horizontal flip with probability 1/2
 };
 
+// Photometric jitter with torchvision's ColorJitter semantics, for the source domain of an
+// adaptation (synthetic colours are the first thing that does not transfer): brightness
+// multiplies by b ∈ [1−B, 1+B], contrast blends with the image's mean grey by c ∈ [1−C, 1+C],
+// saturation blends each pixel with its own grey by s ∈ [1−S, 1+S], hue rotates by
+// h ∈ [−H, H] turns (H ≤ 0.5). Applied in that order, each on the 0–255 values with
+// clamping, as torchvision's functional ops on uint8 images. All zero: off.
+struct ColorJitter {
+  double brightness = 0, contrast = 0, saturation = 0, hue = 0;
+  bool enabled() const { return brightness > 0 || contrast > 0 || saturation > 0 || hue > 0; }
+  // "B,C,S,H" (e.g. "0.3,0.3,0.3,0.05") or one number for B = C = S (hue 0); "0" is off.
+  static ColorJitter parse(const std::string& text);
+  std::string str() const;  // "B,C,S,H"
+};
+// Draws the four factors from `rng` (always four draws) and applies them to `image` in place.
+void color_jitter(Image& image, const ColorJitter& jitter, SampleRng& rng);
+
 // One sample's random choices; a function of (params, image size, rng) only.
 struct AugmentDraw {
   int scaled_width = 0;

@@ -27,7 +27,7 @@ std::vector<ParamGroup> alex_param_groups(const NamedTensors& params) {
   return {weights, biases};
 }
 
-double lr_at(const SgdOptions& o, int64_t t) {
+static double scheduled_lr(const SgdOptions& o, int64_t t) {
   const LrSchedule& s = o.schedule;
   switch (s.kind) {
     case LrSchedule::Kind::constant: return o.lr;
@@ -41,6 +41,15 @@ double lr_at(const SgdOptions& o, int64_t t) {
   return o.lr;
 }
 
+double lr_at(const SgdOptions& o, int64_t t) {
+  const LrSchedule& s = o.schedule;
+  const double lr = scheduled_lr(o, t);
+  if (t >= s.warmup_iters) return lr;
+  // mmcv's linear warm-up: the factor climbs from warmup_ratio at t = 0 to 1 at warmup_iters.
+  const double k = (1.0 - double(t) / double(s.warmup_iters)) * (1.0 - s.warmup_ratio);
+  return lr * (1.0 - k);
+}
+
 Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options)
     : groups_(std::move(groups)), options_(options) {
   CBST_CHECK(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0 &&
@@ -52,6 +61,10 @@ Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options)
              "Sgd: the step schedule needs step_size > 0, got ", options.schedule.step_size);
   CBST_CHECK(options.schedule.kind != LrSchedule::Kind::poly || options.schedule.max_iter > 0,
              "Sgd: the poly schedule needs max_iter > 0, got ", options.schedule.max_iter);
+  CBST_CHECK(options.schedule.warmup_iters >= 0 && options.schedule.warmup_ratio >= 0 &&
+                 options.schedule.warmup_ratio <= 1,
+             "Sgd: warm-up needs warmup_iters >= 0 and warmup_ratio in [0, 1], got ",
+             options.schedule.warmup_iters, " and ", options.schedule.warmup_ratio);
   std::set<std::string> names;
   for (const ParamGroup& g : groups_) {
     for (const auto& [name, p] : g.params) {

@@ -6,7 +6,8 @@
 // clip_scale = max_norm / (‖grad‖₂ + 1e-6) when the global L2 norm over all gradients exceeds
 // max_grad_norm (torch.nn.utils.clip_grad_norm_), else 1.
 // Schedules (t = completed steps): constant lr; step lr·γ^⌊t/step_size⌋; poly
-// lr·(1 − min(t, max_iter)/max_iter)^power. The reference's "alex" groups: weights lr×1,
+// lr·(1 − min(t, max_iter)/max_iter)^power; optional linear warm-up over the first iterations
+// (LrSchedule::warmup_iters). The reference's "alex" groups: weights lr×1,
 // wd×1; biases lr×2, wd×0 (alex_param_groups).
 // step() runs under NoGradGuard with one fused in-place kernel per parameter (CPU loop or
 // CUDA kernel); momentum buffers are allocated at the first step only. Parameters without a
@@ -40,6 +41,10 @@ struct LrSchedule {
   int64_t step_size = 1;   // step
   double power = 0.9;      // poly
   int64_t max_iter = 1;    // poly
+  // Linear warm-up (any kind): for t < warmup_iters the rate is scaled by a factor rising
+  // linearly from warmup_ratio to 1, as mmcv's `warmup='linear'`. 0: none.
+  int64_t warmup_iters = 0;
+  double warmup_ratio = 0.1;
 };
 
 struct SgdOptions {

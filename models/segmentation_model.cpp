@@ -6,6 +6,7 @@
 #include "layers/upsample.h"
 #include "models/fcn8s_vgg16.h"
 #include "models/resnet38.h"
+#include "models/small_deeplabv3plus.h"
 #include "models/small_fcn.h"
 
 namespace cbst {
@@ -42,6 +43,7 @@ const std::map<std::string, Factory>& factories() {
       {"fcn8s-vgg16", [](const ModelOptions& o) { return std::make_shared<Fcn8sVgg16>(o); }},
       {"resnet38", [](const ModelOptions& o) { return std::make_shared<ResNet38>(o); }},
       {"small-fcn", [](const ModelOptions& o) { return std::make_shared<SmallFcn>(o); }},
+      {"small-deeplabv3plus", [](const ModelOptions& o) { return std::make_shared<SmallDeepLabV3Plus>(o); }},
   };
   return f;
 }

@@ -62,6 +62,6 @@ class SegmentationModel : public Module {
 
 std::shared_ptr<SegmentationModel> create_model(const std::string& name,
                                                 const ModelOptions& options = {});
-std::vector<std::string> model_names();  // "fcn8s-vgg16", "resnet38", "small-fcn"
+std::vector<std::string> model_names();  // "fcn8s-vgg16", "resnet38", "small-deeplabv3plus", "small-fcn"
 
 }  // namespace cbst

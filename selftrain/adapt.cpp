@@ -10,6 +10,7 @@
 #include "data/image.h"
 #include "engine/cuda_context.h"
 #include "selftrain/checkpoint.h"
+#include "selftrain/class_weights.h"
 #include "selftrain/evaluate.h"
 #include "selftrain/round_labels.h"
 #include "selftrain/spatial_prior.h"
@@ -188,6 +189,11 @@ void run_adaptation(const AdaptConfig& cfg) {
       parts.push_back(labels.dataset);
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
     }
+    // Photometric jitter is for the labelled source only: the pseudo-labelled target images
+    // are the domain the model is adapting to.
+    lo.color_jitter_parts.assign(parts.size(), false);
+    lo.color_jitter_parts[0] = true;
+    const Tensor class_weights = class_weights_for(cfg.train.class_weights, parts, space, cfg.train.device);
     data::Loader loader(parts, lo);
     Sgd optimizer = make_optimizer(model, cfg.train, lr);
     double loss = 0;
@@ -195,7 +201,9 @@ void run_adaptation(const AdaptConfig& cfg) {
       const EpochStats s = train_epoch(model, optimizer, loader,
                                        {.round = r, .epoch = r * cfg.epochs_per_round + e, .global_step = &global_step,
                                         .run = &run, .label = "round " + std::to_string(r) + " epoch " + std::to_string(e),
-                                        .last_checkpoint = fs::exists(latest) ? read_text(latest) : std::string()});
+                                        .log_every = cfg.train.log_every,
+                                        .last_checkpoint = fs::exists(latest) ? read_text(latest) : std::string(),
+                                        .class_weights = class_weights});
       loss = s.mean_loss;
     }
     round_info.add("train_loss", loss).add("train_images", loader.size());

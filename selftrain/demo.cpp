@@ -151,16 +151,32 @@ void run_demo(const DemoConfig& cfg) {
   const std::string source = "gta5=" + bench.gta5_root, target = "cityscapes=" + bench.cityscapes_root;
   const std::string eval = target + ":val";
 
-  TrainingOptions train{.batch = cfg.batch, .crop_height = cfg.crop, .crop_width = cfg.crop, .lr = cfg.lr,
-                        .workers = cfg.workers, .device = cfg.device, .seed = cfg.seed};
-  auto training_flags = [&](StepOptions& s, double lr) {
-    s.add("model", "small-fcn").add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(cfg.crop))
-        .add("lr", num(lr)).add("workers", std::to_string(cfg.workers)).add("device", device).add("seed", seed);
+  TrainingOptions train;
+  train.batch = cfg.batch;
+  train.crop_height = train.crop_width = cfg.crop;
+  train.min_scale = cfg.min_scale;
+  train.max_scale = cfg.max_scale;
+  train.lr = cfg.lr;
+  train.log_every = cfg.log_every;
+  train.class_weights = cfg.class_weights;
+  train.workers = cfg.workers;
+  train.device = cfg.device;
+  train.seed = cfg.seed;
+  auto training_flags = [&](StepOptions& s, double lr, bool jitter) {
+    s.add("model", cfg.model).add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(cfg.crop))
+        .add("scale-range", num(cfg.min_scale) + "," + num(cfg.max_scale)).add("lr", num(lr));
+    if (jitter && cfg.color_jitter.enabled()) s.add("color-jitter", cfg.color_jitter.str());
+    if (cfg.class_weights != "none") s.add("class-weights", cfg.class_weights);
+    s.add("log-every", std::to_string(cfg.log_every)).add("workers", std::to_string(cfg.workers))
+        .add("device", device).add("seed", seed);
   };
-  auto supervised = [&](const std::string& name, const std::string& data, int64_t epochs) {
+  // Source-only and oracle: poly decay after a warm-up. The oracle trains on target images,
+  // which need no jitter toward another domain.
+  auto supervised = [&](const std::string& name, const std::string& data, int64_t epochs, bool jitter) {
     StepOptions s{"train", {}};
-    s.add("data", data).add("eval", eval).add("epochs", std::to_string(epochs));
-    training_flags(s, cfg.lr);
+    s.add("data", data).add("eval", eval).add("epochs", std::to_string(epochs)).add("poly", "")
+        .add("warmup-iters", std::to_string(cfg.warmup_iters));
+    training_flags(s, cfg.lr, jitter);
     s.add("run", at(name));
     const Clock::time_point t = Clock::now();
     // Member by member: the configs' members without default initialisers would trip
@@ -169,7 +185,11 @@ void run_demo(const DemoConfig& cfg) {
     c.data = data;
     c.eval = eval;
     c.epochs = epochs;
+    c.model = cfg.model;
+    c.poly = true;
     c.train = train;
+    c.train.warmup_iters = cfg.warmup_iters;
+    if (jitter) c.train.color_jitter = cfg.color_jitter;
     c.run = at(name);
     c.config_text = s.toml();
     run_supervised(c);
@@ -177,8 +197,8 @@ void run_demo(const DemoConfig& cfg) {
   };
 
   // 2. Source-only model.
-  stage(2, kStages, "source-only model (small-fcn on the labelled source)");
-  supervised("source-only", source, cfg.source_epochs);
+  stage(2, kStages, "source-only model (" + cfg.model + " on the labelled source)");
+  supervised("source-only", source, cfg.source_epochs, true);
   const std::string source_model = at("source-only/checkpoints/final.safetensors");
 
   // 3. Spatial prior. The paper smooths with a 70-pixel window on 1914-pixel-wide GTA5
@@ -218,9 +238,10 @@ void run_demo(const DemoConfig& cfg) {
     if (sp) s.add("prior", at("prior.safetensors"));
     s.add("rounds", std::to_string(cfg.rounds)).add("portion", portion)
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
-    training_flags(s, cfg.adapt_lr);
+    training_flags(s, cfg.adapt_lr, true);
     s.add("run", at(name));
     AdaptConfig a;
+    a.model = cfg.model;
     a.source = source;
     a.target = target;
     a.eval = eval;
@@ -232,6 +253,7 @@ void run_demo(const DemoConfig& cfg) {
     a.epochs_per_round = cfg.epochs_per_round;
     a.train = train;
     a.train.lr = cfg.adapt_lr;
+    a.train.color_jitter = cfg.color_jitter;
     a.run = at(name);
     a.previews = cfg.panels;
     a.config_text = s.toml();
@@ -241,8 +263,8 @@ void run_demo(const DemoConfig& cfg) {
   }
 
   // 5. Oracle: the same network trained on the labelled target training split.
-  stage(stage_index++, kStages, "oracle (small-fcn on the labelled target)");
-  supervised("oracle", target, cfg.oracle_epochs);
+  stage(stage_index++, kStages, "oracle (" + cfg.model + " on the labelled target)");
+  supervised("oracle", target, cfg.oracle_epochs, false);
 
   // 6. All five on the same val split with the same inference options.
   const data::Dataset val = data::open_dataset(target, {.split = "val"});
@@ -256,7 +278,7 @@ void run_demo(const DemoConfig& cfg) {
   std::string convention;
   for (size_t i = 0; i < kDemoMethods.size(); ++i) {
     const std::string& name = kDemoMethods[i];
-    BuiltModel built = build_model("small-fcn", 19, at(name + "/checkpoints/final.safetensors"), cfg.seed);
+    BuiltModel built = build_model(cfg.model, 19, at(name + "/checkpoints/final.safetensors"), cfg.seed);
     built.model->to(cfg.device);
     convention = built.input_convention;
     const data::EvalResult e = evaluate_model(*built.model, val,

@@ -2,7 +2,7 @@
 // dataset and no pretrained weights, on a CPU in minutes.
 //
 //   1. write the two-domain benchmark (data/synthetic.h) to OUT/data;
-//   2. train `small-fcn` on the labelled source (GTA5 layout)          → OUT/source-only;
+//   2. train the demo's model on the labelled source (GTA5 layout)     → OUT/source-only;
 //   3. the spatial prior from the source labels                         → OUT/prior.safetensors;
 //   4. ST, CBST and CBST-SP from the same source model, same schedule   → OUT/st, OUT/cbst, OUT/cbst-sp;
 //   5. a target-supervised oracle (the labelled target training split)  → OUT/oracle;
@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "data/transforms.h"
 #include "engine/dtype.h"
 #include "selftrain/adapt.h"
 
@@ -38,12 +39,19 @@ struct DemoConfig {
   int source_images = 200;
   int target_train = 200;
   int target_val = 100;
-  // Training (small-fcn, SGD with momentum, random scale and crop, flips).
+  // Training: SGD with momentum, poly decay after a linear warm-up, random scale, crop and
+  // flip, photometric jitter on the source (README "The training recipe" says why each).
+  std::string model = "small-deeplabv3plus";
   int64_t batch = 4;
   int64_t crop = 96;  // square training crops
+  double min_scale = 0.5, max_scale = 2.0;
   double lr = 0.05;   // source-only and oracle
+  int64_t warmup_iters = 50;
+  std::string class_weights = "balanced";  // every run: source-only, ST, CBST, CBST-SP, oracle
+  data::ColorJitter color_jitter = {.brightness = 0.4, .contrast = 0.4, .saturation = 0.4, .hue = 0.1};
   int64_t source_epochs = 10;
   int64_t oracle_epochs = 10;
+  int64_t log_every = 10;
   // Self-training (the same for ST, CBST and CBST-SP).
   double adapt_lr = 0.02;
   int64_t rounds = 3;

@@ -15,6 +15,7 @@ namespace cbst {
 
 namespace fs = std::filesystem;
 using report::html_escape;
+using report::Series;
 
 namespace {
 
@@ -243,8 +244,8 @@ std::string pseudo_label_section(const std::map<std::string, RunRecord>& runs, c
     acc.series.push_back(ac);
   }
   s += "<p class=\"note\">CBST takes about the same portion of every class's most confident pixels; ST's single "
-       "threshold favours the classes the source model is already sure of. A missing bar: no pixel was "
-       "predicted as (or labelled with) that class.</p>";
+       "threshold favours the classes the source model is already sure of. A grey × means there was nothing to "
+       "measure (no pixel predicted as, or labelled with, that class); a measured 0% is a thin bar marked 0.</p>";
   s += report::svg_bar_chart(share) + report::svg_bar_chart(acc);
 
   // Every round, per class: coverage (share of all target pixels) and accuracy.
@@ -271,11 +272,63 @@ std::string pseudo_label_section(const std::map<std::string, RunRecord>& runs, c
   return s + "</div>";
 }
 
+// The logged training loss (mean over each logging window) of a run folder's metrics.jsonl.
+std::vector<double> read_losses(const std::string& dir) {
+  std::vector<double> losses;
+  const std::string path = dir + "/metrics.jsonl";
+  if (!fs::exists(path)) return losses;
+  const std::vector<uint8_t> bytes = data::read_file_bytes(path);
+  const std::string text(bytes.begin(), bytes.end());
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) {
+      const weights::JsonValue j = weights::parse_json(std::string_view(text).substr(start, end - start));
+      if (!j.find("event") && j.find("loss") && j.find("step")) losses.push_back(number(j.find("loss")));
+    }
+    start = end + 1;
+  }
+  return losses;
+}
+
+std::string loss_section(const DemoReportInput& in) {
+  struct Group {
+    std::string title;
+    std::vector<std::pair<std::string, std::string>> runs;  // (folder, colour)
+  };
+  const Group groups[] = {
+      {"Supervised training: source-only and oracle", {{"source-only", kSourceColor}, {"oracle", kOracleColor}}},
+      {"Self-training (all rounds, in order)", {{"st", adapt_runs()[0].color}, {"cbst", adapt_runs()[1].color},
+                                                {"cbst-sp", adapt_runs()[2].color}}}};
+  std::string s = "<p class=\"note\">Training loss (softmax cross-entropy, mean over each logging window of " +
+                  std::to_string(in.config.log_every) + " steps) of every run. A self-training run's loss is over "
+                  "the source subset and the pseudo-labelled target pixels; it jumps where a round adds labels.</p>"
+                  "<div class=\"flex\">";
+  for (const Group& g : groups) {
+    report::LineChart c{.title = g.title, .x_label = "logged step (×" + std::to_string(in.config.log_every) + ")",
+                        .y_label = "loss", .width = 620, .height = 300, .y_from_zero = true};
+    size_t longest = 0;
+    for (const auto& [name, color] : g.runs) {
+      Series ser{.name = name, .y = read_losses((fs::path(in.out) / name).string()), .color = color};
+      longest = std::max(longest, ser.y.size());
+      c.series.push_back(ser);
+    }
+    for (size_t i = 0; i < longest; ++i) c.x.push_back(double(i + 1));
+    // Ticks at a readable spacing instead of one per logged step.
+    const size_t every = std::max<size_t>(1, longest / 8);
+    for (size_t i = 0; i < longest; ++i) c.x_tick_labels.push_back((i + 1) % every == 0 ? std::to_string(i + 1) : "");
+    s += report::svg_line_chart(c);
+  }
+  return s + "</div>";
+}
+
 std::string threshold_section(const std::map<std::string, RunRecord>& runs, const std::vector<std::string>& names) {
   std::string s =
       "<p class=\"note\">Thresholds of each round (DESIGN §7.3: the ⌊n·p⌋-th largest confidence of the pool). ST "
       "has one global threshold; CBST one per class; CBST-SP thresholds the prior-weighted score q·p, whose scale is "
-      "that of the prior (log axis). 1.0 marks an empty pool.</p><div class=\"flex\">";
+      "that of the prior (log axis). A class whose pool is empty (no pixel predicted as it) gets the placeholder "
+      "threshold 1.0: drawn as a hollow grey marker, never as a point of a round's line.</p><div class=\"flex\">";
   for (const AdaptRun& a : adapt_runs()) {
     const RunRecord& run = runs.at(a.name);
     report::LineChart c{.title = a.label + " class thresholds", .x_label = "class", .y_label = "threshold",
@@ -284,9 +337,23 @@ std::string threshold_section(const std::map<std::string, RunRecord>& runs, cons
       c.x.push_back(double(k));
       c.x_tick_labels.push_back(class_abbreviation(names[k]));
     }
-    for (size_t r = 0; r < run.rounds.size(); ++r)
+    // An empty pool's threshold is the placeholder 1.0, not a measurement: a gap in the
+    // round's line and a hollow marker of its own.
+    Series empty{.name = "empty pool (1.0, no pixel)", .y = std::vector<double>(names.size(), kNaN),
+                 .color = "#999999", .markers_only = true};
+    bool any_empty = false;
+    for (size_t r = 0; r < run.rounds.size(); ++r) {
+      std::vector<double> y = run.rounds[r].thresholds;
+      for (size_t k = 0; k < y.size(); ++k)
+        if (at(run.rounds[r].pool_sizes, k) == 0) {
+          y[k] = kNaN;
+          if (k < empty.y.size()) empty.y[k] = 1.0;
+          any_empty = true;
+        }
       c.series.push_back({.name = "round " + std::to_string(r + 1) + " (p = " + fmt(run.rounds[r].portion, 2) + ")",
-                          .y = run.rounds[r].thresholds, .color = report::palette(r + 3)});
+                          .y = y, .color = report::palette(r + 3)});
+    }
+    if (any_empty) c.series.push_back(empty);
     s += report::svg_line_chart(c);
   }
   return s + "</div>";
@@ -377,7 +444,7 @@ std::string demo_report_html(const DemoReportInput& in) {
   h += "<p class=\"sub\">cbst demo · seed " + std::to_string(cfg.seed) + " · " + std::to_string(cfg.height) + "×" +
        std::to_string(cfg.width) + " images · " + std::to_string(cfg.source_images) + " source (labelled), " +
        std::to_string(cfg.target_train) + " target (unlabelled for adaptation), " + std::to_string(cfg.target_val) +
-       " target val · small-fcn · " + html_escape(cfg.device.str()) + (cfg.quick ? " · <b>--quick</b>" : "") +
+       " target val · " + html_escape(cfg.model) + " · " + html_escape(cfg.device.str()) + (cfg.quick ? " · <b>--quick</b>" : "") +
        " · " + fmt(in.total_seconds, 0) + " s</p>";
   h += "<p class=\"note\">Source: game-like renders with flat colours (GTA5 layout). Target: the same kind of street "
        "scenes with another colour table, textures, noise, blur, illumination and more people and bicycles "
@@ -391,6 +458,7 @@ std::string demo_report_html(const DemoReportInput& in) {
   h += "<p class=\"note\">Underlined: best of the four rows without target labels. Same layout as Table 1 of Zou et "
        "al., ECCV 2018. " + ordering_note(in.methods) + "</p>";
   h += "<h2>mIoU per round</h2>" + miou_chart(in.methods, runs, cfg.rounds);
+  h += "<h2>Training loss</h2>" + loss_section(in);
   h += "<h2>Pseudo-labels</h2>" + pseudo_label_section(runs, names, target_pixels);
   h += "<h2>Thresholds</h2>" + threshold_section(runs, names);
   h += "<h2>Samples (target training images)</h2>" + panels_section(in);

@@ -212,6 +212,7 @@ std::string svg_line_chart(const LineChart& c) {
   s += y_axis_svg(ya, left, right, c.y_label);
   s += line(left, bottom, right, bottom, "stroke=\"#888\"");
   for (size_t i = 0; i < c.x.size(); ++i) {
+    if (i < c.x_tick_labels.size() && c.x_tick_labels[i].empty()) continue;  // an unlabelled x: no tick
     const double x = x_px(c.x[i]);
     s += line(x, bottom, x, bottom + 4, "stroke=\"#888\"");
     s += text(x, bottom + 17, i < c.x_tick_labels.size() ? c.x_tick_labels[i] : fmt(c.x[i], 0),
@@ -241,14 +242,18 @@ std::string svg_line_chart(const LineChart& c) {
         flush();
         continue;
       }
+      if (ser.markers_only) continue;
       if (!points.empty()) points += ' ';
       points.append(fmt(x_px(c.x[i]))).append(",").append(fmt(ya.to_px(ser.y[i])));
     }
     flush();
+    const std::string fill = ser.markers_only ? "#fff\" stroke=\"" + html_escape(ser.color) + "\" stroke-width=\"2"
+                                              : html_escape(ser.color);
     for (size_t i = 0; i < c.x.size() && i < ser.y.size(); ++i) {
       if (!std::isfinite(ser.y[i]) || (c.log_y && ser.y[i] <= 0)) continue;
-      s += "<circle cx=\"" + fmt(x_px(c.x[i])) + "\" cy=\"" + fmt(ya.to_px(ser.y[i])) + "\" r=\"3.5\" fill=\"" +
-           html_escape(ser.color) + "\"><title>" + html_escape(ser.name) + ": " + fmt(ser.y[i], 2) + "</title></circle>";
+      s += "<circle cx=\"" + fmt(x_px(c.x[i])) + "\" cy=\"" + fmt(ya.to_px(ser.y[i])) + "\" r=\"" +
+           (ser.markers_only ? "5" : "3.5") + "\" fill=\"" + fill + "\"><title>" + html_escape(ser.name) + ": " +
+           fmt(ser.y[i], 2) + "</title></circle>";
     }
     s += legend_entry(right + 16, legend_y, ser.name, ser.color, ser.dashed, false);
     legend_y += 20;
@@ -271,11 +276,19 @@ std::string svg_bar_chart(const BarChart& c) {
     const double gx = left + group * double(i) + group * 0.1;
     for (size_t j = 0; j < c.series.size(); ++j) {
       const double v = i < c.series[j].y.size() ? c.series[j].y[i] : kNaN;
-      if (!std::isfinite(v)) continue;
-      const double y = ya.to_px(std::max(v, 0.0));
-      s += "<rect x=\"" + fmt(gx + bar * double(j)) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(std::max(bar - 1, 1.0)) +
+      const double bx = gx + bar * double(j), mid = bx + std::max(bar - 1, 1.0) / 2;
+      if (!std::isfinite(v)) {
+        s += "<text x=\"" + fmt(mid) + "\" y=\"" + fmt(bottom - 3) +
+             "\" text-anchor=\"middle\" font-size=\"10\" fill=\"#aaa\">×<title>" +
+             html_escape(c.categories[i] + ", " + c.series[j].name + ": no pixel") + "</title></text>";
+        continue;
+      }
+      const double y = std::min(ya.to_px(std::max(v, 0.0)), bottom - 2);  // a zero still shows 2 px
+      s += "<rect x=\"" + fmt(bx) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(std::max(bar - 1, 1.0)) +
            "\" height=\"" + fmt(std::max(bottom - y, 0.0)) + "\" fill=\"" + html_escape(c.series[j].color) + "\"><title>" +
            html_escape(c.categories[i] + ", " + c.series[j].name + ": " + fmt(v, 2)) + "</title></rect>";
+      if (v == 0)
+        s += text(mid, y - 3, "0", "text-anchor=\"middle\" font-size=\"10\" fill=\"" + html_escape(c.series[j].color) + "\"");
     }
     const double cx = left + group * (double(i) + 0.5);
     s += text(cx, bottom + 12, c.categories[i],

@@ -35,6 +35,9 @@ struct Series {
   std::vector<double> y = {};
   std::string color = {};  // CSS colour
   bool dashed = false;  // draw dashed
+  // Line charts: points only (no line), drawn hollow; e.g. values that are placeholders
+  // rather than measurements (an empty pool's threshold 1.0).
+  bool markers_only = false;
 };
 struct ReferenceLine {
   std::string name = {};
@@ -56,7 +59,9 @@ struct LineChart {
 };
 std::string svg_line_chart(const LineChart& chart);
 
-// Grouped vertical bars: one group per category, one bar per series in each group.
+// Grouped vertical bars: one group per category, one bar per series in each group. A value
+// of exactly 0 draws a thin bar and a "0" (a measured zero); NaN draws a grey "×" (nothing
+// to measure), so the two never look alike.
 struct BarChart {
   std::string title = {};
   std::string y_label = {};

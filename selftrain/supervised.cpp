@@ -8,6 +8,7 @@
 #include "data/image.h"
 #include "engine/cuda_context.h"
 #include "selftrain/checkpoint.h"
+#include "selftrain/class_weights.h"
 #include "selftrain/evaluate.h"
 #include "selftrain/trainer.h"
 
@@ -39,9 +40,11 @@ void run_supervised(const SupervisedConfig& cfg) {
     Sgd poly = Sgd(optimizer.groups(), {.lr = cfg.train.lr, .momentum = cfg.train.momentum,
                                         .weight_decay = cfg.train.weight_decay, .max_grad_norm = cfg.train.max_grad_norm,
                                         .schedule = {.kind = LrSchedule::Kind::poly, .power = 0.9,
-                                                     .max_iter = std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch())}});
+                                                     .max_iter = std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch()),
+                                                     .warmup_iters = cfg.train.warmup_iters}});
     optimizer = std::move(poly);
   }
+  const Tensor class_weights = class_weights_for(cfg.train.class_weights, {dataset}, space, cfg.train.device);
   run.log("cbst train: " + std::to_string(cfg.epochs) + " epochs on " + cfg.train.device.str());
   run.log("  model : " + built.description);
   run.log("  data  : " + dataset.describe());
@@ -62,7 +65,9 @@ void run_supervised(const SupervisedConfig& cfg) {
     const EpochStats s = train_epoch(model, optimizer, loader,
                                      {.round = e, .epoch = e, .global_step = &global_step, .run = &run,
                                       .label = "epoch " + std::to_string(e + 1) + "/" + std::to_string(cfg.epochs),
-                                      .last_checkpoint = fs::exists(latest) ? run.file("checkpoints/last.safetensors") : ""});
+                                      .log_every = cfg.train.log_every,
+                                      .last_checkpoint = fs::exists(latest) ? run.file("checkpoints/last.safetensors") : "",
+                                      .class_weights = class_weights});
     JsonObject info;
     info.add("event", "epoch").add("epoch", e).add("train_loss", s.mean_loss).add("seconds", s.seconds);
     const bool last = e + 1 == cfg.epochs;

@@ -21,6 +21,7 @@ struct EpochContext {
   std::string label = "train";
   int64_t log_every = 20;      // steps between metric lines
   std::string last_checkpoint; // named in the NaN error
+  Tensor class_weights;        // (C) cross-entropy weights; undefined: plain cross-entropy
 };
 
 struct EpochStats {

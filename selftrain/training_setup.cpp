@@ -28,6 +28,7 @@ data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace sp
   l.augment_params = {.resize_long_side = int(o.resize_long_side), .min_scale = o.min_scale,
                       .max_scale = o.max_scale, .crop_width = int(o.crop_width),
                       .crop_height = int(o.crop_height), .flip = o.flip};
+  l.color_jitter = o.color_jitter;
   l.normalization = data::Normalization::from_name(input_convention);
   l.device = o.device;
   return l;
@@ -39,7 +40,7 @@ Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, dou
     if (!g.parameters.empty())
       groups.push_back({.name = g.name, .params = g.parameters, .lr_mult = g.lr_mult, .decay_mult = g.weight_decay_mult});
   return Sgd(groups, {.lr = lr, .momentum = o.momentum, .weight_decay = o.weight_decay,
-                      .max_grad_norm = o.max_grad_norm, .schedule = {}});
+                      .max_grad_norm = o.max_grad_norm, .schedule = {.warmup_iters = o.warmup_iters}});
 }
 
 data::LabelEncoding class_id_encoding(data::ClassSpace space) {

@@ -21,10 +21,19 @@ struct TrainingOptions {
   double max_scale = 1.3;
   bool flip = true;
   int64_t resize_long_side = 0;
+  // Photometric jitter of the labelled source images (supervised training: the whole
+  // dataset; self-training: the source part only, never the pseudo-labelled target).
+  data::ColorJitter color_jitter = {};
   double lr = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;
   double max_grad_norm = 0.0;
+  // Linear warm-up of the learning rate over the first steps (factor 0.1 → 1), as mmseg.
+  int64_t warmup_iters = 0;
+  // "none": plain cross-entropy; "balanced": class weights from the training labels'
+  // pixel frequencies (selftrain/class_weights.h).
+  std::string class_weights = "none";
+  int64_t log_every = 20;  // steps between metrics.jsonl loss records
   int workers = 2;
   Device device = Device::cpu();
   uint64_t seed = 1;

@@ -135,3 +135,34 @@ TEST(BadInput, UnequalSizesWithoutCropNameBothFiles) {
     EXPECT_NE(std::string(e.what()).find("00002.png"), std::string::npos) << e.what();
   }
 }
+
+// Colour jitter changes only the images of the parts it is asked for, and no other draw:
+// labels (crop, scale, flip) stay bit-identical.
+TEST(Loader, ColorJitterTouchesOnlyTheChosenPartsAndNoOtherDraw) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_tree(d, 4));
+  auto epoch = [&](ColorJitter jitter, std::vector<bool> parts) {
+    LoaderOptions o{.batch_size = 1, .workers = 1, .shuffle = false, .drop_last = false, .seed = 3,
+                    .augment_params = {.crop_width = 32, .crop_height = 20}};
+    o.color_jitter = jitter;
+    o.color_jitter_parts = parts;
+    Loader loader(std::vector<Dataset>{ds, ds}, o);  // the same images twice: parts 0 and 1
+    loader.start_epoch(0);
+    Epoch out;
+    while (auto b = loader.next()) {
+      out.images.push_back(b->images.to_vector<float>());
+      out.labels.push_back(b->labels.to_vector<uint8_t>());
+    }
+    return out;
+  };
+  const ColorJitter j{.brightness = 0.4, .contrast = 0.4, .saturation = 0.4, .hue = 0.1};
+  const Epoch plain = epoch({}, {}), first = epoch(j, {true, false}), all = epoch(j, {});
+  ASSERT_EQ(plain.images.size(), 8u);
+  EXPECT_EQ(first.labels, plain.labels);
+  EXPECT_EQ(all.labels, plain.labels);
+  for (size_t k = 0; k < 8; ++k) {
+    const bool source_part = k < 4;
+    EXPECT_EQ(first.images[k] == plain.images[k], !source_part) << "sample " << k;
+    EXPECT_NE(all.images[k], plain.images[k]) << "sample " << k;
+  }
+}

@@ -1,7 +1,8 @@
-// The synthetic two-domain benchmark: determinism, class coverage, the class-frequency
-// shift, the appearance gap, and files that the ordinary GTA5/Cityscapes readers load.
+// The synthetic two-domain benchmark: determinism, class coverage, the class-frequency and
+// layout shifts, the appearance gap, and files that the ordinary GTA5/Cityscapes readers load.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -120,6 +121,33 @@ TEST(SynthBenchmark, TargetHasMorePeopleAndBicyclesAndFewerCars) {
   EXPECT_GT(tgt[kPerson] + tgt[kBicycle], 1.5 * (src[kPerson] + src[kBicycle]));
   EXPECT_GT(tgt[kBicycle], src[kBicycle]);
   EXPECT_LT(tgt[kCar], 0.8 * src[kCar]);
+}
+
+// The layout shift: the target's camera is pitched so that its horizon lies lower in the
+// frame, so the far end of the road (the topmost road row in each image) does too.
+TEST(SynthBenchmark, TargetSeesTheFarEndOfTheRoadLower) {
+  auto road_stats = [](SynthDomain domain) {
+    double top_row = 0, fraction = 0;
+    const int n = 40;
+    for (int i = 0; i < n; ++i) {
+      const SynthSample s = synth_sample(domain, i, kBench);
+      int top = kBench.height;
+      int64_t road = 0;
+      for (size_t k = 0; k < s.labels.ids.size(); ++k)
+        if (s.labels.ids[k] == 0) {
+          top = std::min(top, int(k / size_t(kBench.width)));
+          ++road;
+        }
+      top_row += double(top) / kBench.height / n;
+      fraction += double(road) / double(s.labels.ids.size()) / n;
+    }
+    return std::pair{top_row, fraction};
+  };
+  const auto [src_top, src_road] = road_stats(SynthDomain::source);
+  const auto [tgt_top, tgt_road] = road_stats(SynthDomain::target);
+  std::printf("  road's top row: source %.3f, target %.3f of the height; road: %.1f%% vs %.1f%%\n", src_top, tgt_top,
+              100 * src_road, 100 * tgt_road);
+  EXPECT_GT(tgt_top, src_top + 0.02);  // horizons drawn from [0.42, 0.52] against [0.38, 0.48]
 }
 
 TEST(SynthBenchmark, StyleGapIsRealAndShrinksWithTheKnob) {

@@ -2,6 +2,7 @@
 // augmentation against the composed reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "data/transforms.h"
@@ -110,4 +111,83 @@ TEST(Augment, FusedPathMatchesResizeCropFlipNormalize) {
         }
       }
   }
+}
+
+TEST(ColorJitter, ParsesBothFormsAndRefusesOutOfRangeValues) {
+  const ColorJitter a = ColorJitter::parse("0.4,0.3,0.2,0.1");
+  EXPECT_DOUBLE_EQ(a.brightness, 0.4);
+  EXPECT_DOUBLE_EQ(a.hue, 0.1);
+  const ColorJitter b = ColorJitter::parse("0.25");
+  EXPECT_DOUBLE_EQ(b.contrast, 0.25);
+  EXPECT_DOUBLE_EQ(b.hue, 0.0);
+  EXPECT_FALSE(ColorJitter::parse("0").enabled());
+  EXPECT_EQ(ColorJitter::parse(a.str()).str(), a.str());
+  for (const char* bad : {"1.5", "0.1,0.1,0.1,0.6", "-0.1", "0.1,0.1", "x"})
+    EXPECT_THROW(ColorJitter::parse(bad), cbst::Error) << bad;
+}
+
+// Each factor against torchvision's definition, computed by hand on one pixel or image.
+TEST(ColorJitter, FactorsFollowTorchvisionDefinitions) {
+  auto one_pixel = [](uint8_t r, uint8_t g, uint8_t b) {
+    Image im = Image::blank(1, 1, 3);
+    im.pixels = {r, g, b};
+    return im;
+  };
+  // The factors come from the stream: brightness b ∈ [1 − B, 1 + B], drawn first.
+  SampleRng probe(3, 0, 0);
+  const double factor = probe.uniform(0.5, 1.5);
+  Image im = one_pixel(100, 50, 200);
+  SampleRng rng(3, 0, 0);
+  color_jitter(im, {.brightness = 0.5}, rng);
+  EXPECT_EQ(im.pixels[0], uint8_t(std::lround(std::min(255.0, 100 * factor))));
+  EXPECT_EQ(im.pixels[2], uint8_t(std::lround(std::min(255.0, 200 * factor))));
+  // Saturation 0 everywhere would give grey: with S = 1 the factor can reach 0; check the
+  // blend toward the pixel's own grey (0.299 R + 0.587 G + 0.114 B) for the drawn factor.
+  SampleRng probe2(9, 1, 2);
+  for (int k = 0; k < 2; ++k) probe2.uniform();
+  const double s = probe2.uniform(0.0, 2.0);
+  im = one_pixel(200, 100, 0);
+  SampleRng rng2(9, 1, 2);
+  color_jitter(im, {.saturation = 1.0}, rng2);
+  const double grey = 0.299 * 200 + 0.587 * 100;
+  EXPECT_NEAR(im.pixels[0], std::clamp(s * 200 + (1 - s) * grey, 0.0, 255.0), 0.51);
+  EXPECT_NEAR(im.pixels[2], std::clamp(s * 0 + (1 - s) * grey, 0.0, 255.0), 0.51);
+  // A hue rotation by a third of a turn maps pure red to pure green; grey has no hue.
+  Image red = one_pixel(255, 0, 0), grey_px = one_pixel(90, 90, 90);
+  for (uint64_t i = 0; i < 2000; ++i) {  // find a stream whose hue draw is 1/3 turn ± 0.01
+    SampleRng p(5, 0, i);
+    for (int k = 0; k < 3; ++k) p.uniform();
+    if (std::fabs(p.uniform(-0.5, 0.5) - 1.0 / 3) > 0.01) continue;
+    SampleRng r1(5, 0, i), r2(5, 0, i);
+    color_jitter(red, {.hue = 0.5}, r1);
+    color_jitter(grey_px, {.hue = 0.5}, r2);
+    // 0.01 turn off a third leaves at most 6 · 0.01 · 255 ≈ 15 of red or blue.
+    EXPECT_LE(red.pixels[0], 16);
+    EXPECT_EQ(red.pixels[1], 255);
+    EXPECT_LE(red.pixels[2], 16);
+    EXPECT_EQ(grey_px.pixels, (std::vector<uint8_t>{90, 90, 90}));
+    return;
+  }
+  FAIL() << "no stream drew a hue near 1/3 turn";
+}
+
+TEST(ColorJitter, ContrastKeepsTheMeanGreyAndDrawsFourValuesAlways) {
+  const Image base = tu::pattern_image(17, 9, 2);
+  Image im = base;
+  SampleRng rng(4, 0, 7);
+  color_jitter(im, {.contrast = 0.5}, rng);
+  double before = 0, after = 0;
+  for (size_t i = 0; i < base.pixels.size(); i += 3) {
+    before += 0.299 * base.pixels[i] + 0.587 * base.pixels[i + 1] + 0.114 * base.pixels[i + 2];
+    after += 0.299 * im.pixels[i] + 0.587 * im.pixels[i + 1] + 0.114 * im.pixels[i + 2];
+  }
+  // Blending with the mean grey keeps the mean, up to rounding and clamping of each value.
+  EXPECT_NEAR(after / (17 * 9), before / (17 * 9), 2.0);
+  EXPECT_NE(im.pixels, base.pixels);
+  // Four draws whatever is enabled, so the options never shift another sample's stream.
+  SampleRng a(4, 0, 7), b(4, 0, 7);
+  Image x = base, y = base;
+  color_jitter(x, {.contrast = 0.5}, a);
+  color_jitter(y, {.brightness = 0.1, .contrast = 0.5, .saturation = 0.1, .hue = 0.1}, b);
+  EXPECT_EQ(a.uniform(), b.uniform());
 }

@@ -64,6 +64,16 @@ TEST(Sgd, SchedulesFollowTheirFormulas) {
   EXPECT_DOUBLE_EQ(lr_at(o, 5), 0.1 * std::pow(0.5, 0.9));
   EXPECT_EQ(lr_at(o, 10), 0.0);
   EXPECT_EQ(lr_at(o, 12), 0.0);
+  // Linear warm-up on top of any kind: factor warmup_ratio at t = 0, rising linearly to 1 at
+  // warmup_iters, then the schedule alone.
+  o.schedule = {.kind = LrSchedule::Kind::poly, .power = 0.9, .max_iter = 10, .warmup_iters = 4, .warmup_ratio = 0.2};
+  EXPECT_DOUBLE_EQ(lr_at(o, 0), 0.1 * 0.2);
+  EXPECT_DOUBLE_EQ(lr_at(o, 2), 0.1 * std::pow(0.8, 0.9) * 0.6);
+  EXPECT_DOUBLE_EQ(lr_at(o, 4), 0.1 * std::pow(0.6, 0.9));
+  o.schedule = {.kind = LrSchedule::Kind::constant, .warmup_iters = 10, .warmup_ratio = 0.0};
+  EXPECT_DOUBLE_EQ(lr_at(o, 0), 0.0);
+  EXPECT_DOUBLE_EQ(lr_at(o, 5), 0.05);
+  EXPECT_DOUBLE_EQ(lr_at(o, 10), 0.1);
   // The optimizer applies the schedule: momentum 0 and gradient 1 move p by lr(t).
   Tensor p = leaf({0.0});
   Sgd opt({{.name = "all", .params = {{"p", p}}}},

@@ -90,6 +90,86 @@ TEST(SmallFcn, TrainingStepsLowerTheLoss) {
   EXPECT_LT(last, 0.5 * first);
 }
 
+TEST(SmallDeepLabV3Plus, OutputHasTheInputSizeForOddInputs) {
+  auto m = create_model("small-deeplabv3plus", {.num_classes = 7});
+  m->eval();
+  NoGradGuard guard;
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{37, 53}, {16, 16}, {65, 31}, {96, 192}}) {
+    const Tensor y = m->forward(rand_uniform({2, 3, h, w}));
+    EXPECT_EQ(y.shape(), (Shape{2, 7, h, w}));
+    // Logits at the stem's stride 2 (3×3/2, pad 1): ⌈h/2⌉ rows.
+    EXPECT_EQ(m->logits(rand_uniform({1, 3, h, w})).size(2), (h + 1) / 2);
+  }
+}
+
+// The architecture of models/small_deeplabv3plus.h, counted by hand: a 3×3 conv–BN has
+// 9·in·out + 2·out parameters (BN γ, β; the running statistics are buffers).
+TEST(SmallDeepLabV3Plus, ParameterCountMatchesTheArchitecture) {
+  auto conv_bn = [](int64_t in, int64_t out, int64_t k) { return k * k * in * out + 2 * out; };
+  auto block = [&](int64_t in, int64_t out) {
+    return conv_bn(in, out, 3) + conv_bn(out, out, 3) + (in != out ? conv_bn(in, out, 1) : 0);
+  };
+  for (int64_t c : {19, 16}) {
+    const int64_t expected = conv_bn(3, 24, 3) + conv_bn(24, 32, 3) + block(32, 32) + block(32, 64) +
+                             block(64, 96) + block(96, 96) +                           // trunk
+                             conv_bn(96, 64, 1) + 3 * conv_bn(96, 64, 3) + (96 * 64 + 64) +  // ASPP branches
+                             conv_bn(5 * 64, 64, 1) +                                  // ASPP projection
+                             conv_bn(32, 16, 1) + conv_bn(80, 64, 3) + conv_bn(88, 32, 3) + (32 * c + c);
+    auto m = create_model("small-deeplabv3plus", {.num_classes = c, .initialize = false});
+    EXPECT_EQ(count(m->named_parameters()), expected) << c << " classes";
+  }
+}
+
+TEST(SmallDeepLabV3Plus, TrainingStepsLowerTheLoss) {
+  manual_seed(3);
+  auto m = create_model("small-deeplabv3plus", {.num_classes = 3, .seed = 1});
+  m->train();
+  // The same learnable toy task as small-fcn's: label = which third of the image.
+  Generator gen(5);
+  const Tensor x = rand_uniform({2, 3, 24, 24}, 0, 1, DType::f32, Device::cpu(), &gen);
+  std::vector<uint8_t> lab(2 * 24 * 24);
+  for (int n = 0; n < 2; ++n)
+    for (int y = 0; y < 24; ++y)
+      for (int xx = 0; xx < 24; ++xx) lab[size_t((n * 24 + y) * 24 + xx)] = uint8_t(y / 8);
+  const Tensor labels = Tensor::from_vector<uint8_t>(lab, {2, 24, 24});
+  double first = 0, last = 0;
+  for (int step = 0; step < 40; ++step) {
+    m->zero_grad();
+    const Tensor loss = softmax_cross_entropy(m->forward(x), labels);
+    loss.backward();
+    const double l = loss.item<float>();
+    if (step == 0) first = l;
+    last = l;
+    NoGradGuard guard;
+    for (auto& [name, p] : m->named_parameters()) {
+      Tensor param = p;
+      param.copy_(sub(param, mul(param.grad(), 0.05)));
+    }
+  }
+  std::printf("[ loss     ] small-deeplabv3plus: %.4f -> %.4f after 40 steps\n", first, last);
+  EXPECT_NEAR(first, std::log(3.0), 0.3);  // the classifier starts near zero: chance level
+  EXPECT_LT(last, 0.5 * first);
+}
+
+TEST(SmallDeepLabV3Plus, FreezingBatchNormReachesEveryLayer) {
+  auto m = create_model("small-deeplabv3plus", {.num_classes = 5, .seed = 2});
+  const Tensor x = rand_uniform({2, 3, 32, 32}, -1, 1);
+  m->eval();
+  NoGradGuard guard;
+  const Tensor eval_out = m->forward(x);
+  m->train();
+  m->set_frozen_batch_norm(true);
+  // A train-mode forward moves the running statistics of every BN that is not frozen.
+  const auto before = m->state_dict();
+  (void)m->forward(x);
+  for (auto& [name, t] : m->state_dict())
+    if (name.find("running_") != std::string::npos)
+      CBST_EXPECT_CLOSE(name, t, before.at(name), 0.0, 0.0);
+  m->set_frozen_batch_norm(false);
+  m->eval();
+  CBST_EXPECT_CLOSE("eval after unfreeze", m->forward(x), eval_out, 0.0, 0.0);
+}
+
 // FCN8s-VGG16: VGG16 has 138,357,544 parameters (Simonyan & Zisserman; torchvision's count),
 // of which fc8 (4096×1000 + 1000 = 4,097,000) is dropped, leaving 134,260,544 for the trunk
 // with fc6/fc7 as convolutions. FCN8s adds score_fr/score_pool4/score_pool3
@@ -255,7 +335,7 @@ TEST(Models, UnknownModelNamesListTheKnownOnes) {
     create_model("vgg19");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("fcn8s-vgg16, resnet38, small-fcn"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fcn8s-vgg16, resnet38, small-deeplabv3plus, small-fcn"), std::string::npos) << e.what();
   }
 }
 
@@ -278,7 +358,7 @@ TEST_P(ModelsSlow, FullSizeModelSavesReloadsAndRunsOnTheCpu) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, ModelsSlow, ::testing::Values("fcn8s-vgg16", "resnet38", "small-fcn"),
+INSTANTIATE_TEST_SUITE_P(Models, ModelsSlow, ::testing::Values("fcn8s-vgg16", "resnet38", "small-deeplabv3plus", "small-fcn"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
@@ -302,7 +382,7 @@ TEST_P(ModelsCuda, ForwardMatchesTheCpu) {
   set_tf32_enabled(true);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, ModelsCuda, ::testing::Values("fcn8s-vgg16", "resnet38", "small-fcn"),
+INSTANTIATE_TEST_SUITE_P(Models, ModelsCuda, ::testing::Values("fcn8s-vgg16", "resnet38", "small-deeplabv3plus", "small-fcn"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

@@ -105,6 +105,29 @@ TEST(SvgBarChart, OneBarPerFiniteValue) {
   EXPECT_NE(svg.find("bike, CBST: 25.00"), std::string::npos);
 }
 
+// A measured 0% and "no pixel" (NaN) must never look alike: a thin bar marked 0, against a
+// grey × with no bar.
+TEST(SvgBarChart, ZeroIsAThinMarkedBarAndNanIsACross) {
+  report::BarChart c{.title = "accuracy", .y_label = "%", .categories = {"pole", "light"}, .y_max = 100};
+  c.series.push_back({.name = "CBST", .y = {0, NAN}, .color = "#0072B2"});
+  const std::string svg = report::svg_bar_chart(c);
+  EXPECT_EQ(count(svg, "<rect"), 1u + 1u);  // the zero's bar and the legend swatch
+  EXPECT_NE(svg.find("pole, CBST: 0.00"), std::string::npos);
+  EXPECT_NE(svg.find(">0</text>"), std::string::npos);
+  EXPECT_NE(svg.find("×<title>light, CBST: no pixel</title>"), std::string::npos);
+  EXPECT_EQ(count(svg, "<text"), count(svg, "</text>"));
+}
+
+TEST(SvgLineChart, MarkersOnlySeriesDrawHollowPointsAndNoLine) {
+  report::LineChart c{.x = {0, 1, 2}};
+  c.series.push_back({.name = "round 1", .y = {0.9, NAN, 0.8}, .color = "#000"});
+  c.series.push_back({.name = "empty pool", .y = {NAN, 1.0, NAN}, .color = "#999", .markers_only = true});
+  const std::string svg = report::svg_line_chart(c);
+  EXPECT_EQ(count(svg, "<polyline"), 2u);  // round 1 split by its gap; none for the markers
+  EXPECT_EQ(count(svg, "<circle"), 3u);
+  EXPECT_EQ(count(svg, "fill=\"#fff\" stroke=\"#999\""), 1u);
+}
+
 TEST(HeatColor, RunsFromWhiteToTheHue) {
   EXPECT_EQ(report::heat_color(0, 0, 0, 0), "rgb(255,255,255)");
   EXPECT_EQ(report::heat_color(1, 10, 20, 30), "rgb(10,20,30)");

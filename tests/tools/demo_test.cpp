@@ -136,6 +136,10 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (size_t p = iou.find("<tr"); p != std::string::npos; p = iou.find("<tr", p + 1)) ++rows;
   EXPECT_EQ(rows, 6u) << "header and five methods";
   EXPECT_NE(html.find("<svg"), std::string::npos);
+  // A loss curve per run: each run folder's metrics.jsonl holds logged losses.
+  EXPECT_NE(html.find("<h2>Training loss</h2>"), std::string::npos);
+  for (const std::string& m : methods)
+    EXPECT_NE(read_text(out / m / "metrics.jsonl").find("\"loss\": "), std::string::npos) << m;
   EXPECT_NE(html.find("src=\"data:image/png;base64,"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("src=\"http"), std::string::npos);

@@ -17,7 +17,7 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--target", c->target, "unlabelled target dataset KIND=PATH")->required();
                    cmd.add_option("--target-split", c->target_split, "split of --target to self-train on")->capture_default_str();
                    cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
-                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38 or small-fcn")->capture_default_str();
+                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38, small-deeplabv3plus or small-fcn")->capture_default_str();
                    cmd.add_option("--classes", c->num_classes, "number of classes (19 or 16)")->capture_default_str();
                    cmd.add_option("--init", c->init, "source model: a cbst checkpoint (from cbst train) or external weights");
                    cmd.add_option("--method", *method, "source-only, st, cbst, st-sp or cbst-sp")->capture_default_str();

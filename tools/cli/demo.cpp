@@ -3,7 +3,8 @@
 //   cbst demo [--device cpu|cuda] [--quick] [--out DIR] [--seed S] [--size HxW]
 //             [--source N] [--target-train N] [--target-val N] [--source-epochs N]
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
-//             [--batch N] [--crop N] [--panels N]
+//             [--batch N] [--crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H]
+//             [--warmup-iters N]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
 #include <cstdio>
@@ -21,6 +22,7 @@ struct DemoFlags {
   std::string device = "cpu";
   std::string size;
   std::string portion;
+  std::string color_jitter;
   DemoConfig given;  // values of the options the user passed
 };
 
@@ -61,6 +63,15 @@ cli::Command reg(
           ->check(CLI::Range(1, 100));
       cmd.add_option("--epochs-per-round", g.epochs_per_round,
                      "epochs per round" + both(full.epochs_per_round, quick.epochs_per_round))->check(CLI::Range(1, 100));
+      cmd.add_option("--model", g.model, "network (default " + full.model + ")");
+      cmd.add_option("--color-jitter", f->color_jitter,
+                     "photometric jitter of the source images B,C,S,H (default " + full.color_jitter.str() + "; 0: off)");
+      cmd.add_option("--warmup-iters", g.warmup_iters,
+                     "warm-up steps of source-only and oracle training" + both(full.warmup_iters, quick.warmup_iters))
+          ->check(CLI::Range(0, 1000000));
+      cmd.add_option("--class-weights", g.class_weights, "cross-entropy of every run: none or balanced (default " +
+                                                             full.class_weights + ")")
+          ->check(CLI::IsMember({"none", "balanced"}));
       cmd.add_option("--portion", f->portion, "pseudo-label portion P0,STEP,MAX (default 0.2,0.05,0.5)");
       cmd.add_option("--lr", g.lr, "learning rate of source-only and oracle (default " + std::to_string(full.lr) + ")")
           ->check(CLI::PositiveNumber);
@@ -92,6 +103,10 @@ cli::Command reg(
         take("--crop", c.crop, g.crop);
         take("--panels", c.panels, g.panels);
         take("--workers", c.workers, g.workers);
+        take("--model", c.model, g.model);
+        take("--warmup-iters", c.warmup_iters, g.warmup_iters);
+        take("--class-weights", c.class_weights, g.class_weights);
+        if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->size.empty()) parse_size(f->size, c);
         if (!f->portion.empty()) c.portion = PortionSchedule::parse(f->portion);
         c.device = Device::parse(f->device);

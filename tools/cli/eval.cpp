@@ -167,7 +167,7 @@ const cbst::cli::Command reg(
                      "Classes to score: 19, 16, 13 (16 less wall/fence/pole), nthu (default: from the dataset)")
           ->check(CLI::IsMember({"19", "16", "13", "nthu"}));
       cmd.add_option("--json", o->json, "Also write the results as JSON to this file");
-      cmd.add_option("--model", o->model, "Evaluate a model instead: its name (small-fcn, fcn8s-vgg16, resnet38)");
+      cmd.add_option("--model", o->model, "Evaluate a model instead: its name (small-deeplabv3plus, small-fcn, fcn8s-vgg16, resnet38)");
       cmd.add_option("--checkpoint", o->checkpoint, "The model's cbst checkpoint (.safetensors)");
       std::vector<CLI::Option*> model_only;
       model_only.push_back(cmd.add_option("--scales", o->scales,

@@ -14,7 +14,7 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cmd.add_option("--split", c->split, "split of --data")->capture_default_str();
                    cmd.add_option("--list", c->list, "list file restricting --data");
                    cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
-                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38 or small-fcn")->capture_default_str();
+                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38, small-deeplabv3plus or small-fcn")->capture_default_str();
                    cmd.add_option("--classes", c->num_classes, "number of classes (19 or 16)")->capture_default_str();
                    cmd.add_option("--init", c->init, "initial weights: a cbst checkpoint or .pth/.params/.caffemodel/.safetensors");
                    cmd.add_option("--epochs", c->epochs, "training epochs")->check(CLI::Range(1, 100000))->capture_default_str();

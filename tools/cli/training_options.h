@@ -15,6 +15,7 @@ struct TrainingFlags {
   std::string crop;  // "S" or "HxW"
   std::string scales = "1.0";
   bool test_flip = false;
+  std::string color_jitter = "0";
 };
 
 inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlags& f) {
@@ -26,10 +27,20 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
       }, "random scale MIN,MAX (default 0.7,1.3)");
   cmd.add_flag("!--no-flip", o.flip, "no random horizontal flips");
   cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)");
+  cmd.add_option("--color-jitter", f.color_jitter,
+                 "photometric jitter of the labelled source images: B,C,S,H (brightness, contrast, saturation, "
+                 "hue as torchvision's ColorJitter) or one number for B=C=S; 0: off")->capture_default_str();
   cmd.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--warmup-iters", o.warmup_iters, "linear learning-rate warm-up over the first N steps (0: none)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str();
+  cmd.add_option("--class-weights", o.class_weights,
+                 "cross-entropy: none, or balanced (ENet weights 1/ln(1.02+f) from the training labels)")
+      ->check(CLI::IsMember({"none", "balanced"}))->capture_default_str();
   cmd.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   cmd.add_option("--weight-decay", o.weight_decay, "weight decay (biases: none)")->capture_default_str();
   cmd.add_option("--clip-grad-norm", o.max_grad_norm, "clip the global gradient norm (0: off)");
+  cmd.add_option("--log-every", o.log_every, "steps between the loss records of metrics.jsonl")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str();
   cmd.add_option("--workers", o.workers, "data-loading threads")->check(CLI::Range(0, 64))->capture_default_str();
   cmd.add_option("--device", f.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd.add_option("--seed", o.seed, "seed of data order, augmentation, dropout and initialisation")->capture_default_str();
@@ -72,6 +83,7 @@ inline void finish_training_options(TrainingOptions& o, const TrainingFlags& f, 
     o.crop_height = h;
     o.crop_width = w;
   }
+  o.color_jitter = data::ColorJitter::parse(f.color_jitter);
   inference.scales = parse_scales(f.scales);
   inference.flip = f.test_flip;
 }

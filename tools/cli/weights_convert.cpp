@@ -125,7 +125,7 @@ cli::Command reg({.parent = "weights", .name = "convert",
                    cmd.add_option("IN", o->input, "weight file: .pth, .params, .caffemodel or .safetensors")
                        ->required();
                    cmd.add_option("OUT", o->output, "checkpoint to write (.safetensors)")->required();
-                   cmd.add_option("--model", o->model, "model name: fcn8s-vgg16, resnet38, small-fcn")
+                   cmd.add_option("--model", o->model, "model name: fcn8s-vgg16, resnet38, small-deeplabv3plus, small-fcn")
                        ->required()
                        ->check(CLI::IsMember(model_names()));
                    cmd.add_option("--classes", o->classes,
