@@ -189,6 +189,11 @@ void run_adaptation(const AdaptConfig& cfg) {
       parts.push_back(labels.dataset);
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
     }
+    if (cfg.train.rare_class_sampling > 0)
+      lo.crop_center = combine_crop_centers(
+          rare_class_crop_center(class_pixel_counts({parts[0]}, space), int64_t(n_source),
+                                 {.probability = cfg.train.rare_class_sampling}),
+          int64_t(n_source), lo.crop_center);
     // Photometric jitter is for the labelled source only: the pseudo-labelled target images
     // are the domain the model is adapting to.
     lo.color_jitter_parts.assign(parts.size(), false);
@@ -196,6 +201,18 @@ void run_adaptation(const AdaptConfig& cfg) {
     const Tensor class_weights = class_weights_for(cfg.train.class_weights, parts, space, cfg.train.device);
     data::Loader loader(parts, lo);
     Sgd optimizer = make_optimizer(model, cfg.train, lr);
+    if (cfg.round_schedule == "poly") {
+      Sgd poly(optimizer.groups(),
+               {.lr = lr, .momentum = cfg.train.momentum, .weight_decay = cfg.train.weight_decay,
+                .max_grad_norm = cfg.train.max_grad_norm,
+                .schedule = {.kind = LrSchedule::Kind::poly, .power = 0.9,
+                             .max_iter = std::max<int64_t>(1, cfg.epochs_per_round * loader.batches_per_epoch()),
+                             .warmup_iters = cfg.train.warmup_iters}});
+      optimizer = std::move(poly);
+    } else {
+      CBST_CHECK(cfg.round_schedule == "constant", "--round-schedule '", cfg.round_schedule,
+                 "' is not constant or poly");
+    }
     double loss = 0;
     for (int64_t e = 0; e < cfg.epochs_per_round; ++e) {
       const EpochStats s = train_epoch(model, optimizer, loader,

@@ -6,7 +6,7 @@
 //      target images, mining rare-class crops on the target;
 //   3. evaluate, checkpoint, and record the round.
 // p_r = min(p0 + r·Δp, p_max) and likewise s_r; the learning rate is lr / decay^r
-// (decay √2 by default), constant within a round; training continues from the previous
+// (decay √2 by default), constant within a round (or poly-decayed, round_schedule); training continues from the previous
 // round's weights. `source-only` trains on the source subsets only: the no-adaptation
 // control with the same schedule. `resume` continues after the last finished round and
 // ends with the same numbers as an uninterrupted run (same seed, device, thread count).
@@ -46,6 +46,10 @@ struct AdaptConfig {
   PortionSchedule source_portion = {1.0, 0.0, 1.0};
   int64_t epochs_per_round = 2;
   double lr_decay = 1.4142135623730951;
+  // Within a round: "constant" (the authors' code) or "poly" (decayed to 0 by the round's
+  // end, so that the model that labels the next round and is evaluated is a settled one,
+  // not a snapshot of SGD's noise at a constant rate).
+  std::string round_schedule = "constant";
   int64_t pool_stride = 1;
   MiningOptions mining = {};
   TrainingOptions train = {};

@@ -54,6 +54,7 @@ struct DemoConfig {
   int64_t log_every = 10;
   // Self-training (the same for ST, CBST and CBST-SP).
   double adapt_lr = 0.02;
+  std::string round_schedule = "poly";
   int64_t rounds = 3;
   int64_t epochs_per_round = 1;
   PortionSchedule portion = {0.2, 0.05, 0.5};

@@ -59,6 +59,13 @@ std::string class_abbreviation(const std::string& name);
 std::string demo_table_text(const std::vector<DemoMethodResult>& methods);
 std::string demo_table_markdown(const std::vector<DemoMethodResult>& methods);
 
+// The paper's claim per class: where CBST stands against ST on the rare classes (those
+// holding under 1% of the val ground-truth pixels), one line of plain text such as
+// "CBST beats ST on 6 of 9 rare classes: pole +4.1, ...; not on: bus -2.0, ...".
+// Empty when ST or CBST is missing.
+constexpr double kRareClassShare = 0.01;
+std::string rare_class_summary(const std::vector<DemoMethodResult>& methods);
+
 // The whole page as a string (tests parse it), and written atomically to OUT/report.html.
 std::string demo_report_html(const DemoReportInput& input);
 void write_demo_report(const DemoReportInput& input);

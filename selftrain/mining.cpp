@@ -1,6 +1,7 @@
 #include "selftrain/mining.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 namespace cbst {
@@ -42,6 +43,49 @@ std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> 
         return true;
       }
     return false;
+  };
+}
+
+std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> rare_class_crop_center(
+    const std::vector<int64_t>& class_pixels, int64_t end_index, const RareClassSampling& o) {
+  const int64_t total = std::accumulate(class_pixels.begin(), class_pixels.end(), int64_t(0));
+  std::vector<double> weight(class_pixels.size(), 0.0);
+  // exp((1 − f)/T) relative to the most frequent class's, so it cannot overflow.
+  double f_max = 0;
+  for (int64_t n : class_pixels) f_max = std::max(f_max, total ? double(n) / double(total) : 0.0);
+  for (size_t c = 0; c < class_pixels.size(); ++c)
+    weight[c] = std::exp((f_max - (total ? double(class_pixels[c]) / double(total) : 0.0)) / o.temperature);
+  return [weight, end_index, o](int64_t index, const data::Labels& labels, data::SampleRng& rng, int& cx, int& cy) {
+    const double u_pick = rng.uniform(), u_class = rng.uniform(), u_pixel = rng.uniform();
+    if (index >= end_index || u_pick >= o.probability) return false;
+    std::vector<int64_t> count(256, 0);
+    for (uint8_t id : labels.ids) ++count[id];
+    double sum = 0;
+    for (size_t c = 0; c < weight.size(); ++c)
+      if (count[c] > 0) sum += weight[c];
+    if (sum <= 0) return false;
+    int chosen = -1;
+    double acc = 0;
+    for (size_t c = 0; c < weight.size() && chosen < 0; ++c)
+      if (count[c] > 0 && (acc += weight[c]) >= u_class * sum) chosen = int(c);
+    if (chosen < 0) return false;
+    int64_t k = std::min<int64_t>(count[size_t(chosen)] - 1, int64_t(u_pixel * double(count[size_t(chosen)])));
+    for (size_t i = 0; i < labels.ids.size(); ++i)
+      if (labels.ids[i] == chosen && k-- == 0) {
+        cx = int(int64_t(i) % labels.width);
+        cy = int(int64_t(i) / labels.width);
+        return true;
+      }
+    return false;
+  };
+}
+
+CropCenterHook combine_crop_centers(CropCenterHook labelled, int64_t split, CropCenterHook target) {
+  if (!labelled) return target;
+  if (!target) return labelled;
+  return [labelled = std::move(labelled), split, target = std::move(target)](
+             int64_t index, const data::Labels& labels, data::SampleRng& rng, int& cx, int& cy) {
+    return index < split ? labelled(index, labels, rng, cx, cy) : target(index, labels, rng, cx, cy);
   };
 }
 

@@ -4,6 +4,7 @@
 // pseudo-label (falling back to the 3 rarest classes, then to the uniform crop).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -25,5 +26,24 @@ std::vector<int> rare_classes(const std::vector<int64_t>& predicted_pixels, cons
 // A loader crop_center hook mining samples with index ≥ first_target_index.
 std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> mining_crop_center(
     std::vector<int> rare, int64_t first_target_index, const MiningOptions& options);
+
+// Rare-class sampling of labelled crops (Hoyer et al., DAFormer, CVPR 2022, "RCS"): with
+// probability `probability` a crop of a sample with index < `end_index` is centred on a random
+// pixel of one class present in its labels, drawn with P(c) ∝ exp((1 − f_c) / T) over the
+// present classes, where f_c is the class's pixel frequency in the labelled set and T = 0.01
+// (DAFormer's): the rarest class present is almost always chosen. A network that never sees
+// a pole in a CPU budget of crops cannot learn one, and unlike a weighted loss this leaves the
+// scores' calibration, which CBST's thresholds rely on, close to the data's.
+struct RareClassSampling {
+  double probability = 0.0;  // 0: off
+  double temperature = 0.01;
+};
+std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> rare_class_crop_center(
+    const std::vector<int64_t>& class_pixels, int64_t end_index, const RareClassSampling& options);
+
+// Both hooks in one: samples below `split` go to `labelled`, the others to `target`; either
+// may be empty (no re-centring there).
+using CropCenterHook = std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)>;
+CropCenterHook combine_crop_centers(CropCenterHook labelled, int64_t split, CropCenterHook target);
 
 }  // namespace cbst

@@ -10,6 +10,7 @@
 #include "selftrain/checkpoint.h"
 #include "selftrain/class_weights.h"
 #include "selftrain/evaluate.h"
+#include "selftrain/mining.h"
 #include "selftrain/trainer.h"
 
 namespace cbst {
@@ -34,7 +35,11 @@ void run_supervised(const SupervisedConfig& cfg) {
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
 
-  data::Loader loader(dataset, loader_options(cfg.train, space, built.input_convention, cfg.train.seed));
+  data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention, cfg.train.seed);
+  if (cfg.train.rare_class_sampling > 0)
+    lo.crop_center = rare_class_crop_center(class_pixel_counts({dataset}, space), int64_t(dataset.size()),
+                                            {.probability = cfg.train.rare_class_sampling});
+  data::Loader loader(dataset, lo);
   Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr);
   if (cfg.poly) {
     Sgd poly = Sgd(optimizer.groups(), {.lr = cfg.train.lr, .momentum = cfg.train.momentum,

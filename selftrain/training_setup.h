@@ -33,6 +33,9 @@ struct TrainingOptions {
   // "none": plain cross-entropy; "balanced": class weights from the training labels'
   // pixel frequencies (selftrain/class_weights.h).
   std::string class_weights = "none";
+  // Rare-class sampling of labelled crops (selftrain/mining.h): the probability that a crop
+  // is centred on the rarest class present. 0: off.
+  double rare_class_sampling = 0.0;
   int64_t log_every = 20;  // steps between metrics.jsonl loss records
   int workers = 2;
   Device device = Device::cpu();

@@ -27,6 +27,9 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--source-portion", *source_portion, "source subset portion P0,STEP,MAX")->capture_default_str();
                    cmd.add_option("--epochs-per-round", c->epochs_per_round, "epochs per round")->check(CLI::Range(1, 1000))->capture_default_str();
                    cmd.add_option("--lr-decay", c->lr_decay, "learning rate divided by this after each round")->capture_default_str();
+                   cmd.add_option("--round-schedule", c->round_schedule,
+                                  "learning rate within a round: constant (the authors') or poly (decayed to 0 by its end)")
+                       ->check(CLI::IsMember({"constant", "poly"}))->capture_default_str();
                    cmd.add_option("--pool-stride", c->pool_stride, "keep every K-th pixel in the threshold pools")->check(CLI::Range(1, 1024));
                    cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(CLI::Range(0.0, 1.0))->capture_default_str();
                    cmd.add_option("--rare-fraction", c->mining.rare_fraction, "predicted share under which a class is rare")->capture_default_str();
