@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "weights/caffe.h"
 #include "weights/mxnet.h"
@@ -81,10 +82,17 @@ TensorMap load_by_content(const ByteSource& src) {
 }  // namespace
 
 TensorMap load_weights(const ByteSource& src) {
+  WeightFormat format = WeightFormat::unknown;
   try {
+    format = detect_weight_format(src);
     return load_by_content(src);
   } catch (const Error& e) {
     CBST_THROW(src.name(), ": ", e.what());
+  } catch (const std::bad_alloc&) {
+    // Every reader bounds its memory by the file's size and documented caps, so this means
+    // a large valid file on a small machine (or a cap that is too generous).
+    CBST_THROW(src.name(), ": out of memory while reading it as ", weight_format_name(format), " (", src.size(),
+               " bytes); free memory or use a machine with more");
   }
 }
 
@@ -105,6 +113,8 @@ TensorMap load_checkpoint(const std::string& path) {
     return read_safetensors(src);
   } catch (const Error& e) {
     CBST_THROW(path, ": ", e.what());
+  } catch (const std::bad_alloc&) {
+    CBST_THROW(path, ": out of memory while reading the checkpoint (", src.size(), " bytes)");
   }
 }
 
