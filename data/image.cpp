@@ -1,6 +1,7 @@
 // Image and label readers (PNG via libpng, JPEG and BMP via stb_image), writers and panels.
 #include "data/image.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -50,6 +51,42 @@ const char* stb_format(const std::vector<uint8_t>& b) {
 }
 
 // `channels` = 0 keeps the file's channel count, returned in `channels_out`.
+// stb_image 2.27 (Debian 12) trusts a DHT segment's 16 code counts: when they add up to
+// more than 256 it writes past its Huffman tables (fixed upstream in 2.28). Every DHT
+// segment of the file, including those between the scans of a progressive JPEG, is
+// checked before stb sees the bytes.
+void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string& path) {
+  size_t i = 2;  // after SOI
+  while (i + 4 <= b.size()) {
+    if (b[i] != 0xFF) {
+      ++i;  // entropy-coded data (after SOS): scan for the next marker
+      continue;
+    }
+    const uint8_t m = b[i + 1];
+    if (m == 0xFF || m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      i += m == 0xFF ? 1 : 2;  // fill byte, stuffed zero, or a marker without a length
+      continue;
+    }
+    if (m == 0xD9) return;  // EOI
+    const size_t length = size_t(b[i + 2]) << 8 | b[i + 3];
+    if (m == 0xC4) {
+      // A truncated segment is checked as far as it goes: stb reads zeros past the end.
+      size_t p = i + 4;
+      const size_t end = std::min(i + 2 + length, b.size());
+      while (p + 17 <= end) {
+        size_t n = 0;
+        for (int k = 1; k <= 16; ++k) n += b[p + size_t(k)];
+        if (n > 256)
+          CBST_THROW(path, ": corrupt JPEG: a Huffman table (DHT at byte ", i, ") declares ", n,
+                     " codes, more than 256");
+        p += 17 + n;
+      }
+    }
+    if (length < 2) return;  // corrupt: stb refuses it
+    i += 2 + length;
+  }
+}
+
 std::vector<uint8_t> decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
                                      int& width, int& height, int& channels_out) {
   if (bytes.empty()) CBST_THROW(path, ": file is empty; was the download interrupted?");
@@ -60,6 +97,7 @@ std::vector<uint8_t> decode_with_stb(const std::vector<uint8_t>& bytes, const st
   if (bytes.size() > size_t(INT32_MAX)) CBST_THROW(path, ": ", format, " file too large for stb_image");
   const auto* buf = bytes.data();
   const int len = int(bytes.size());
+  if (format[0] == 'J') check_jpeg_huffman_tables(bytes, path);  // stbi_info reads them too
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(buf, len, &w, &h, &n) || w <= 0 || h <= 0)
     CBST_THROW(path, ": unreadable ", format, " header (", stbi_failure_reason(), "); the file is corrupt or truncated");

@@ -25,8 +25,9 @@ uint64_t find_end_record(const ByteSource& src) {
   const uint64_t window = std::min<uint64_t>(size, kEndSize + 65535);
   const std::vector<uint8_t> tail = src.read_vector(size - window, window);
   for (uint64_t i = window - kEndSize + 1; i-- > 0;) {
-    if (tail[i] == 0x50 && tail[i + 1] == 0x4b && tail[i + 2] == 0x05 && tail[i + 3] == 0x06)
-      return size - window + i;
+    const uint32_t sig = uint32_t(tail[i]) | uint32_t(tail[i + 1]) << 8 | uint32_t(tail[i + 2]) << 16 |
+                         uint32_t(tail[i + 3]) << 24;
+    if (sig == kEndSig) return size - window + i;
   }
   CBST_THROW("zip: no end-of-central-directory record; the file is truncated or not a zip archive");
 }

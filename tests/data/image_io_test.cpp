@@ -271,6 +271,17 @@ TEST(BadInput, JpegWithForgedDimensionsIsRefusedFromItsHeader) {
   expect_error_mentions([&] { read_image_rgb(bad); }, bad + ": refusing to decode a 60000x60000 JPEG");
 }
 
+// Found by fuzzing: stb_image 2.27 writes past its Huffman tables when a DHT segment
+// declares more than 256 codes.
+TEST(BadInput, JpegHuffmanTableWithTooManyCodesIsRefused) {
+  TempDir dir;
+  std::vector<uint8_t> jpeg = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 19, 0x00, 255, 255};
+  jpeg.insert(jpeg.end(), 14, 0);
+  jpeg.insert(jpeg.end(), {0xFF, 0xD9});
+  const std::string path = write_bytes(dir, "dht.jpg", jpeg);
+  expect_error_mentions([&] { read_image_rgb(path); }, path + ": corrupt JPEG: a Huffman table (DHT at byte 2) declares 510 codes");
+}
+
 TEST(ImageReader, DecodesBmpThroughStb) {
   TempDir dir;
   const std::string path = dir.file("a.bmp");
