@@ -1,7 +1,6 @@
 // Image and label readers (PNG via libpng, JPEG and BMP via stb_image), writers and panels.
 #include "data/image.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -70,12 +69,16 @@ void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string&
     if (m == 0xD9) return;  // EOI
     const size_t length = size_t(b[i + 2]) << 8 | b[i + 3];
     if (m == 0xC4) {
-      // A truncated segment is checked as far as it goes: stb reads zeros past the end.
+      // Walked exactly as stb does: tables follow each other while the declared length is
+      // not used up, even when the last one starts a few bytes before the segment's end
+      // (its counts then come from the bytes after it), and past the end of the file stb
+      // reads zeros.
+      auto at = [&b](size_t k) -> size_t { return k < b.size() ? b[k] : 0; };
       size_t p = i + 4;
-      const size_t end = std::min(i + 2 + length, b.size());
-      while (p + 17 <= end) {
+      const size_t end = i + 2 + length;
+      while (p < end) {
         size_t n = 0;
-        for (int k = 1; k <= 16; ++k) n += b[p + size_t(k)];
+        for (int k = 1; k <= 16; ++k) n += at(p + size_t(k));
         if (n > 256)
           CBST_THROW(path, ": corrupt JPEG: a Huffman table (DHT at byte ", i, ") declares ", n,
                      " codes, more than 256");

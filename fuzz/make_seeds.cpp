@@ -186,6 +186,17 @@ Bytes jpeg_with_oversized_dht() {
   return b;
 }
 
+// A DHT of one empty table whose declared length leaves 3 bytes over: stb starts another
+// table there and takes its counts from the bytes after the segment (all 0xFF).
+Bytes jpeg_with_dht_past_its_segment() {
+  Bytes b = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 22, 0x00};
+  b.insert(b.end(), 16, 0);
+  b.insert(b.end(), {0x01, 0xFF, 0xFF});
+  b.insert(b.end(), 14, 0xFF);
+  b.insert(b.end(), {0xFF, 0xD9});
+  return b;
+}
+
 Bytes pickle_of(const Bytes& body) {
   Bytes b{0x80, 0x02};
   b.insert(b.end(), body.begin(), body.end());
@@ -270,6 +281,7 @@ void regressions() {
   regression("image", "forged_8000.png", forged_png(8000, 8000, 800));
   // Found by fuzz_image: a DHT declaring 510 codes overflowed stb 2.27's Huffman tables.
   regression("image", "dht_510_codes.jpg", jpeg_with_oversized_dht());
+  regression("image", "dht_past_segment.jpg", jpeg_with_dht_past_its_segment());
 }
 
 }  // namespace

@@ -280,6 +280,15 @@ TEST(BadInput, JpegHuffmanTableWithTooManyCodesIsRefused) {
   jpeg.insert(jpeg.end(), {0xFF, 0xD9});
   const std::string path = write_bytes(dir, "dht.jpg", jpeg);
   expect_error_mentions([&] { read_image_rgb(path); }, path + ": corrupt JPEG: a Huffman table (DHT at byte 2) declares 510 codes");
+  // One empty table, then 3 bytes left in the segment: stb starts another table there and
+  // reads its counts from the bytes after the segment.
+  std::vector<uint8_t> past = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 22, 0x00};
+  past.insert(past.end(), 16, 0);
+  past.insert(past.end(), {0x01, 0xFF, 0xFF});
+  past.insert(past.end(), 14, 0xFF);
+  past.insert(past.end(), {0xFF, 0xD9});
+  const std::string past_path = write_bytes(dir, "dht_past.jpg", past);
+  expect_error_mentions([&] { read_label_values(past_path); }, past_path + ": corrupt JPEG: a Huffman table");
 }
 
 TEST(ImageReader, DecodesBmpThroughStb) {
