@@ -45,8 +45,8 @@ PortionSchedule PortionSchedule::parse(const std::string& text) {
   PortionSchedule s;
   char extra = 0;
   const int n = std::sscanf(text.c_str(), "%lf,%lf,%lf%c", &s.start, &s.step, &s.max, &extra);
-  CBST_CHECK(n == 3 && s.start >= 0 && s.start <= 1 && s.max >= 0 && s.max <= 1 && s.step >= 0,
-             "portion schedule '", text, "' is not P0,STEP,MAX with values in [0, 1] (e.g. 0.2,0.05,0.5)");
+  if (!(n == 3 && s.start >= 0 && s.start <= s.max && s.max <= 1 && s.step >= 0))
+    CBST_THROW("portion schedule '", text, "' is not P0,STEP,MAX with 0 <= P0 <= MAX <= 1 and STEP >= 0 (e.g. 0.2,0.05,0.5)");
   return s;
 }
 

@@ -85,7 +85,9 @@ TensorMap load_weights(const ByteSource& src) {
   WeightFormat format = WeightFormat::unknown;
   try {
     format = detect_weight_format(src);
-    return load_by_content(src);
+    TensorMap map = load_by_content(src);
+    map.source = src.name();
+    return map;
   } catch (const Error& e) {
     CBST_THROW(src.name(), ": ", e.what());
   } catch (const std::bad_alloc&) {
@@ -110,7 +112,9 @@ TensorMap load_checkpoint(const std::string& path) {
     CBST_THROW(path, ": a checkpoint must be safetensors, this file looks like ", weight_format_name(f),
                "; convert it with `cbst weights convert IN OUT.safetensors --model NAME`");
   try {
-    return read_safetensors(src);
+    TensorMap map = read_safetensors(src);
+    map.source = path;
+    return map;
   } catch (const Error& e) {
     CBST_THROW(path, ": ", e.what());
   } catch (const std::bad_alloc&) {

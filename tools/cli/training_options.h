@@ -25,7 +25,8 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
                o.max_scale >= o.min_scale;
       }, "random scale MIN,MAX (default 0.7,1.3)");
   cmd.add_flag("!--no-flip", o.flip, "no random horizontal flips");
-  cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)");
+  cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)")
+      ->check(CLI::Range(0, 16384));
   cmd.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   cmd.add_option("--weight-decay", o.weight_decay, "weight decay (biases: none)")->capture_default_str();
