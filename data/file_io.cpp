@@ -20,6 +20,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   if (!fs::exists(path, ec))
     CBST_THROW(path, ": no such file; check the path (and the dataset root)");
   if (fs::is_directory(path, ec)) CBST_THROW(path, ": is a folder, expected a file");
+  // A FIFO would block the read forever and a device such as /dev/zero never ends.
+  if (!fs::is_regular_file(path, ec)) CBST_THROW(path, ": is not a regular file (a FIFO, device or socket)");
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) CBST_THROW(path, ": cannot open for reading: ", std::strerror(errno), "; check permissions");
   std::vector<uint8_t> bytes;
@@ -32,9 +34,37 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   return bytes;
 }
 
-void write_file_atomic(const std::string& path, const void* data, size_t size) {
+namespace {
+
+// What the rename replaces: the path, or the final target of its symbolic links (the link
+// stays, the file it names is replaced, as users expect). Anything else that exists (a FIFO,
+// a device such as /dev/full, a folder) is refused: the rename would turn it into a regular
+// file. weights/atomic_file.cpp resolves checkpoints the same way.
+fs::path write_destination(const std::string& path) {
+  fs::path at(path);
+  for (int hops = 0; hops < 40; ++hops) {
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(at, ec);
+    if (st.type() == fs::file_type::not_found) return at;
+    if (ec) CBST_THROW(path, ": cannot write: ", ec.message());
+    if (st.type() == fs::file_type::regular) return at;
+    if (st.type() != fs::file_type::symlink)
+      CBST_THROW(path, at == fs::path(path) ? "" : " (a link to " + at.string() + ")", ": is ",
+                 st.type() == fs::file_type::directory ? "a folder" : "not a regular file (a FIFO, device or socket)",
+                 ", which an atomic write would replace with a regular file; give the path of a regular file");
+    const fs::path target = fs::read_symlink(at, ec);
+    if (ec) CBST_THROW(path, ": cannot read the link ", at.string(), ": ", ec.message());
+    at = target.is_absolute() ? target : at.parent_path() / target;
+  }
+  CBST_THROW(path, ": more than 40 symbolic links in a chain (a loop?)");
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& requested, const void* data, size_t size) {
   static std::atomic<uint64_t> counter{0};
-  const fs::path target(path);
+  const fs::path target = write_destination(requested);
+  const std::string path = target.string();
   const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(folder, ec))

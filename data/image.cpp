@@ -1,4 +1,4 @@
-// Image and label readers (PNG via libpng, the rest via stb_image), writers and panels.
+// Image and label readers (PNG via libpng, JPEG and BMP via stb_image), writers and panels.
 #include "data/image.h"
 
 #include <cstdio>
@@ -35,43 +35,87 @@ uint32_t be32(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
 }
 
-// stb_image for everything that is not PNG. `want` = 0 keeps the file's channels.
-struct StbPixels {
-  int width = 0, height = 0, channels = 0;
-  bool sixteen = false;
-  std::vector<uint16_t> values16;
-  std::vector<uint8_t> values8;
-};
+// stb_image decodes JPEG and BMP (data/stb_image_impl.cpp compiles nothing else). The
+// header is checked here first, and the decoded size is bounded twice: by an absolute cap
+// and by the file's own size, since a JPEG needs at least one bit per 8x8 block and
+// component (about 2000 decoded bytes per file byte with stb's coefficient buffers) and a
+// BMP stores at least one bit per pixel.
+constexpr uint64_t kMaxStbPixels = uint64_t(1) << 26;  // 8192 x 8192
+constexpr uint64_t kMaxStbBytesPerFileByte = 4096;
 
-StbPixels decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path, int want,
-                          bool allow16) {
-  StbPixels out;
+const char* stb_format(const std::vector<uint8_t>& b) {
+  if (b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return "JPEG";
+  if (b.size() >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
+  return nullptr;
+}
+
+// `channels` = 0 keeps the file's channel count, returned in `channels_out`.
+// stb_image 2.27 (Debian 12) trusts a DHT segment's 16 code counts: when they add up to
+// more than 256 it writes past its Huffman tables (fixed upstream in 2.28). Every DHT
+// segment of the file, including those between the scans of a progressive JPEG, is
+// checked before stb sees the bytes.
+void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string& path) {
+  size_t i = 2;  // after SOI
+  while (i + 4 <= b.size()) {
+    if (b[i] != 0xFF) {
+      ++i;  // entropy-coded data (after SOS): scan for the next marker
+      continue;
+    }
+    const uint8_t m = b[i + 1];
+    if (m == 0xFF || m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      i += m == 0xFF ? 1 : 2;  // fill byte, stuffed zero, or a marker without a length
+      continue;
+    }
+    if (m == 0xD9) return;  // EOI
+    const size_t length = size_t(b[i + 2]) << 8 | b[i + 3];
+    if (m == 0xC4) {
+      // Walked exactly as stb does: tables follow each other while the declared length is
+      // not used up, even when the last one starts a few bytes before the segment's end
+      // (its counts then come from the bytes after it), and past the end of the file stb
+      // reads zeros.
+      auto at = [&b](size_t k) -> size_t { return k < b.size() ? b[k] : 0; };
+      size_t p = i + 4;
+      const size_t end = i + 2 + length;
+      while (p < end) {
+        size_t n = 0;
+        for (int k = 1; k <= 16; ++k) n += at(p + size_t(k));
+        if (n > 256)
+          CBST_THROW(path, ": corrupt JPEG: a Huffman table (DHT at byte ", i, ") declares ", n,
+                     " codes, more than 256");
+        p += 17 + n;
+      }
+    }
+    if (length < 2) return;  // corrupt: stb refuses it
+    i += 2 + length;
+  }
+}
+
+std::vector<uint8_t> decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
+                                     int& width, int& height, int& channels_out) {
   if (bytes.empty()) CBST_THROW(path, ": file is empty; was the download interrupted?");
-  if (bytes.size() > size_t(INT32_MAX)) CBST_THROW(path, ": file too large for stb_image");
+  const char* format = stb_format(bytes);
+  if (!format)
+    CBST_THROW(path, ": not a PNG, JPEG or BMP file (", bytes.size(), " bytes, first byte 0x", std::hex,
+               int(bytes[0]), std::dec, "); convert the image to PNG");
+  if (bytes.size() > size_t(INT32_MAX)) CBST_THROW(path, ": ", format, " file too large for stb_image");
   const auto* buf = bytes.data();
   const int len = int(bytes.size());
+  if (format[0] == 'J') check_jpeg_huffman_tables(bytes, path);  // stbi_info reads them too
   int w = 0, h = 0, n = 0;
-  if (!stbi_info_from_memory(buf, len, &w, &h, &n))
-    CBST_THROW(path, ": unreadable image (", stbi_failure_reason(),
-               "); supported: PNG, JPEG, BMP, TGA, GIF, PSD, PNM");
-  if (uint64_t(w) * h * 4 > (uint64_t(1) << 31))
-    CBST_THROW(path, ": refusing to decode a ", w, "x", h, " image; the header is probably corrupt");
-  if (allow16 && stbi_is_16_bit_from_memory(buf, len)) {
-    stbi_us* p = stbi_load_16_from_memory(buf, len, &w, &h, &n, want);
-    if (!p) CBST_THROW(path, ": corrupt or truncated image: ", stbi_failure_reason());
-    out.channels = want ? want : n;
-    out.values16.assign(p, p + size_t(w) * h * out.channels);
-    stbi_image_free(p);
-    out.sixteen = true;
-  } else {
-    stbi_uc* p = stbi_load_from_memory(buf, len, &w, &h, &n, want);
-    if (!p) CBST_THROW(path, ": corrupt or truncated image: ", stbi_failure_reason());
-    out.channels = want ? want : n;
-    out.values8.assign(p, p + size_t(w) * h * out.channels);
-    stbi_image_free(p);
-  }
-  out.width = w;
-  out.height = h;
+  if (!stbi_info_from_memory(buf, len, &w, &h, &n) || w <= 0 || h <= 0)
+    CBST_THROW(path, ": unreadable ", format, " header (", stbi_failure_reason(), "); the file is corrupt or truncated");
+  const uint64_t pixels = uint64_t(w) * uint64_t(h);
+  const uint64_t decoded = pixels * uint64_t(channels ? channels : n);
+  if (pixels > kMaxStbPixels || decoded > kMaxStbBytesPerFileByte * bytes.size())
+    CBST_THROW(path, ": refusing to decode a ", w, "x", h, " ", format, " from ", bytes.size(), " bytes (limits: ",
+               kMaxStbPixels, " pixels, ", kMaxStbBytesPerFileByte, " decoded bytes per file byte); the header is corrupt");
+  stbi_uc* p = stbi_load_from_memory(buf, len, &w, &h, &n, channels);
+  if (!p) CBST_THROW(path, ": corrupt or truncated ", format, ": ", stbi_failure_reason());
+  channels_out = channels ? channels : n;
+  std::vector<uint8_t> out(p, p + size_t(w) * size_t(h) * size_t(channels_out));
+  stbi_image_free(p);
+  width = w;
+  height = h;
   return out;
 }
 
@@ -115,11 +159,7 @@ Image read_image_rgb(const std::string& path) {
     im.pixels = std::move(st.pixels);  // rowbytes == 3 * width for 8-bit RGB
     return im;
   }
-  StbPixels p = decode_with_stb(bytes, path, 3, false);
-  im.width = p.width;
-  im.height = p.height;
-  im.channels = 3;
-  im.pixels = std::move(p.values8);
+  im.pixels = decode_with_stb(bytes, path, 3, im.width, im.height, im.channels);
   return im;
 }
 
@@ -152,13 +192,11 @@ RawLabels read_label_values(const std::string& path) {
     }
     return out;
   }
-  StbPixels p = decode_with_stb(bytes, path, 0, true);
-  out.width = p.width;
-  out.height = p.height;
-  const size_t npix = size_t(out.width) * out.height;
+  int c = 0;
+  const std::vector<uint8_t> samples = decode_with_stb(bytes, path, 0, out.width, out.height, c);
+  const size_t npix = size_t(out.width) * size_t(out.height);
   out.values.resize(npix);
-  for (size_t i = 0; i < npix; ++i)
-    out.values[i] = p.sixteen ? p.values16[i * p.channels] : p.values8[i * p.channels];
+  for (size_t i = 0; i < npix; ++i) out.values[i] = samples[i * size_t(c)];  // channel 0, 8-bit
   return out;
 }
 

@@ -17,9 +17,14 @@ namespace cbst::data {
 
 namespace {
 
-// Decoded images larger than this are refused before allocation: a 100-byte file with a
-// forged header must not make us allocate gigabytes.
-constexpr uint64_t kMaxDecodedBytes = uint64_t(1) << 31;
+// Decoded images are bounded before anything is allocated, so that a forged header costs
+// nothing: at most kMaxPixels pixels (8192 x 8192; Cityscapes is 2048 x 1024), which also
+// bounds the label conversion after decoding (2 bytes a pixel), at most kMaxDecodedBytes,
+// and at most what the file's compressed data can hold: DEFLATE expands at most 1032:1,
+// and every row carries a filter byte.
+constexpr uint64_t kMaxPixels = uint64_t(1) << 26;
+constexpr uint64_t kMaxDecodedBytes = uint64_t(1) << 29;
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
 struct MemoryReader {
   const uint8_t* data = nullptr;
@@ -79,6 +84,10 @@ static bool decode_png_raw(PngDecodeState& st, const uint8_t* bytes, size_t size
   st.header.color_type = png_get_color_type(png, info);
   const int ct = st.header.color_type;
   const int bd = st.header.bit_depth;
+  // The smallest the decompressed data can be (one filter byte and the packed samples of
+  // each row, without interlacing); at most kMaxDeflateRatio times the file.
+  const uint64_t stored =
+      (1 + (uint64_t(st.header.width) * png_get_channels(png, info) * uint64_t(bd) + 7) / 8) * uint64_t(st.header.height);
 
   if (mode == PngMode::rgb8) {
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -98,10 +107,14 @@ static bool decode_png_raw(PngDecodeState& st, const uint8_t* bytes, size_t size
   st.bit_depth = png_get_bit_depth(png, info);
   const size_t rowbytes = png_get_rowbytes(png, info);
   const uint64_t total = uint64_t(rowbytes) * uint64_t(st.header.height);
-  if (total > kMaxDecodedBytes || st.header.width <= 0 || st.header.height <= 0) {
+  const uint64_t pixels = uint64_t(st.header.width) * uint64_t(st.header.height);
+  if (st.header.width <= 0 || st.header.height <= 0 || pixels > kMaxPixels || total > kMaxDecodedBytes ||
+      stored > kMaxDeflateRatio * size) {
     std::snprintf(sink.message, sizeof sink.message,
-                  "refusing to decode a %dx%d image (%llu bytes); the header is probably corrupt",
-                  st.header.width, st.header.height, (unsigned long long)total);
+                  "refusing to decode a %dx%d image (%llu bytes) from a %zu-byte file (limits: %llu pixels, "
+                  "%llu bytes); the header is corrupt",
+                  st.header.width, st.header.height, (unsigned long long)total, size,
+                  (unsigned long long)kMaxPixels, (unsigned long long)kMaxDecodedBytes);
     png_destroy_read_struct(&png, &info, nullptr);
     return false;
   }

@@ -11,18 +11,29 @@
 
 namespace cbst {
 
+// Shapes come from files (safetensors, MXNet, Caffe headers), so the products are checked:
+// a zero dimension makes the count 0 whatever the others are, and an overflow is an error,
+// never signed-overflow UB.
 int64_t shape_numel(const Shape& s) {
+  for (int64_t d : s)
+    if (d == 0) return 0;
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n)) CBST_THROW("shape ", shape_str(s), " has more than 2^63 elements");
   return n;
 }
 
+// For an empty tensor the strides address nothing; they saturate instead of overflowing
+// when its other dimensions are huge.
 Shape contiguous_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
   for (int64_t i = int64_t(s.size()) - 1; i >= 0; --i) {
     st[i] = acc;
-    acc *= std::max<int64_t>(s[i], 1);
+    if (__builtin_mul_overflow(acc, std::max<int64_t>(s[i], 1), &acc)) {
+      if (shape_numel(s) != 0) CBST_THROW("shape ", shape_str(s), " has more than 2^63 elements");
+      acc = INT64_MAX;
+    }
   }
   return st;
 }
@@ -95,8 +106,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
              " dimensions, got shape ", shape_str(shape));
   for (int64_t d : shape) CBST_CHECK(d >= 0, "negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype),
-                                            device, AllocationScope::current());
+  size_t nbytes = 0;
+  if (__builtin_mul_overflow(size_t(shape_numel(shape)), dtype_size(dtype), &nbytes))
+    CBST_THROW("shape ", shape_str(shape), " of ", dtype_name(dtype), " needs more than 2^64 bytes");
+  impl->storage = std::make_shared<Storage>(nbytes, device, AllocationScope::current());
   impl->sizes = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

@@ -7,9 +7,22 @@
 //   backward data    dx_n = col2im(Wᵀ · dy_n)      col2im scatters-adds back into the image
 //   backward filter  dW  += dy_n · colᵀ            summed over the batch
 // with W viewed as (Co, Ci·kh·kw). A 1×1 kernel with stride 1 and no padding needs no im2col
-// (col is the image itself). Channels of im2col/col2im are independent, so they are split
-// across OpenMP threads; results do not depend on the thread count.
+// (col is the image itself). Rows of im2col and channels of col2im are independent, so they
+// are split across OpenMP threads; results do not depend on the thread count.
+//
+// Forward and backward-data work on bands of output rows so that the band's col matrix
+// (about kBandBytes) is still in cache when the GEMM reads it or col2im scatters it; the full
+// col of VGG's conv1_2 at 128 is 245 MB, written to memory and read back (backward data:
+// zeroed too) per image. Bands change no bit of the result:
+//   forward         y[:, band] = W · col[:, band]: the same dot products;
+//   backward data   col[:, band] = Wᵀ · dy[:, band], scattered band by band, last band first,
+//                   which adds each pixel's terms in the tap order of one pass (col2im).
+// Every band's GEMM keeps more than 10⁶ multiply-adds, so OpenBLAS computes each element with
+// the kernel and k order of the whole product (engine/cpu/gemm.cpp). Backward-filter sums
+// over pixels, so bands would reorder its sums: it keeps the whole col.
+// CBST_CPU_CONV_BAND_KB overrides kBandBytes (0: no bands), for tests and measurements.
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "engine/dispatch.h"
@@ -40,42 +53,55 @@ bool is_pointwise(const Dims& d, const ConvGeometry& g) {
   return d.kh == 1 && d.kw == 1 && g.stride == 1 && g.pad == 0;
 }
 
+// col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1).
 template <class T>
-void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g) {
+void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
+  const int64_t cols = (oh1 - oh0) * d.wo;
 #pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < d.ci; ++c)
-    for (int64_t i = 0; i < d.kh; ++i)
-      for (int64_t j = 0; j < d.kw; ++j) {
-        T* row = col + ((c * d.kh + i) * d.kw + j) * d.hwo();
-        for (int64_t oh = 0; oh < d.ho; ++oh) {
-          const int64_t ih = oh * g.stride - g.pad + i * g.dilation;
-          T* out = row + oh * d.wo;
-          if (ih < 0 || ih >= d.h) {
-            for (int64_t ow = 0; ow < d.wo; ++ow) out[ow] = T(0);
-            continue;
-          }
-          const T* in = x + (c * d.h + ih) * d.w;
-          for (int64_t ow = 0; ow < d.wo; ++ow) {
-            const int64_t iw = ow * g.stride - g.pad + j * g.dilation;
-            out[ow] = (iw >= 0 && iw < d.w) ? in[iw] : T(0);
-          }
-        }
+  for (int64_t r = 0; r < d.ckk(); ++r) {
+    const int64_t c = r / (d.kh * d.kw), i = r / d.kw % d.kh, j = r % d.kw;
+    T* row = col + r * cols;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t ih = oh * g.stride - g.pad + i * g.dilation;
+      T* out = row + (oh - oh0) * d.wo;
+      if (ih < 0 || ih >= d.h) {
+        for (int64_t ow = 0; ow < d.wo; ++ow) out[ow] = T(0);
+        continue;
       }
+      const T* in = x + (c * d.h + ih) * d.w;
+      if (g.stride == 1) {  // the common case: one contiguous run between the pads
+        const int64_t shift = j * g.dilation - g.pad;
+        const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+        for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
+        for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + shift];
+        for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
+        continue;
+      }
+      for (int64_t ow = 0; ow < d.wo; ++ow) {
+        const int64_t iw = ow * g.stride - g.pad + j * g.dilation;
+        out[ow] = (iw >= 0 && iw < d.w) ? in[iw] : T(0);
+      }
+    }
+  }
 }
 
-// x (zeroed by the caller) += the columns scattered back to their pixels.
+// x += the columns of output rows [oh0, oh1) scattered back to their pixels. A pixel
+// receives its terms in tap order (i, j); within a band the loops give that order, and since
+// a later tap i reaches a pixel from an earlier output row, bands taken last-first keep it
+// across bands: the sums are those of one pass over the whole col.
 template <class T>
-void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g) {
+void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
+  const int64_t cols = (oh1 - oh0) * d.wo;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < d.ci; ++c)
     for (int64_t i = 0; i < d.kh; ++i)
       for (int64_t j = 0; j < d.kw; ++j) {
-        const T* row = col + ((c * d.kh + i) * d.kw + j) * d.hwo();
-        for (int64_t oh = 0; oh < d.ho; ++oh) {
+        const T* row = col + ((c * d.kh + i) * d.kw + j) * cols;
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t ih = oh * g.stride - g.pad + i * g.dilation;
           if (ih < 0 || ih >= d.h) continue;
           T* out = x + (c * d.h + ih) * d.w;
-          const T* in = row + oh * d.wo;
+          const T* in = row + (oh - oh0) * d.wo;
           for (int64_t ow = 0; ow < d.wo; ++ow) {
             const int64_t iw = ow * g.stride - g.pad + j * g.dilation;
             if (iw >= 0 && iw < d.w) out[iw] += in[ow];
@@ -83,6 +109,48 @@ void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g) {
         }
       }
 }
+
+constexpr int64_t kBandBytes = int64_t(4) << 20;
+constexpr double kMinBandWork = 2e6;  // multiply-adds per band GEMM (see the top)
+
+int64_t band_bytes() {
+  const char* env = std::getenv("CBST_CPU_CONV_BAND_KB");
+  return env ? int64_t(std::strtoll(env, nullptr, 10)) << 10 : kBandBytes;
+}
+
+// Balanced bands over `rows` rows of about band_bytes() of col each (`row_bytes` per row),
+// or one band when banding would not pay (a small col).
+std::vector<std::pair<int64_t, int64_t>> bands(int64_t rows, int64_t row_bytes) {
+  const int64_t bytes = band_bytes();
+  int64_t count = 1;
+  if (bytes > 0 && row_bytes * rows > 2 * bytes) count = std::min(rows, (row_bytes * rows + bytes - 1) / bytes);
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t b = 0; b < count; ++b) out.emplace_back(rows * b / count, rows * (b + 1) / count);
+  return out;
+}
+
+// Bands of output rows for forward and backward-data; one band for a pointwise convolution,
+// or when a band's GEMM (Co·Ci·kh·kw·rows·Wo multiply-adds either way) would be small.
+std::vector<std::pair<int64_t, int64_t>> output_bands(const Dims& d, const ConvGeometry& g, size_t elem) {
+  if (is_pointwise(d, g)) return {{0, d.ho}};
+  auto out = bands(d.ho, d.ckk() * d.wo * int64_t(elem));
+  for (const auto& [lo, hi] : out)
+    if (double(d.co * d.ckk()) * double((hi - lo) * d.wo) <= kMinBandWork) return {{0, d.ho}};
+  return out;
+}
+
+// The im2col matrix: uninitialised (im2col and the GEMM write all of it) and from the CPU
+// block cache, so a layer does not pay for hundreds of MB of fresh zeroed pages per call.
+template <class T>
+class Workspace {
+ public:
+  explicit Workspace(int64_t n) : t_(n > 0 ? Tensor::empty({n}, dtype_of<T>) : Tensor()) {}
+  bool empty() const { return !t_.defined(); }
+  T* data() const { return t_.data<T>(); }
+
+ private:
+  Tensor t_;
+};
 
 kern::GemmArgs gemm_args(DType dtype) {
   kern::GemmArgs a;
@@ -95,16 +163,23 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeomet
   const Dims d = dims_of(x, w, g);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
-  std::vector<T> col(is_pointwise(d, g) ? 0 : size_t(d.ckk() * d.hwo()));
+  const bool pointwise = is_pointwise(d, g);
+  const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
+  int64_t widest = 0;
+  for (const auto& [lo, hi] : row_bands) widest = std::max(widest, hi - lo);
+  Workspace<T> col(pointwise ? 0 : d.ckk() * widest * d.wo);
   for (int64_t n = 0; n < d.n; ++n) {
     const T* xn = xp + n * d.ci * d.h * d.w;
-    if (!col.empty()) im2col(col.data(), xn, d, g);
-    kern::GemmArgs a = gemm_args(x.dtype());
-    a.m = d.co, a.n = d.hwo(), a.k = d.ckk();
-    a.a = w.data<T>(), a.lda = d.ckk();
-    a.b = col.empty() ? xn : col.data(), a.ldb = d.hwo();
-    a.c = yp + n * d.co * d.hwo(), a.ldc = d.hwo();
-    kern::cpu::gemm(a);
+    for (const auto& [oh0, oh1] : row_bands) {
+      const int64_t cols = (oh1 - oh0) * d.wo;
+      if (!pointwise) im2col(col.data(), xn, d, g, oh0, oh1);
+      kern::GemmArgs a = gemm_args(x.dtype());
+      a.m = d.co, a.n = cols, a.k = d.ckk();
+      a.a = w.data<T>(), a.lda = d.ckk();
+      a.b = pointwise ? xn + oh0 * d.wo : col.data(), a.ldb = pointwise ? d.hwo() : cols;
+      a.c = yp + n * d.co * d.hwo() + oh0 * d.wo, a.ldc = d.hwo();
+      kern::cpu::gemm(a);
+    }
   }
 }
 
@@ -114,19 +189,25 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
   const bool pointwise = is_pointwise(d, g);
   T* dxp = dx.data<T>();
   const T* dyp = dy.data<T>();
-  std::vector<T> col(pointwise ? 0 : size_t(d.ckk() * d.hwo()));
+  const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
+  int64_t widest = 0;
+  for (const auto& [lo, hi] : row_bands) widest = std::max(widest, hi - lo);
+  Workspace<T> col(pointwise ? 0 : d.ckk() * widest * d.wo);
   for (int64_t n = 0; n < d.n; ++n) {
     T* dxn = dxp + n * d.ci * d.h * d.w;
-    kern::GemmArgs a = gemm_args(dx.dtype());
-    a.trans_a = true;
-    a.m = d.ckk(), a.n = d.hwo(), a.k = d.co;
-    a.a = w.data<T>(), a.lda = d.ckk();
-    a.b = dyp + n * d.co * d.hwo(), a.ldb = d.hwo();
-    a.c = pointwise ? dxn : col.data(), a.ldc = d.hwo();
-    kern::cpu::gemm(a);
-    if (!pointwise) {
-      std::fill(dxn, dxn + d.ci * d.h * d.w, T(0));
-      col2im(dxn, col.data(), d, g);
+    const T* dyn = dyp + n * d.co * d.hwo();
+    if (!pointwise) std::fill(dxn, dxn + d.ci * d.h * d.w, T(0));
+    // Last band first: see col2im.
+    for (auto band = row_bands.rbegin(); band != row_bands.rend(); ++band) {
+      const auto [oh0, oh1] = *band;
+      kern::GemmArgs a = gemm_args(dx.dtype());
+      a.trans_a = true;
+      a.m = d.ckk(), a.n = (oh1 - oh0) * d.wo, a.k = d.co;
+      a.a = w.data<T>(), a.lda = d.ckk();
+      a.b = dyn + oh0 * d.wo, a.ldb = d.hwo();
+      a.c = pointwise ? dxn + oh0 * d.wo : col.data(), a.ldc = pointwise ? d.hwo() : (oh1 - oh0) * d.wo;
+      kern::cpu::gemm(a);
+      if (!pointwise) col2im(dxn, col.data(), d, g, oh0, oh1);
     }
   }
 }
@@ -137,10 +218,10 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   const bool pointwise = is_pointwise(d, g);
   const T* xp = x.data<T>();
   const T* dyp = dy.data<T>();
-  std::vector<T> col(pointwise ? 0 : size_t(d.ckk() * d.hwo()));
+  Workspace<T> col(pointwise ? 0 : d.ckk() * d.hwo());
   for (int64_t n = 0; n < d.n; ++n) {
     const T* xn = xp + n * d.ci * d.h * d.w;
-    if (!pointwise) im2col(col.data(), xn, d, g);
+    if (!pointwise) im2col(col.data(), xn, d, g, 0, d.ho);
     kern::GemmArgs a = gemm_args(x.dtype());
     a.trans_b = true;
     a.m = d.co, a.n = d.ckk(), a.k = d.hwo();

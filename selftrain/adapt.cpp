@@ -46,8 +46,8 @@ PortionSchedule PortionSchedule::parse(const std::string& text) {
   PortionSchedule s;
   char extra = 0;
   const int n = std::sscanf(text.c_str(), "%lf,%lf,%lf%c", &s.start, &s.step, &s.max, &extra);
-  CBST_CHECK(n == 3 && s.start >= 0 && s.start <= 1 && s.max >= 0 && s.max <= 1 && s.step >= 0,
-             "portion schedule '", text, "' is not P0,STEP,MAX with values in [0, 1] (e.g. 0.2,0.05,0.5)");
+  if (!(n == 3 && s.start >= 0 && s.start <= s.max && s.max <= 1 && s.step >= 0))
+    CBST_THROW("portion schedule '", text, "' is not P0,STEP,MAX with 0 <= P0 <= MAX <= 1 and STEP >= 0 (e.g. 0.2,0.05,0.5)");
   return s;
 }
 
@@ -230,8 +230,11 @@ void run_adaptation(const AdaptConfig& cfg) {
       round_info.add("miou", ev.miou).add("iou", eval_ious(ev)).add("classes", eval_names(ev));
       run.log("round " + std::to_string(r) + ": mIoU " + json_number(100 * ev.miou) + "\n" + data::format_table(ev));
     }
-    // Checkpoint, then point `latest` at it (both atomic): a kill at any moment leaves the
-    // previous round resumable.
+    // The round's records, then its checkpoint, then `latest` (each atomic): a kill before
+    // `latest` moves resumes this round, whose records resume drops and the round rewrites;
+    // a kill after it finds them complete.
+    run.metric(round_info, r);
+    run.write_text("rounds/" + std::to_string(r) + "/summary.json", round_info.str() + "\n");
     const std::string name = "round_" + std::to_string(r) + ".safetensors";
     save_training_checkpoint(run.file("checkpoints/" + name), model, &optimizer,
                              {.round = r, .epoch = cfg.epochs_per_round, .global_step = global_step},
@@ -240,14 +243,15 @@ void run_adaptation(const AdaptConfig& cfg) {
     run.write_text("checkpoints/latest", name + "\n");
     if (!cfg.keep_checkpoints && !previous.empty() && previous.substr(0, previous.find('\n')) != name)
       fs::remove(run.file("checkpoints/" + previous.substr(0, previous.find('\n'))));
-    run.metric(round_info, r);
-    run.write_text("rounds/" + std::to_string(r) + "/summary.json", round_info.str() + "\n");
   }
   // summary.json: every round's record, in order.
   std::string summary = "{\"method\": " + data::json_string(adapt_method_name(cfg.method)) + ", \"rounds\": [";
   for (int64_t r = 0; r < cfg.rounds; ++r) {
     std::string s = read_text(run.file("rounds/" + std::to_string(r) + "/summary.json"));
     while (!s.empty() && (s.back() == '\n')) s.pop_back();
+    if (s.empty())
+      CBST_THROW(run.file("rounds/" + std::to_string(r) + "/summary.json"), " is missing or empty; "
+                 "the run folder is incomplete: resume it from an earlier round or start a new run");
     summary += (r ? ", " : "") + s;
   }
   run.write_text("summary.json", summary + "]}\n");

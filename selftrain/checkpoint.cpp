@@ -21,8 +21,7 @@ void save_training_checkpoint(const std::string& path, const SegmentationModel& 
 }
 
 static int64_t meta_int(const weights::TensorMap& m, const std::string& key, int64_t fallback) {
-  auto it = m.metadata.find(key);
-  return it == m.metadata.end() ? fallback : std::stoll(it->second);
+  return m.metadata_int(key, fallback);
 }
 
 LoadedCheckpoint load_training_checkpoint(const std::string& path, SegmentationModel& model,
@@ -39,8 +38,7 @@ LoadedCheckpoint load_training_checkpoint(const std::string& path, SegmentationM
   model.load_state_dict(state, true);
   if (optimizer && !opt.empty()) optimizer->load_state(opt);
   if (m.metadata.count("dropout_seed"))
-    model.dropout_generator().set_state(std::stoull(m.metadata.at("dropout_seed")),
-                                        std::stoull(m.metadata.at("dropout_offset")));
+    model.dropout_generator().set_state(m.metadata_u64("dropout_seed", 0), m.metadata_u64("dropout_offset", 0));
   LoadedCheckpoint r;
   r.position = {meta_int(m, "round", -1), meta_int(m, "epoch", 0), meta_int(m, "global_step", 0)};
   auto conv = m.metadata.find("input_convention");
@@ -62,7 +60,7 @@ BuiltModel build_model(const std::string& name, int64_t num_classes, const std::
   if (m.metadata.count("model") && m.metadata.count("num_classes")) {
     CBST_CHECK(m.metadata.at("model") == name, init, " holds a ", m.metadata.at("model"),
                " checkpoint but --model is ", name);
-    CBST_CHECK(std::stoll(m.metadata.at("num_classes")) == num_classes, init, " was trained for ",
+    CBST_CHECK(m.metadata_int("num_classes", 0) == num_classes, init, " was trained for ",
                m.metadata.at("num_classes"), " classes but ", num_classes, " are asked for");
     b.model = create_model(name, {.num_classes = num_classes, .seed = seed, .initialize = false});
     std::map<std::string, Tensor> state;

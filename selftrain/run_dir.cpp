@@ -53,6 +53,22 @@ JsonObject& JsonObject::add(const std::string& k, const std::vector<std::string>
 }
 JsonObject& JsonObject::add_raw(const std::string& k, const std::string& json) { key(k); body_ += json; return *this; }
 
+// An atomic write killed before its rename leaves ".NAME.tmp.PID.N" beside NAME; nothing
+// else in a run folder is named like that.
+static void remove_stale_temporaries(const std::string& path) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t tmp = name.rfind(".tmp.");
+    if (name.size() > 1 && name[0] == '.' && tmp != std::string::npos && tmp > 1 && it->is_regular_file(ec) &&
+        name.find_first_not_of("0123456789.", tmp + 5) == std::string::npos)
+      stale.push_back(it->path());
+  }
+  for (const fs::path& p : stale) fs::remove(p, ec);
+}
+
 RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resume) {
   CBST_CHECK(!path.empty(), "no run folder given; pass --run DIR");
   std::error_code ec;
@@ -69,6 +85,7 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
   log_ = std::fopen((fs::path(path) / "log.txt").c_str(), "a");
   CBST_CHECK(log_ != nullptr, "cannot write ", path, "/log.txt; choose a writable --run");
   if (resume) {
+    remove_stale_temporaries(path);
     std::ifstream in(fs::path(path) / "metrics.jsonl");
     std::string line;
     while (std::getline(in, line)) {

@@ -84,10 +84,12 @@ void run_supervised(const SupervisedConfig& cfg) {
               (last ? "\n" + data::format_table(ev) : ""));
       if (last) run.write_text("eval/final.json", data::to_json(ev) + "\n");
     }
+    // The epoch's record first, then the checkpoint: a kill in between resumes this epoch,
+    // and resume drops the record before the epoch writes it again.
+    run.metric(info, e);
     save_training_checkpoint(run.file("checkpoints/last.safetensors"), model, &optimizer,
                              {.round = -1, .epoch = e + 1, .global_step = global_step}, built.input_convention);
     run.write_text("checkpoints/latest", "last.safetensors\n");
-    run.metric(info, e);
   }
   const std::vector<uint8_t> bytes = data::read_file_bytes(run.file("checkpoints/last.safetensors"));
   data::write_file_atomic(run.file("checkpoints/final.safetensors"), bytes.data(), bytes.size());

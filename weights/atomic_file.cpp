@@ -1,6 +1,7 @@
 #include "weights/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,10 +26,42 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
 }  // namespace
+
+std::string resolve_atomic_destination(const std::string& path) {
+  std::string at = path;
+  for (int hops = 0; hops < 40; ++hops) {  // 40: the kernel's own limit on link chains
+    struct stat st{};
+    if (::lstat(at.c_str(), &st) != 0) {
+      if (errno == ENOENT) return at;  // a new file (the folder is checked when it is created)
+      CBST_THROW("cannot write '", path, "': ", std::strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) return at;
+    if (!S_ISLNK(st.st_mode))
+      CBST_THROW("cannot write '", path, "'", at == path ? "" : " (a link to '" + at + "')", ": it is ",
+                 file_kind(st.st_mode), ", and an atomic write would replace it with a regular file; "
+                 "give the path of a regular file");
+    std::string target(size_t(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+    const ssize_t n = ::readlink(at.c_str(), target.data(), target.size());
+    if (n < 0 || size_t(n) >= target.size())
+      CBST_THROW("cannot write '", path, "': cannot read the link '", at, "': ", std::strerror(errno));
+    target.resize(size_t(n));
+    at = target.front() == '/' || parent_dir(at) == "." ? target : parent_dir(at) + "/" + target;
+  }
+  CBST_THROW("cannot write '", path, "': more than 40 symbolic links in a chain (a loop?)");
+}
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   CBST_CHECK(!path_.empty() && path_.back() != '/', "cannot write to '", path_, "': not a file path");
+  path_ = resolve_atomic_destination(path_);
   // pid + counter keeps concurrent writers (threads or processes) off each other's temporaries.
   static std::atomic<unsigned> counter{0};
   const std::string dir = parent_dir(path_);

@@ -4,6 +4,11 @@
 // Bytes go to a temporary file in the destination folder (same file system, so rename is
 // atomic); commit() fsyncs it, renames it over the destination and fsyncs the folder so the
 // rename itself survives a power cut. Destruction without commit() removes the temporary.
+//
+// The destination is resolved first: a symbolic link is followed to its target (the target
+// is replaced, the link stays, as users expect), and anything that exists but is not a
+// regular file (a FIFO, a device such as /dev/full, a folder, a socket) is refused, since
+// renaming over it would replace it with a regular file.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +32,10 @@ class AtomicFile {
   std::string temp_path_;
   int fd_ = -1;
 };
+
+// The path an atomic write of `path` replaces: `path`, or the final target of the symbolic
+// links it names. Throws for a destination that exists and is not a regular file.
+std::string resolve_atomic_destination(const std::string& path);
 
 // Writes `n` bytes atomically to `path`.
 void write_file_atomic(const std::string& path, const void* data, size_t n);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -33,7 +34,8 @@ void MemorySource::read_unchecked(uint64_t offset, void* dst, uint64_t n) const 
 }
 
 FileSource::FileSource(const std::string& path) : ByteSource(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer before fstat refuses it.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) CBST_THROW("cannot open '", path, "': ", std::strerror(errno), "; check the path");
   struct stat st{};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -63,6 +65,17 @@ void FileSource::read_unchecked(uint64_t offset, void* dst, uint64_t n) const {
     offset += uint64_t(got);
     n -= uint64_t(got);
   }
+}
+
+void BufferedSource::read_unchecked(uint64_t offset, void* dst, uint64_t n) const {
+  if (n > kWindow / 4) return inner_.read(offset, dst, n);  // large reads gain nothing from the window
+  if (offset < window_begin_ || offset + n > window_begin_ + window_.size()) {
+    const uint64_t len = std::min<uint64_t>(kWindow, inner_.size() - offset);
+    window_.resize(size_t(len));
+    inner_.read(offset, window_.data(), len);
+    window_begin_ = offset;
+  }
+  std::memcpy(dst, window_.data() + (offset - window_begin_), n);
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
@@ -127,6 +140,22 @@ std::string Cursor::string(uint64_t n) {
   src_.read(pos_, s.data(), n);
   pos_ += n;
   return s;
+}
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 80; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f || c == '\\') {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += char(c);
+    }
+  }
+  if (s.size() > 80) out += "...";
+  return out;
 }
 
 uint64_t checked_mul(uint64_t a, uint64_t b, std::string_view what) {

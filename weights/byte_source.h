@@ -65,6 +65,24 @@ class FileSource : public ByteSource {
   uint64_t size_ = 0;
 };
 
+// A read-ahead window over another source, for parsers that read a field at a time (the
+// legacy .pth pickle, .params records): one pread per 64 KB instead of one per byte. Not
+// thread-safe; the inner source must outlive it.
+class BufferedSource : public ByteSource {
+ public:
+  explicit BufferedSource(const ByteSource& inner) : ByteSource(inner.name()), inner_(inner) {}
+  uint64_t size() const override { return inner_.size(); }
+
+ protected:
+  void read_unchecked(uint64_t offset, void* dst, uint64_t n) const override;
+
+ private:
+  static constexpr uint64_t kWindow = uint64_t(1) << 16;
+  const ByteSource& inner_;
+  mutable std::vector<uint8_t> window_;
+  mutable uint64_t window_begin_ = 0;
+};
+
 // The whole file in memory, for the formats that are parsed sequentially (legacy .pth,
 // .params, .caffemodel).
 std::vector<uint8_t> read_file_bytes(const std::string& path);
@@ -102,6 +120,10 @@ class Cursor {
 // "file is truncated at byte P of S" style message helpers.
 [[noreturn]] void throw_truncated(const ByteSource& src, uint64_t at, uint64_t need,
                                   std::string_view what);
+
+// A name from a file as it may appear in a message: control bytes (NUL above all, which would
+// cut the message short) escaped as \xNN, and at most 80 bytes.
+std::string printable(std::string_view s);
 
 // Overflow-checked arithmetic for sizes read from files.
 uint64_t checked_mul(uint64_t a, uint64_t b, std::string_view what);

@@ -66,6 +66,7 @@ Tensor parse_blob(std::span<const uint8_t> msg, const std::string& what) {
           expect_wire(f, 2, "blob data");
           if (f.bytes.size() % 4) CBST_THROW("caffemodel: ", what, ": packed float data of ", f.bytes.size(), " bytes; the file is corrupt");
           const size_t n = f.bytes.size() / 4;
+          if (n == 0) break;  // an empty span may have a null data(), which memcpy must not see
           const size_t old = data.size();
           data.resize(old + n);
           std::memcpy(data.data() + old, f.bytes.data(), n * 4);  // little-endian on disk and host
@@ -80,6 +81,7 @@ Tensor parse_blob(std::span<const uint8_t> msg, const std::string& what) {
           expect_wire(f, 2, "blob double_data");
           if (f.bytes.size() % 8) CBST_THROW("caffemodel: ", what, ": packed double data of ", f.bytes.size(), " bytes; the file is corrupt");
           const size_t n = f.bytes.size() / 8;
+          if (n == 0) break;
           const size_t old = ddata.size();
           ddata.resize(old + n);
           std::memcpy(ddata.data() + old, f.bytes.data(), n * 8);

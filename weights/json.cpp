@@ -9,6 +9,10 @@ namespace cbst::weights {
 namespace {
 
 constexpr int kMaxDepth = 64;
+// Every value costs about 90 bytes however short its text ("0," is two bytes), so a cap on
+// the count bounds memory: 2^21 values is under 400 MB with vector slack, and a safetensors
+// header needs about 7 values per tensor (300k tensors).
+constexpr size_t kMaxValues = size_t(1) << 21;
 
 class JsonParser {
  public:
@@ -46,6 +50,7 @@ class JsonParser {
 
   JsonValue parse_value(int depth) {
     if (depth > kMaxDepth) fail("nesting deeper than 64 levels");
+    if (++values_ > kMaxValues) fail("more than 2097152 values");
     JsonValue v;
     switch (peek()) {
       case '{': parse_object(v, depth); break;
@@ -81,7 +86,7 @@ class JsonParser {
       expect(':');
       skip_ws();
       JsonValue member = parse_value(depth + 1);
-      v.object.emplace_back(std::move(key), std::move(member));
+      v.object.push_back(JsonMember{std::move(key), std::move(member)});
       skip_ws();
       if (peek() == ',') {
         ++pos_;
@@ -215,6 +220,7 @@ class JsonParser {
 
   std::string_view s_;
   size_t pos_ = 0;
+  size_t values_ = 0;
 };
 
 }  // namespace
@@ -222,7 +228,7 @@ class JsonParser {
 const JsonValue* JsonValue::find(std::string_view key) const {
   if (kind != Kind::object) return nullptr;
   for (const auto& m : object)
-    if (m.first == key) return &m.second;
+    if (m.key == key) return &m.value;
   return nullptr;
 }
 

@@ -14,13 +14,17 @@
 
 namespace cbst::weights {
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
   bool boolean = false;
   std::string text;  // string value, or the literal text of a number
   std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;
+  // A struct rather than std::pair: pair<string, JsonValue> inside JsonValue needs the
+  // complete type under clang with libstdc++.
+  std::vector<JsonMember> object;
 
   bool is_object() const { return kind == Kind::object; }
   bool is_array() const { return kind == Kind::array; }
@@ -31,6 +35,11 @@ struct JsonValue {
   // The number as an unsigned 64-bit integer; false when it is not one (sign, fraction,
   // exponent or overflow).
   bool as_u64(uint64_t& out) const;
+};
+
+struct JsonMember {
+  std::string key;
+  JsonValue value;
 };
 
 const char* json_kind_name(JsonValue::Kind k);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "weights/caffe.h"
 #include "weights/mxnet.h"
@@ -81,10 +82,19 @@ TensorMap load_by_content(const ByteSource& src) {
 }  // namespace
 
 TensorMap load_weights(const ByteSource& src) {
+  WeightFormat format = WeightFormat::unknown;
   try {
-    return load_by_content(src);
+    format = detect_weight_format(src);
+    TensorMap map = load_by_content(src);
+    map.source = src.name();
+    return map;
   } catch (const Error& e) {
     CBST_THROW(src.name(), ": ", e.what());
+  } catch (const std::bad_alloc&) {
+    // Every reader bounds its memory by the file's size and documented caps, so this means
+    // a large valid file on a small machine (or a cap that is too generous).
+    CBST_THROW(src.name(), ": out of memory while reading it as ", weight_format_name(format), " (", src.size(),
+               " bytes); free memory or use a machine with more");
   }
 }
 
@@ -102,9 +112,13 @@ TensorMap load_checkpoint(const std::string& path) {
     CBST_THROW(path, ": a checkpoint must be safetensors, this file looks like ", weight_format_name(f),
                "; convert it with `cbst weights convert IN OUT.safetensors --model NAME`");
   try {
-    return read_safetensors(src);
+    TensorMap map = read_safetensors(src);
+    map.source = path;
+    return map;
   } catch (const Error& e) {
     CBST_THROW(path, ": ", e.what());
+  } catch (const std::bad_alloc&) {
+    CBST_THROW(path, ": out of memory while reading the checkpoint (", src.size(), " bytes)");
   }
 }
 

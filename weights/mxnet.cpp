@@ -89,7 +89,8 @@ std::optional<Tensor> read_array(Cursor& cur, uint64_t index) {
 }  // namespace
 
 TensorMap read_mxnet_params(const ByteSource& src) {
-  Cursor cur(src);
+  const BufferedSource buffered(src);  // records and names are read a field at a time
+  Cursor cur(buffered);
   if (src.size() < 24) CBST_THROW("mxnet: file of ", src.size(), " bytes is too small; the file is truncated");
   if (cur.u64() != kMxnetListMagic) CBST_THROW("mxnet: bad magic number; not an MXNet NDArray file");
   cur.u64();  // reserved

@@ -1,6 +1,8 @@
 #include "weights/pickle.h"
 
+#include <algorithm>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -9,11 +11,23 @@ namespace cbst::weights {
 
 namespace {
 
-// Caps that no real state_dict reaches (VGG16: a few hundred stack entries and memo slots)
-// but that keep a hostile stream from growing memory without bound.
+// Caps that no real state_dict reaches (VGG16: a few hundred stack entries and memo slots,
+// about ten objects per tensor) but that keep a hostile stream from growing memory without
+// bound. An object costs about 250 bytes and a cell (a container slot, memo entry or MARK)
+// 16 to 32, so the pickle machine stays under about 0.6 GB whatever the input, and under
+// about 400 bytes per input byte for small inputs.
 constexpr size_t kMaxStack = size_t(1) << 20;
-constexpr size_t kMaxMemo = size_t(1) << 22;
+constexpr size_t kMaxMemo = size_t(1) << 20;
 constexpr uint64_t kMaxString = uint64_t(1) << 30;
+constexpr uint32_t kMaxDepth = 100;
+constexpr uint64_t kMaxObjects = uint64_t(1) << 20;
+constexpr uint64_t kMaxCells = uint64_t(1) << 23;
+// Each opcode byte adds at most one object and (MARK, memo, APPEND of a pushed value) about
+// one cell; only torch.Size and OrderedDict(list) copy slots. Four cells per byte leaves
+// room for both, plus a floor for tiny pickles.
+constexpr uint64_t kCellsPerByte = 4;
+constexpr uint64_t kMinCells = uint64_t(1) << 16;
+
 
 struct GlobalInfo {
   const char* module;
@@ -53,21 +67,12 @@ constexpr GlobalInfo kAllowed[] = {
     {"torch", "BoolTensor", PyGlobal::tensor_class, RawDType::boolean},
 };
 
-PyRef make(PyObject::Kind k) {
-  auto o = std::make_shared<PyObject>();
-  o->kind = k;
-  return o;
-}
-
-PyRef make_int(int64_t v) {
-  PyRef o = make(PyObject::Kind::integer);
-  o->integer = v;
-  return o;
-}
-
 class Machine {
  public:
-  Machine(Cursor& cur, const PersistentLoad& load) : cur_(cur), load_(load) {}
+  Machine(Cursor& cur, const PersistentLoad& load)
+      : cur_(cur), load_(load),
+        cell_limit_(std::min(kMaxCells, cur.remaining() > kMaxCells ? kMaxCells
+                                                                     : cur.remaining() * kCellsPerByte + kMinCells)) {}
 
   PyRef run() {
     while (true) {
@@ -89,6 +94,63 @@ class Machine {
   template <class... Parts>
   [[noreturn]] void fail(const Parts&... parts) const {
     CBST_THROW("pickle: ", parts..., " (opcode at byte ", op_pos_, "); the file is corrupt or not a PyTorch checkpoint");
+  }
+
+  PyRef make(PyObject::Kind k) {
+    if (++objects_ > kMaxObjects) fail("more than ", kMaxObjects, " objects");
+    auto o = std::make_shared<PyObject>();
+    o->kind = k;
+    return o;
+  }
+
+  PyRef make_int(int64_t v) {
+    PyRef o = make(PyObject::Kind::integer);
+    o->integer = v;
+    return o;
+  }
+
+  void charge(uint64_t n) {
+    cells_ += n;
+    if (cells_ > cell_limit_)
+      fail("more than ", cell_limit_, " container slots, memo entries and marks for a pickle of at most ",
+           cur_.remaining() + cur_.pos(), " bytes");
+  }
+
+  // Every way a value enters a container: depth and the no-cycle rule are checked here. A
+  // cycle needs a container that is reachable from the value added to it: the container
+  // itself, or one that already sits inside another (which open_container refuses).
+  void adopt(PyObject& parent, const PyRef& child) {
+    if (child.get() == &parent) fail("a ", py_kind_name(parent.kind), " that contains itself (a reference cycle)");
+    if (child->depth >= kMaxDepth) fail("containers nested deeper than ", kMaxDepth, " levels");
+    parent.depth = std::max(parent.depth, child->depth + 1);
+    child->contained = true;
+  }
+
+  PyObject& open_container(PyRef& c, PyObject::Kind kind, const char* op) {
+    if (c->kind != kind) fail(op, " on a ", py_kind_name(c->kind));
+    if (c->contained) fail(op, " on a ", py_kind_name(c->kind), " that already sits inside another container");
+    return *c;
+  }
+
+  void add_item(PyObject& list, PyRef v) {
+    charge(1);
+    adopt(list, v);
+    list.items.push_back(std::move(v));
+  }
+
+  void add_entry(PyObject& dict, PyRef k, PyRef v) {
+    charge(2);
+    adopt(dict, k);
+    adopt(dict, v);
+    dict.entries.emplace_back(std::move(k), std::move(v));
+  }
+
+  PyRef make_tuple(std::vector<PyRef> items) {
+    PyRef t = make(PyObject::Kind::tuple);
+    charge(items.size());
+    for (const PyRef& i : items) adopt(*t, i);
+    t->items = std::move(items);
+    return t;
   }
 
   void push(PyRef o) {
@@ -122,6 +184,7 @@ class Machine {
   void memo_put(uint64_t idx) {
     if (stack_.empty()) fail("memo store from an empty stack");
     if (memo_.size() >= kMaxMemo && !memo_.count(idx)) fail("more than ", kMaxMemo, " memo entries");
+    charge(1);
     memo_[idx] = stack_.back();
   }
 
@@ -157,7 +220,7 @@ class Machine {
         return o;
       }
     }
-    CBST_THROW("refused pickle global '", module, ".", name,
+    CBST_THROW("refused pickle global '", printable(module), ".", printable(name),
                "': only tensors, storages and containers are allowed, so nothing in the file is executed; "
                "this file is not a plain state_dict and may be malicious");
   }
@@ -176,7 +239,7 @@ class Machine {
     return s;
   }
 
-  static PyRef make_tensor(const PyRef& storage, const PyRef& offset, const PyRef& size, const PyRef& stride) {
+  PyRef make_tensor(const PyRef& storage, const PyRef& offset, const PyRef& size, const PyRef& stride) {
     if (storage->kind != PyObject::Kind::storage)
       CBST_THROW("pickle: tensor storage is a ", py_kind_name(storage->kind), "; the file is corrupt");
     PyRef t = make(PyObject::Kind::tensor);
@@ -200,7 +263,7 @@ class Machine {
         if (a.size() == 1 && (a[0]->kind == PyObject::Kind::list || a[0]->kind == PyObject::Kind::tuple)) {
           for (const PyRef& pair : a[0]->items) {
             if (pair->kind != PyObject::Kind::tuple || pair->items.size() != 2) fail("OrderedDict item is not a pair");
-            d->entries.emplace_back(pair->items[0], pair->items[1]);
+            add_entry(*d, pair->items[0], pair->items[1]);
           }
         } else if (!a.empty()) {
           fail("OrderedDict called with ", a.size(), " arguments");
@@ -219,9 +282,7 @@ class Machine {
         return a[0];
       case PyGlobal::torch_size: {
         if (a.size() != 1) fail("torch.Size with ", a.size(), " arguments");
-        PyRef t = make(PyObject::Kind::tuple);
-        t->items = a[0]->items;
-        return t;
+        return make_tuple(a[0]->items);
       }
       case PyGlobal::tensor_class: {
         if (!a.empty()) fail(callable->text, " called with arguments");
@@ -267,7 +328,10 @@ class Machine {
         break;
       }
       case 0x95: cur_.skip(8); break;  // FRAME: only a read-ahead hint
-      case '(': marks_.push_back(stack_.size()); break;  // MARK
+      case '(':  // MARK
+        charge(1);
+        marks_.push_back(stack_.size());
+        break;
       case 'N': push(make(PyObject::Kind::none)); break;
       case 0x88:
       case 0x89: {  // NEWTRUE / NEWFALSE
@@ -318,49 +382,37 @@ class Machine {
       case ')': push(make(PyObject::Kind::tuple)); break;  // EMPTY_TUPLE
       case ']': push(make(PyObject::Kind::list)); break;   // EMPTY_LIST
       case '}': push(make(PyObject::Kind::dict)); break;   // EMPTY_DICT
-      case 't': {                                          // TUPLE
-        PyRef t = make(PyObject::Kind::tuple);
-        t->items = pop_to_mark();
-        push(t);
-        break;
-      }
+      case 't': push(make_tuple(pop_to_mark())); break;  // TUPLE
       case 0x85:
       case 0x86:
       case 0x87: {  // TUPLE1/2/3
-        PyRef t = make(PyObject::Kind::tuple);
-        t->items.resize(size_t(op - 0x84));
-        for (size_t i = t->items.size(); i-- > 0;) t->items[i] = pop();
-        push(t);
+        std::vector<PyRef> items(size_t(op - 0x84));
+        for (size_t i = items.size(); i-- > 0;) items[i] = pop();
+        push(make_tuple(std::move(items)));
         break;
       }
       case 'a': {  // APPEND
         PyRef v = pop();
-        PyRef& list = top();
-        if (list->kind != PyObject::Kind::list) fail("APPEND to a ", py_kind_name(list->kind));
-        list->items.push_back(std::move(v));
+        add_item(open_container(top(), PyObject::Kind::list, "APPEND"), std::move(v));
         break;
       }
       case 'e': {  // APPENDS
         std::vector<PyRef> vs = pop_to_mark();
-        PyRef& list = top();
-        if (list->kind != PyObject::Kind::list) fail("APPENDS to a ", py_kind_name(list->kind));
-        for (PyRef& v : vs) list->items.push_back(std::move(v));
+        PyObject& list = open_container(top(), PyObject::Kind::list, "APPENDS");
+        for (PyRef& v : vs) add_item(list, std::move(v));
         break;
       }
       case 's': {  // SETITEM
         PyRef v = pop();
         PyRef k = pop();
-        PyRef& dict = top();
-        if (dict->kind != PyObject::Kind::dict) fail("SETITEM on a ", py_kind_name(dict->kind));
-        dict->entries.emplace_back(std::move(k), std::move(v));
+        add_entry(open_container(top(), PyObject::Kind::dict, "SETITEM"), std::move(k), std::move(v));
         break;
       }
       case 'u': {  // SETITEMS
         std::vector<PyRef> kv = pop_to_mark();
         if (kv.size() % 2) fail("SETITEMS with an odd number of values");
-        PyRef& dict = top();
-        if (dict->kind != PyObject::Kind::dict) fail("SETITEMS on a ", py_kind_name(dict->kind));
-        for (size_t i = 0; i < kv.size(); i += 2) dict->entries.emplace_back(kv[i], kv[i + 1]);
+        PyObject& dict = open_container(top(), PyObject::Kind::dict, "SETITEMS");
+        for (size_t i = 0; i < kv.size(); i += 2) add_entry(dict, std::move(kv[i]), std::move(kv[i + 1]));
         break;
       }
       case 'c': {  // GLOBAL "module\nname\n"
@@ -414,9 +466,37 @@ class Machine {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, PyRef> memo_;
   uint64_t op_pos_ = 0;
+  uint64_t objects_ = 0;
+  uint64_t cells_ = 0;
+  uint64_t cell_limit_;
 };
 
 }  // namespace
+
+PyObject::~PyObject() {
+  std::vector<PyRef> pending;
+  auto take_children = [&pending](PyObject& o) {
+    for (PyRef& c : o.items) pending.push_back(std::move(c));
+    for (auto& [k, v] : o.entries) {
+      pending.push_back(std::move(k));
+      pending.push_back(std::move(v));
+    }
+    o.items.clear();
+    o.entries.clear();
+  };
+  try {
+    take_children(*this);
+    while (!pending.empty()) {
+      PyRef c = std::move(pending.back());
+      pending.pop_back();
+      // The last owner takes the grandchildren, so `c` dies here without recursing.
+      if (c && c.use_count() == 1) take_children(*c);
+    }
+  } catch (...) {
+    // Out of memory for `pending`: the rest is released recursively, which the depth cap
+    // applied while building keeps shallow.
+  }
+}
 
 const char* py_kind_name(PyObject::Kind k) {
   switch (k) {
@@ -437,7 +517,13 @@ const char* py_kind_name(PyObject::Kind k) {
 }
 
 PyRef unpickle(Cursor& cursor, const PersistentLoad& persistent_load) {
-  return Machine(cursor, persistent_load).run();
+  const uint64_t start = cursor.pos();
+  try {
+    return Machine(cursor, persistent_load).run();
+  } catch (const std::bad_alloc&) {
+    CBST_THROW("pickle: out of memory unpickling the object that starts at byte ", start, " (now at byte ",
+               cursor.pos(), "); the file is corrupt or hostile, or the machine has too little memory");
+  }
 }
 
 }  // namespace cbst::weights

@@ -7,13 +7,21 @@
 // torch.<T>Tensor classes). Nothing is ever executed: a global is a tag, REDUCE builds a
 // value. Any other global (os.system, builtins.eval, ...) or opcode is refused by name, so a
 // malicious checkpoint fails to load instead of running code. Every length, memo index and
-// stack access is checked; the stack and memo are capped.
+// stack access is checked.
+//
+// Resources are bounded by the input and by fixed caps (pickle.cpp): containers nest at most
+// kMaxDepth levels, checked as they are built; objects, container slots, memo entries and
+// MARKs are counted against a budget proportional to the bytes the pickle can read, and
+// against absolute caps, so a hostile stream fails with a message instead of taking
+// gigabytes. A container cannot be modified once it sits inside another one, so the object
+// graph has no cycles and nesting depths stay exact; objects are destroyed iteratively.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -61,6 +69,15 @@ struct PyObject {
   int64_t storage_offset = 0;                     // tensor
   Shape sizes, strides;                           // tensor
   bool tensor_complete = false;                   // tensor: false for a legacy class instance before BUILD
+  uint32_t depth = 1;                             // nesting levels, this one included
+  bool contained = false;                         // sits inside a container: frozen
+
+  PyObject() = default;
+  PyObject(const PyObject&) = default;
+  PyObject& operator=(const PyObject&) = default;
+  // Releases children level by level: a million nested tuples must not recurse a million
+  // destructors deep.
+  ~PyObject();
 };
 
 const char* py_kind_name(PyObject::Kind k);

@@ -66,7 +66,7 @@ PyRef unwrap(const PyRef& root) {
 
 RawDType storage_class_dtype(const PyRef& cls) {
   if (cls->kind != PyObject::Kind::global || cls->global != PyGlobal::storage_class)
-    CBST_THROW("pickle: persistent id names a ", py_kind_name(cls->kind), " ", cls->text,
+    CBST_THROW("pickle: persistent id names a ", py_kind_name(cls->kind), " ", printable(cls->text),
                " instead of a storage class; the file is corrupt");
   return cls->dtype;
 }
@@ -93,7 +93,7 @@ int64_t pid_int(const PyRef& o, const char* what) {
 
 StorageRef parse_storage_pid(const std::vector<PyRef>& it) {
   if (pid_string(it[0], "tag") != "storage")
-    CBST_THROW("pickle: persistent id tag is '", it[0]->text, "', expected 'storage'; the file is corrupt");
+    CBST_THROW("pickle: persistent id tag is '", printable(it[0]->text), "', expected 'storage'; the file is corrupt");
   StorageRef ref;
   ref.dtype = storage_class_dtype(it[1]);
   ref.key = pid_string(it[2], "key");
@@ -109,14 +109,14 @@ TensorMap tensors_from_pickle(const PyRef& root, const StorageBytes& storage_byt
   TensorMap map;
   for (const Found& f : found) {
     const PyObject& t = *f.tensor;
-    const std::string what = "tensor '" + f.name + "'";
+    const std::string what = "tensor '" + printable(f.name) + "'";
     const StorageRef& s = t.storage;
     const size_t esize = raw_dtype_size(s.dtype);
     const std::span<const uint8_t> bytes = storage_bytes(s.key);
     // The storage's elements must lie inside its record.
     const uint64_t need = checked_mul(checked_add(s.offset, s.numel, what), esize, what);
     if (need > bytes.size())
-      CBST_THROW(what, ": storage '", s.key, "' declares ", s.numel, " elements of ", raw_dtype_name(s.dtype),
+      CBST_THROW(what, ": storage '", printable(s.key), "' declares ", s.numel, " elements of ", raw_dtype_name(s.dtype),
                  " (", need, " bytes with its offset) but its record holds ", bytes.size(),
                  " bytes; the file is truncated or corrupt");
     map.insert(f.name, decode_strided(bytes.data() + s.offset * esize, s.numel, s.dtype, t.storage_offset,

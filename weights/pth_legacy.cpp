@@ -37,7 +37,9 @@ uint64_t maybe_swap64(uint64_t v, bool big_endian) { return big_endian ? __built
 }  // namespace
 
 TensorMap read_pth_legacy(const ByteSource& src) {
-  Cursor cur(src);
+  // The pickles are parsed an opcode at a time; the raw storages are read from `src` directly.
+  const BufferedSource buffered(src);
+  Cursor cur(buffered);
   if (src.size() < sizeof kLegacyPthMagic) CBST_THROW("pth: file is too small to be a checkpoint; the file is truncated");
   uint8_t head[sizeof kLegacyPthMagic];
   src.read(0, head, sizeof head);
@@ -61,13 +63,13 @@ TensorMap read_pth_legacy(const ByteSource& src) {
     const uint64_t root_numel = ref.numel;
     auto [slot, inserted] = storages.try_emplace(ref.key, LegacyStorage{ref.dtype, root_numel});
     if (!inserted && (slot->second.dtype != ref.dtype || slot->second.numel != root_numel))
-      CBST_THROW("pickle: storage '", ref.key, "' is declared twice with different types or sizes; the file is corrupt");
+      CBST_THROW("pickle: storage '", printable(ref.key), "' is declared twice with different types or sizes; the file is corrupt");
     const PyRef& view = it[5];
     if (view->kind == PyObject::Kind::tuple && view->items.size() == 3) {
       ref.offset = uint64_t(pid_int(view->items[1], "view offset"));
       ref.numel = uint64_t(pid_int(view->items[2], "view size"));
       if (ref.offset > root_numel || ref.numel > root_numel - ref.offset)
-        CBST_THROW("pickle: view of storage '", ref.key, "' exceeds its ", root_numel, " elements; the file is corrupt");
+        CBST_THROW("pickle: view of storage '", printable(ref.key), "' exceeds its ", root_numel, " elements; the file is corrupt");
     } else if (view->kind != PyObject::Kind::none) {
       CBST_THROW("pickle: storage view metadata is a ", py_kind_name(view->kind), "; the file is corrupt");
     }
@@ -81,14 +83,14 @@ TensorMap read_pth_legacy(const ByteSource& src) {
     const std::string& key = pid_string(k, "storage key");
     auto it = storages.find(key);
     if (it == storages.end())
-      CBST_THROW("pth: raw storage '", key, "' is not referenced by any tensor, so its element size is unknown; the file is corrupt");
+      CBST_THROW("pth: raw storage '", printable(key), "' is not referenced by any tensor, so its element size is unknown; the file is corrupt");
     LegacyStorage& s = it->second;
     const uint64_t numel = maybe_swap64(cur.u64(), big_endian);
     if (numel != s.numel)
-      CBST_THROW("pth: raw storage '", key, "' holds ", numel, " elements but the pickle declares ", s.numel,
+      CBST_THROW("pth: raw storage '", printable(key), "' holds ", numel, " elements but the pickle declares ", s.numel,
                  "; the file is corrupt");
     const uint64_t nbytes = checked_mul(numel, raw_dtype_size(s.dtype), "storage size");
-    cur.need(nbytes, "storage '" + key + "'");
+    cur.need(nbytes, "storage '" + printable(key) + "'");
     s.file_offset = cur.pos();
     s.located = true;
     cur.skip(nbytes);
@@ -99,7 +101,7 @@ TensorMap read_pth_legacy(const ByteSource& src) {
   auto storage_bytes = [&](const std::string& key) -> std::span<const uint8_t> {
     auto it = storages.find(key);
     if (it == storages.end() || !it->second.located)
-      CBST_THROW("pth: storage '", key, "' has no raw data in the file; the file is truncated or corrupt");
+      CBST_THROW("pth: storage '", printable(key), "' has no raw data in the file; the file is truncated or corrupt");
     buffer = src.read_vector(it->second.file_offset, it->second.numel * raw_dtype_size(it->second.dtype));
     return buffer;
   };

@@ -26,17 +26,17 @@ TensorMap read_pth_zip(const ByteSource& src) {
   const std::string& first = zip.entries().front().name;
   const size_t slash = first.find('/');
   if (slash == std::string::npos)
-    CBST_THROW("pth: zip entry '", first, "' is not inside a folder; this zip is not a PyTorch checkpoint");
+    CBST_THROW("pth: zip entry '", printable(first), "' is not inside a folder; this zip is not a PyTorch checkpoint");
   const std::string folder = first.substr(0, slash + 1);
   const ZipEntry* pkl = zip.find(folder + "data.pkl");
-  if (!pkl) CBST_THROW("pth: no '", folder, "data.pkl' in the zip archive; this zip is not a PyTorch checkpoint");
+  if (!pkl) CBST_THROW("pth: no '", printable(folder), "data.pkl' in the zip archive; this zip is not a PyTorch checkpoint");
 
   bool big_endian = false;
   if (const ZipEntry* order = zip.find(folder + "byteorder")) {
     const std::vector<uint8_t> text = zip.read(*order);
     const std::string s(text.begin(), text.end());
     if (s == "big") big_endian = true;
-    else if (s != "little") CBST_THROW("pth: byteorder record says '", s, "', expected 'little' or 'big'");
+    else if (s != "little") CBST_THROW("pth: byteorder record says '", printable(s), "', expected 'little' or 'big'");
   }
 
   const std::vector<uint8_t> pickle_bytes = zip.read(*pkl);
@@ -52,7 +52,7 @@ TensorMap read_pth_zip(const ByteSource& src) {
   auto storage_bytes = [&](const std::string& key) -> std::span<const uint8_t> {
     if (!have_cache || key != cached_key) {
       const ZipEntry* rec = zip.find(folder + "data/" + key);
-      if (!rec) CBST_THROW("pth: storage record '", folder, "data/", key, "' is missing; the file is corrupt");
+      if (!rec) CBST_THROW("pth: storage record '", printable(folder + "data/" + key), "' is missing; the file is corrupt");
       cached = zip.read(*rec);
       cached_key = key;
       have_cache = true;

@@ -26,6 +26,11 @@ constexpr RawInfo kRawInfo[] = {
 
 const RawInfo& info(RawDType t) { return kRawInfo[size_t(t)]; }
 
+// Bounds on a strided view's element count: kMaxViewExpansion times its storage, or
+// kMinViewLimit elements (4 MB of f32) for views of small storages, whichever is larger.
+constexpr uint64_t kMaxViewExpansion = 16;
+constexpr uint64_t kMinViewLimit = uint64_t(1) << 20;
+
 template <class T>
 T load_le(const uint8_t* p, size_t size, bool big_endian) {
   uint8_t b[8];
@@ -121,18 +126,26 @@ float bfloat16_to_float(uint16_t b) {
   return f;
 }
 
+// A zero dimension makes the tensor empty whatever the others are, so it is looked for
+// first: [2^40, 2^40, 0] is a valid empty tensor, not an overflow.
 uint64_t checked_numel(const Shape& shape, std::string_view what) {
-  uint64_t n = 1;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) CBST_THROW(what, ": negative dimension ", d, " in shape ", shape_str(shape), "; the file is corrupt");
-    n = checked_mul(n, uint64_t(d), std::string(what) + ": element count");
+    empty = empty || d == 0;
   }
+  if (empty) return 0;
+  uint64_t n = 1;
+  for (int64_t d : shape) n = checked_mul(n, uint64_t(d), std::string(what) + ": element count");
+  if (n > uint64_t(INT64_MAX))
+    CBST_THROW(what, ": shape ", shape_str(shape), " has more than 2^63 elements; the file is corrupt");
   return n;
 }
 
 Tensor decode_tensor(const uint8_t* src, RawDType type, const Shape& shape, bool big_endian) {
   const int64_t n = int64_t(checked_numel(shape, "tensor"));
   const DType dt = engine_dtype_of(type);
+  checked_mul(uint64_t(n), std::max(raw_dtype_size(type), dtype_size(dt)), "tensor: byte size");
   Tensor t = Tensor::empty(shape, dt);
   if (n == 0) return t;
   void* dst = t.raw_data();
@@ -196,12 +209,20 @@ Tensor decode_strided(const uint8_t* storage, uint64_t storage_numel, RawDType t
     CBST_THROW(what, ": view (offset ", offset, ", size ", shape_str(sizes), ", stride ",
                shape_str(strides), ") reaches element ", last, " of a storage of ", storage_numel,
                " elements; the file is corrupt");
+  // Only overlapping strides (zero strides above all) make a view larger than its storage;
+  // PyTorch saves such views rarely and never hugely, while a hostile one turns one stored
+  // float into 2^40 decoded ones.
+  const uint64_t max_numel = std::max(checked_mul(storage_numel, kMaxViewExpansion, what), kMinViewLimit);
+  if (numel > max_numel)
+    CBST_THROW(what, ": view of ", numel, " elements (size ", shape_str(sizes), ", stride ", shape_str(strides),
+               ") repeats a storage of ", storage_numel, " elements more than ", kMaxViewExpansion,
+               "-fold; the file is corrupt or hostile");
 
   if (strides == contiguous_strides(sizes))
     return decode_tensor(storage + uint64_t(offset) * esize, type, sizes, big_endian);
 
   // Gather the strided elements into a packed buffer with an odometer over the indices.
-  std::vector<uint8_t> packed(numel * esize);
+  std::vector<uint8_t> packed(checked_mul(numel, esize, what));
   std::vector<int64_t> index(sizes.size(), 0);
   for (uint64_t i = 0; i < numel; ++i) {
     uint64_t e = uint64_t(offset);

@@ -1,11 +1,15 @@
 #include "weights/tensor_map.h"
 
 #include <algorithm>
+#include <charconv>
+#include <type_traits>
+
+#include "weights/byte_source.h"
 
 namespace cbst::weights {
 
 void TensorMap::insert(const std::string& name, Tensor tensor) {
-  if (contains(name)) CBST_THROW("tensor '", name, "' appears twice; the file is corrupt");
+  if (contains(name)) CBST_THROW("tensor '", printable(name), "' appears twice; the file is corrupt");
   index_.emplace(name, entries_.size());
   entries_.emplace_back(name, std::move(tensor));
 }
@@ -88,6 +92,32 @@ uint64_t TensorMap::byte_count() const {
 void TensorMap::reindex() {
   index_.clear();
   for (size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+}
+
+namespace {
+
+template <class T>
+T parse_metadata_integer(const TensorMap& m, const std::string& key, T fallback) {
+  auto it = m.metadata.find(key);
+  if (it == m.metadata.end()) return fallback;
+  const std::string& text = it->second;
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    CBST_THROW(m.source.empty() ? std::string("checkpoint") : m.source, ": metadata '", printable(key), "' is '",
+               printable(text), "', not ", std::is_signed_v<T> ? "an integer" : "a non-negative integer",
+               " in range; the file is corrupt or was edited by hand");
+  return value;
+}
+
+}  // namespace
+
+int64_t TensorMap::metadata_int(const std::string& key, int64_t fallback) const {
+  return parse_metadata_integer<int64_t>(*this, key, fallback);
+}
+
+uint64_t TensorMap::metadata_u64(const std::string& key, uint64_t fallback) const {
+  return parse_metadata_integer<uint64_t>(*this, key, fallback);
 }
 
 }  // namespace cbst::weights

@@ -50,6 +50,13 @@ class TensorMap {
   // The container the map was read from: "safetensors", "pytorch-zip", "pytorch-legacy",
   // "mxnet", "caffemodel"; empty for maps built in memory. Not written to files.
   std::string format;
+  // The file the map was read from (load_weights, load_checkpoint), for error messages.
+  std::string source;
+
+  // Metadata entry `key` as a decimal integer, `fallback` when absent. Anything else (text,
+  // trailing characters, out of range) is an error naming the source, the key and the value.
+  int64_t metadata_int(const std::string& key, int64_t fallback) const;
+  uint64_t metadata_u64(const std::string& key, uint64_t fallback) const;
 
  private:
   void reindex();

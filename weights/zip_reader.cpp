@@ -25,8 +25,9 @@ uint64_t find_end_record(const ByteSource& src) {
   const uint64_t window = std::min<uint64_t>(size, kEndSize + 65535);
   const std::vector<uint8_t> tail = src.read_vector(size - window, window);
   for (uint64_t i = window - kEndSize + 1; i-- > 0;) {
-    if (tail[i] == 0x50 && tail[i + 1] == 0x4b && tail[i + 2] == 0x05 && tail[i + 3] == 0x06)
-      return size - window + i;
+    const uint32_t sig = uint32_t(tail[i]) | uint32_t(tail[i + 1]) << 8 | uint32_t(tail[i + 2]) << 16 |
+                         uint32_t(tail[i + 3]) << 24;
+    if (sig == kEndSig) return size - window + i;
   }
   CBST_THROW("zip: no end-of-central-directory record; the file is truncated or not a zip archive");
 }
@@ -94,14 +95,14 @@ ZipArchive::ZipArchive(const ByteSource& src) : src_(src) {
     cd.skip(2 + 2 + 4);
     e.local_header_offset = cd.u32();
     e.name = cd.string(name_len);
-    if (flags & 1) CBST_THROW("zip: entry '", e.name, "' is encrypted; PyTorch never writes encrypted archives");
+    if (flags & 1) CBST_THROW("zip: entry '", printable(e.name), "' is encrypted; PyTorch never writes encrypted archives");
     // zip64 extra field: the 64-bit values of whichever fields hold 0xFFFFFFFF, in this order.
     const uint64_t extra_end = cd.pos() + extra_len;
     cd.need(extra_len, "a zip extra field");
     while (cd.pos() + 4 <= extra_end) {
       const uint16_t id = cd.u16();
       const uint16_t len = cd.u16();
-      if (cd.pos() + len > extra_end) CBST_THROW("zip: entry '", e.name, "' has an extra field past its end");
+      if (cd.pos() + len > extra_end) CBST_THROW("zip: entry '", printable(e.name), "' has an extra field past its end");
       const uint64_t field_end = cd.pos() + len;
       if (id == 0x0001) {
         if (e.size == 0xFFFFFFFFu && cd.pos() + 8 <= field_end) e.size = cd.u64();
@@ -113,7 +114,7 @@ ZipArchive::ZipArchive(const ByteSource& src) : src_(src) {
     cd.seek(extra_end);
     cd.skip(comment_len);
     if (e.method != 0 && e.method != 8)
-      CBST_THROW("zip: entry '", e.name, "' uses compression method ", e.method,
+      CBST_THROW("zip: entry '", printable(e.name), "' uses compression method ", e.method,
                  "; only stored (0) and deflate (8) are supported; re-save it with torch.save");
     entries_.push_back(std::move(e));
   }
@@ -128,13 +129,13 @@ const ZipEntry* ZipArchive::find(const std::string& name) const {
 uint64_t ZipArchive::data_offset(const ZipEntry& e) const {
   Cursor local(src_, std::min(e.local_header_offset, src_.size()), src_.size());
   if (local.u32() != kLocalSig)
-    CBST_THROW("zip: entry '", e.name, "' has no local header at byte ", e.local_header_offset, "; the file is corrupt");
+    CBST_THROW("zip: entry '", printable(e.name), "' has no local header at byte ", e.local_header_offset, "; the file is corrupt");
   local.skip(2 + 2 + 2 + 2 + 2 + 4 + 4 + 4);
   const uint16_t name_len = local.u16();
   const uint16_t extra_len = local.u16();
   const uint64_t at = local.pos() + name_len + extra_len;
   if (at > src_.size() || e.compressed_size > src_.size() - at)
-    CBST_THROW("zip: entry '", e.name, "' needs bytes [", at, ", ", at + e.compressed_size, ") of a ", src_.size(),
+    CBST_THROW("zip: entry '", printable(e.name), "' needs bytes [", at, ", ", at + e.compressed_size, ") of a ", src_.size(),
                "-byte file; the file is truncated; was the download interrupted?");
   return at;
 }
@@ -144,7 +145,7 @@ std::vector<uint8_t> ZipArchive::read(const ZipEntry& e) const {
   std::vector<uint8_t> data;
   if (e.method == 0) {
     if (e.size != e.compressed_size)
-      CBST_THROW("zip: stored entry '", e.name, "' declares ", e.size, " bytes but occupies ", e.compressed_size,
+      CBST_THROW("zip: stored entry '", printable(e.name), "' declares ", e.size, " bytes but occupies ", e.compressed_size,
                  "; the file is corrupt");
     data = src_.read_vector(at, e.size);
   } else {
@@ -153,7 +154,7 @@ std::vector<uint8_t> ZipArchive::read(const ZipEntry& e) const {
   }
   const uint32_t crc = crc32(data.data(), data.size());
   if (crc != e.crc32)
-    CBST_THROW("zip: entry '", e.name, "' fails its CRC-32 check (stored ", e.crc32, ", computed ", crc,
+    CBST_THROW("zip: entry '", printable(e.name), "' fails its CRC-32 check (stored ", e.crc32, ", computed ", crc,
                "); the file is corrupt; download it again");
   return data;
 }

@@ -1,6 +1,14 @@
 // CPU kernels of the basic ops: the executable specification. Plain loops over strided
 // operands, OpenMP across elements; every output element is computed by one thread, so
 // results do not depend on the thread count.
+//
+// Strided operands go through for_each_segment: adjacent dimensions that every operand
+// walks as one (contiguous runs, broadcast stride-0 runs) are merged first, so the common
+// cases (all contiguous; a (1, C, 1, 1) or 0-d operand against an (N, C, H, W) one) become a
+// few long segments with a constant stride per operand, instead of a div/mod per dimension,
+// operand and element (which made ReLU's backward a sixth of a VGG training step).
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "engine/dispatch.h"
@@ -11,12 +19,76 @@ namespace cbst::kern::cpu {
 namespace {
 
 constexpr int64_t kParallelGrain = 1 << 15;
+constexpr int64_t kSegment = 1 << 13;  // elements per work item when a run is long
 
 // Runs f(i, offset_in_each_operand...) for every linear index of the (shared) sizes.
 template <class F>
 void for_each_element(int64_t n, F f) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+// The shared sizes of K operands with dimensions merged where all of them allow it.
+template <size_t K>
+struct Walk {
+  int ndim = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[K][kMaxDims] = {};
+};
+
+template <size_t K>
+Walk<K> merged_walk(const std::array<const TensorArg*, K>& ops) {
+  Walk<K> w;
+  const TensorArg& shape = *ops[0];
+  for (int d = 0; d < shape.ndim; ++d) {
+    if (shape.sizes[d] == 1) continue;  // a size-1 dimension never moves any operand
+    bool merge = w.ndim > 0;
+    for (size_t k = 0; k < K && merge; ++k)
+      merge = w.strides[k][w.ndim - 1] == ops[k]->strides[d] * shape.sizes[d];
+    if (merge) {
+      w.sizes[w.ndim - 1] *= shape.sizes[d];
+      for (size_t k = 0; k < K; ++k) w.strides[k][w.ndim - 1] = ops[k]->strides[d];
+    } else {
+      w.sizes[w.ndim] = shape.sizes[d];
+      for (size_t k = 0; k < K; ++k) w.strides[k][w.ndim] = ops[k]->strides[d];
+      ++w.ndim;
+    }
+  }
+  if (w.ndim == 0) {  // 0-d, or all sizes 1: one element
+    w.ndim = 1;
+    w.sizes[0] = 1;
+  }
+  return w;
+}
+
+// f(len, offsets, inner_strides): `len` consecutive elements along the merged last
+// dimension, starting at each operand's offset, advancing by its inner stride. Segments
+// split long runs so both threads get work even when everything merged into one run.
+template <size_t K, class F>
+void for_each_segment(const std::array<const TensorArg*, K>& ops, F f) {
+  const Walk<K> w = merged_walk(ops);
+  const int last = w.ndim - 1;
+  const int64_t run = w.sizes[last];
+  const int64_t per_run = (run + kSegment - 1) / kSegment;
+  int64_t runs = 1;
+  for (int d = 0; d < last; ++d) runs *= w.sizes[d];
+  const int64_t n = runs * run;
+  if (n == 0) return;
+  std::array<int64_t, K> inner;
+  for (size_t k = 0; k < K; ++k) inner[k] = w.strides[k][last];
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t item = 0; item < runs * per_run; ++item) {
+    int64_t r = item / per_run;
+    const int64_t start = (item % per_run) * kSegment;
+    std::array<int64_t, K> off{};
+    for (int d = last - 1; d >= 0; --d) {
+      const int64_t i = r % w.sizes[d];
+      r /= w.sizes[d];
+      for (size_t k = 0; k < K; ++k) off[k] += i * w.strides[k][d];
+    }
+    for (size_t k = 0; k < K; ++k) off[k] += start * inner[k];
+    f(std::min(kSegment, run - start), off, inner);
+  }
 }
 
 template <class To, class From>
@@ -32,7 +104,11 @@ void copy_typed(const TensorArg& dst, const TensorArg& src) {
     }
     return;
   }
-  for_each_element(n, [&](int64_t i) { d[offset_of(dst, i)] = To(s[offset_of(src, i)]); });
+  for_each_segment<2>({&dst, &src}, [&](int64_t len, const auto& off, const auto& st) {
+    To* o = d + off[0];
+    const From* in = s + off[1];
+    for (int64_t i = 0; i < len; ++i) o[i * st[0]] = To(in[i * st[1]]);
+  });
 }
 
 }  // namespace
@@ -51,7 +127,9 @@ void fill(const TensorArg& dst, double value) {
     if (dst.contiguous()) {
       for_each_element(dst.numel(), [&](int64_t i) { d[i] = v; });
     } else {
-      for_each_element(dst.numel(), [&](int64_t i) { d[offset_of(dst, i)] = v; });
+      for_each_segment<1>({&dst}, [&](int64_t len, const auto& off, const auto& st) {
+        for (int64_t i = 0; i < len; ++i) d[off[0] + i * st[0]] = v;
+      });
     }
   });
 }
@@ -62,8 +140,10 @@ void unary(UnaryOp op, const TensorArg& dst, const TensorArg& src, double scalar
     const scalar_t* s = static_cast<const scalar_t*>(src.data);
     if (is_comparison(op)) {
       uint8_t* d = static_cast<uint8_t*>(dst.data);
-      for_each_element(n, [&](int64_t i) {
-        d[offset_of(dst, i)] = compare_scalar(op, s[offset_of(src, i)], scalar);
+      for_each_segment<2>({&dst, &src}, [&](int64_t len, const auto& off, const auto& st) {
+        uint8_t* o = d + off[0];
+        const scalar_t* in = s + off[1];
+        for (int64_t i = 0; i < len; ++i) o[i * st[0]] = compare_scalar(op, in[i * st[1]], scalar);
       });
       return;
     }
@@ -71,8 +151,10 @@ void unary(UnaryOp op, const TensorArg& dst, const TensorArg& src, double scalar
     if (dst.contiguous() && src.contiguous()) {
       for_each_element(n, [&](int64_t i) { d[i] = apply_unary(op, s[i], scalar); });
     } else {
-      for_each_element(n, [&](int64_t i) {
-        d[offset_of(dst, i)] = apply_unary(op, s[offset_of(src, i)], scalar);
+      for_each_segment<2>({&dst, &src}, [&](int64_t len, const auto& off, const auto& st) {
+        scalar_t* o = d + off[0];
+        const scalar_t* in = s + off[1];
+        for (int64_t i = 0; i < len; ++i) o[i * st[0]] = apply_unary(op, in[i * st[1]], scalar);
       });
     }
   });
@@ -85,8 +167,11 @@ void binary(BinaryOp op, const TensorArg& dst, const TensorArg& a, const TensorA
     const scalar_t* pb = static_cast<const scalar_t*>(b.data);
     if (is_comparison(op)) {
       uint8_t* d = static_cast<uint8_t*>(dst.data);
-      for_each_element(n, [&](int64_t i) {
-        d[offset_of(dst, i)] = compare(op, pa[offset_of(a, i)], pb[offset_of(b, i)]);
+      for_each_segment<3>({&dst, &a, &b}, [&](int64_t len, const auto& off, const auto& st) {
+        uint8_t* o = d + off[0];
+        const scalar_t* x = pa + off[1];
+        const scalar_t* y = pb + off[2];
+        for (int64_t i = 0; i < len; ++i) o[i * st[0]] = compare(op, x[i * st[1]], y[i * st[2]]);
       });
       return;
     }
@@ -94,8 +179,11 @@ void binary(BinaryOp op, const TensorArg& dst, const TensorArg& a, const TensorA
     if (dst.contiguous() && a.contiguous() && b.contiguous()) {
       for_each_element(n, [&](int64_t i) { d[i] = apply_binary(op, pa[i], pb[i]); });
     } else {
-      for_each_element(n, [&](int64_t i) {
-        d[offset_of(dst, i)] = apply_binary(op, pa[offset_of(a, i)], pb[offset_of(b, i)]);
+      for_each_segment<3>({&dst, &a, &b}, [&](int64_t len, const auto& off, const auto& st) {
+        scalar_t* o = d + off[0];
+        const scalar_t* x = pa + off[1];
+        const scalar_t* y = pb + off[2];
+        for (int64_t i = 0; i < len; ++i) o[i * st[0]] = apply_binary(op, x[i * st[1]], y[i * st[2]]);
       });
     }
   });
@@ -107,8 +195,12 @@ void where(const TensorArg& dst, const TensorArg& cond, const TensorArg& a, cons
     const scalar_t* pa = static_cast<const scalar_t*>(a.data);
     const scalar_t* pb = static_cast<const scalar_t*>(b.data);
     scalar_t* d = static_cast<scalar_t*>(dst.data);
-    for_each_element(dst.numel(), [&](int64_t i) {
-      d[offset_of(dst, i)] = c[offset_of(cond, i)] ? pa[offset_of(a, i)] : pb[offset_of(b, i)];
+    for_each_segment<4>({&dst, &cond, &a, &b}, [&](int64_t len, const auto& off, const auto& st) {
+      scalar_t* o = d + off[0];
+      const uint8_t* m = c + off[1];
+      const scalar_t* x = pa + off[2];
+      const scalar_t* y = pb + off[3];
+      for (int64_t i = 0; i < len; ++i) o[i * st[0]] = m[i * st[1]] ? x[i * st[2]] : y[i * st[3]];
     });
   });
 }

@@ -1,12 +1,24 @@
 // CPU GEMM: OpenBLAS when the build found it, otherwise (or when selected) our blocked
 // kernel. Row-major, C = alpha·op(A)·op(B) + beta·C.
 //
+// OpenBLAS runs single-threaded inside our OpenMP threads: a large product is cut into
+// blocks of C's columns (or rows, when C is narrow) and each thread calls OpenBLAS on its
+// blocks. OpenBLAS's own pthreads, spinning in sched_yield between calls, used to take the
+// cores from the OpenMP threads of the element-wise kernels that run between GEMMs (a
+// quarter of small-fcn's training step was spent yielding). Every block holds more than
+// 10⁶ multiply-adds, above OpenBLAS's small-matrix path, so each element of C is computed by
+// the same kernel with the same k order however many threads there are.
+//
 // The blocked kernel packs a KC×NC panel of op(B) and an MC×KC block of op(A) into
 // contiguous buffers (resolving transposes once), then a 4×16 register-blocked micro-kernel
 // runs over the packed data. Threads split the M dimension, so each C element is written by
 // one thread and the result does not depend on the thread count.
+#include <omp.h>
+
 #include <algorithm>
 #include <atomic>
+#include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "engine/dispatch.h"
@@ -113,22 +125,61 @@ void gemm_blocked(const GemmArgs& g) {
 }
 
 #if CBST_HAVE_OPENBLAS
-void gemm_openblas(const GemmArgs& g) {
+// One OpenBLAS call on rows [i0, i1) and columns [j0, j1) of C.
+template <class T>
+void openblas_block(const GemmArgs& g, const T* A, const T* B, T* C, int64_t i0, int64_t i1,
+                    int64_t j0, int64_t j1) {
   const auto ta = g.trans_a ? CblasTrans : CblasNoTrans;
   const auto tb = g.trans_b ? CblasTrans : CblasNoTrans;
+  const T* a = A + (g.trans_a ? i0 : i0 * g.lda);
+  const T* b = B + (g.trans_b ? j0 * g.ldb : j0);
+  T* c = C + i0 * g.ldc + j0;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, int(i1 - i0), int(j1 - j0), int(g.k), float(g.alpha), a, int(g.lda), b,
+                int(g.ldb), float(g.beta), c, int(g.ldc));
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, int(i1 - i0), int(j1 - j0), int(g.k), g.alpha, a, int(g.lda), b,
+                int(g.ldb), g.beta, c, int(g.ldc));
+}
+
+constexpr double kMinBlockWork = 2e6;  // multiply-adds; OpenBLAS's small path stops at 10⁶
+constexpr int64_t kBlockAlign = 16;    // block edges on whole register tiles
+
+template <class T>
+void gemm_openblas_typed(const GemmArgs& g) {
+  static std::once_flag single;
+  std::call_once(single, [] { openblas_set_num_threads(1); });
+  const double work = double(g.m) * double(g.n) * double(g.k);
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, int64_t(work / kMinBlockWork)));
+  // Split the longer side of C; block edges on whole tiles unless that starves the last block.
+  const bool by_cols = g.n >= g.m;
+  const int64_t side = by_cols ? g.n : g.m;
+  int64_t step = (side + parts * kBlockAlign - 1) / (parts * kBlockAlign) * kBlockAlign;
+  auto smallest_block_work = [&] { return double(side - (parts - 1) * step) / double(side) * work; };
+  if (parts > 1 && smallest_block_work() <= kMinBlockWork / 2) step = (side + parts - 1) / parts;
+  if (parts > 1 && smallest_block_work() <= kMinBlockWork / 2) parts = 1;
   for (int64_t b = 0; b < g.batch; ++b) {
-    if (g.dtype == DType::f32) {
-      cblas_sgemm(CblasRowMajor, ta, tb, int(g.m), int(g.n), int(g.k), float(g.alpha),
-                  static_cast<const float*>(g.a) + b * g.stride_a, int(g.lda),
-                  static_cast<const float*>(g.b) + b * g.stride_b, int(g.ldb), float(g.beta),
-                  static_cast<float*>(g.c) + b * g.stride_c, int(g.ldc));
-    } else {
-      cblas_dgemm(CblasRowMajor, ta, tb, int(g.m), int(g.n), int(g.k), g.alpha,
-                  static_cast<const double*>(g.a) + b * g.stride_a, int(g.lda),
-                  static_cast<const double*>(g.b) + b * g.stride_b, int(g.ldb), g.beta,
-                  static_cast<double*>(g.c) + b * g.stride_c, int(g.ldc));
+    const T* A = static_cast<const T*>(g.a) + b * g.stride_a;
+    const T* B = static_cast<const T*>(g.b) + b * g.stride_b;
+    T* C = static_cast<T*>(g.c) + b * g.stride_c;
+    if (parts == 1 || g.m == 0 || g.n == 0) {
+      openblas_block(g, A, B, C, 0, g.m, 0, g.n);
+      continue;
+    }
+#pragma omp parallel for schedule(static) num_threads(int(parts))
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t lo = std::min(side, p * step), hi = std::min(side, lo + step);
+      if (lo == hi) continue;
+      if (by_cols) openblas_block(g, A, B, C, 0, g.m, lo, hi);
+      else openblas_block(g, A, B, C, lo, hi, 0, g.n);
     }
   }
+}
+
+void gemm_openblas(const GemmArgs& g) {
+  if (g.dtype == DType::f32) gemm_openblas_typed<float>(g);
+  else gemm_openblas_typed<double>(g);
 }
 #endif
 

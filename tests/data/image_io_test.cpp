@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include "data/image.h"
 #include "engine/check.h"
 #include "tests/data/data_test_util.h"
@@ -165,4 +167,156 @@ TEST(BadInput, NonImageFileNamesTheFile) {
   const std::string empty = dir.file("empty.jpg");
   tu::write_text(empty, "");
   expect_error_mentions([&] { read_image_rgb(empty); }, empty);
+}
+
+namespace {
+
+uint32_t crc32_of(const uint8_t* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+void put_be32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(uint8_t(v >> s));
+}
+
+void put_chunk(std::vector<uint8_t>& out, const char* type, const std::vector<uint8_t>& data) {
+  put_be32(out, uint32_t(data.size()));
+  std::vector<uint8_t> typed(type, type + 4);
+  typed.insert(typed.end(), data.begin(), data.end());
+  out.insert(out.end(), typed.begin(), typed.end());
+  put_be32(out, crc32_of(typed.data(), typed.size()));
+}
+
+// A PNG whose IHDR (with valid CRCs) claims width x height 8-bit grey, followed by a small
+// zlib stream of stored blocks and IEND: the header is believable, the data far too short.
+std::vector<uint8_t> forged_png(uint32_t width, uint32_t height, size_t idat_bytes) {
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  std::vector<uint8_t> ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr.insert(ihdr.end(), {8, 0, 0, 0, 0});
+  put_chunk(png, "IHDR", ihdr);
+  std::vector<uint8_t> idat = {0x78, 0x01};
+  idat.resize(idat_bytes, 0);
+  put_chunk(png, "IDAT", idat);
+  put_chunk(png, "IEND", {});
+  return png;
+}
+
+std::string write_bytes(const TempDir& dir, const std::string& name, const std::vector<uint8_t>& bytes) {
+  const std::string path = dir.file(name);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  return path;
+}
+
+}  // namespace
+
+// An 848-byte label PNG used to allocate 2.2 GB (its header passed the old 2 GB cap), and a
+// valid 46000 x 46000 label 6.4 GB. Both are refused from the header, before allocation.
+TEST(BadInput, ForgedPngDimensionsAreRefusedBeforeDecoding) {
+  TempDir dir;
+  const std::string huge = write_bytes(dir, "huge.png", forged_png(46000, 46000, 800));
+  expect_error_mentions([&] { read_label_values(huge); }, huge + ": corrupt or truncated PNG");
+  expect_error_mentions([&] { read_label_values(huge); }, "refusing to decode a 46000x46000 image");
+  // Under the pixel cap, but 64 M pixels cannot come out of 800 bytes of DEFLATE.
+  const std::string dense = write_bytes(dir, "dense.png", forged_png(8000, 8000, 800));
+  expect_error_mentions([&] { read_label_values(dense); }, "refusing to decode a 8000x8000 image");
+  expect_error_mentions([&] { read_image_rgb(dense); }, "refusing to decode a 8000x8000 image");
+  // A header that the data can plausibly fill goes on to libpng, which finds the data short.
+  const std::string small = write_bytes(dir, "small.png", forged_png(40, 40, 30));
+  expect_error_mentions([&] { read_label_values(small); }, small);
+}
+
+// stb_image over-read the heap on a 16-bit PGM, also when it was named .png; a 17-byte TGA
+// made it allocate 1.3 GB. Only JPEG and BMP go to stb now, and only after a header check.
+TEST(BadInput, PnmTgaAndOtherStbFormatsAreRefusedByContent) {
+  TempDir dir;
+  const std::string header = "P5\n400 400\n65535\n";
+  std::vector<uint8_t> pgm16(header.begin(), header.end());
+  pgm16.insert(pgm16.end(), 64, 0x12);  // far fewer than the 320000 bytes the header promises
+  for (const std::string name : {"label16.pgm", "label16.png"}) {
+    const std::string path = write_bytes(dir, name, pgm16);
+    expect_error_mentions([&] { read_label_values(path); }, path + ": not a PNG, JPEG or BMP file");
+    expect_error_mentions([&] { read_image_rgb(path); }, path + ": not a PNG, JPEG or BMP file");
+  }
+  // TGA: no magic, 17 bytes, a 65535 x 65535 true-colour header.
+  const std::vector<uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 24};
+  const std::string tga_path = write_bytes(dir, "x.tga", tga);
+  expect_error_mentions([&] { read_image_rgb(tga_path); }, tga_path + ": not a PNG, JPEG or BMP file");
+}
+
+TEST(BadInput, JpegWithForgedDimensionsIsRefusedFromItsHeader) {
+  TempDir dir;
+  const std::string good = dir.file("a.jpg");
+  tu::write_jpeg(good, Image::blank(16, 8, 3, 120));
+  std::vector<uint8_t> bytes = read_file_bytes(good);
+  // SOF0 (FF C0): length(2) precision(1) height(2) width(2).
+  size_t sof = 0;
+  for (size_t i = 2; i + 1 < bytes.size(); ++i)
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xC0) {
+      sof = i;
+      break;
+    }
+  ASSERT_GT(sof, 0u);
+  bytes[sof + 5] = 0xEA;  // height 60000
+  bytes[sof + 6] = 0x60;
+  bytes[sof + 7] = 0xEA;  // width 60000
+  bytes[sof + 8] = 0x60;
+  const std::string bad = write_bytes(dir, "forged.jpg", bytes);
+  expect_error_mentions([&] { read_image_rgb(bad); }, bad + ": refusing to decode a 60000x60000 JPEG");
+}
+
+// Found by fuzzing: stb_image 2.27 writes past its Huffman tables when a DHT segment
+// declares more than 256 codes.
+TEST(BadInput, JpegHuffmanTableWithTooManyCodesIsRefused) {
+  TempDir dir;
+  std::vector<uint8_t> jpeg = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 19, 0x00, 255, 255};
+  jpeg.insert(jpeg.end(), 14, 0);
+  jpeg.insert(jpeg.end(), {0xFF, 0xD9});
+  const std::string path = write_bytes(dir, "dht.jpg", jpeg);
+  expect_error_mentions([&] { read_image_rgb(path); }, path + ": corrupt JPEG: a Huffman table (DHT at byte 2) declares 510 codes");
+  // One empty table, then 3 bytes left in the segment: stb starts another table there and
+  // reads its counts from the bytes after the segment.
+  std::vector<uint8_t> past = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 22, 0x00};
+  past.insert(past.end(), 16, 0);
+  past.insert(past.end(), {0x01, 0xFF, 0xFF});
+  past.insert(past.end(), 14, 0xFF);
+  past.insert(past.end(), {0xFF, 0xD9});
+  const std::string past_path = write_bytes(dir, "dht_past.jpg", past);
+  expect_error_mentions([&] { read_label_values(past_path); }, past_path + ": corrupt JPEG: a Huffman table");
+}
+
+TEST(ImageReader, DecodesBmpThroughStb) {
+  TempDir dir;
+  const std::string path = dir.file("a.bmp");
+  const Image im = tu::pattern_image(9, 7);
+  ASSERT_TRUE(stbi_write_bmp(path.c_str(), im.width, im.height, 3, im.pixels.data()));
+  const Image back = read_image_rgb(path);
+  EXPECT_EQ(back.width, 9);
+  EXPECT_EQ(back.height, 7);
+  EXPECT_EQ(back.pixels, im.pixels);
+  const RawLabels raw = read_label_values(path);
+  for (size_t i = 0; i < raw.values.size(); ++i) ASSERT_EQ(raw.values[i], im.pixels[i * 3]) << "channel 0 of pixel " << i;
+}
+
+TEST(PngWriter, WritesThroughSymlinksAndRefusesFifos) {
+  TempDir dir;
+  const std::string real = dir.file("real/pred.png");
+  tu::write_text(real, "old");
+  const std::string link = dir.file("pred_link.png");
+  std::filesystem::create_symlink(real, link);
+  tu::write_grey_png(link, 2, 2, {0, 1, 2, 3});
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(read_label_values(real).values, (std::vector<uint16_t>{0, 1, 2, 3}));
+  const std::string fifo = dir.file("pipe.png");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  expect_error_mentions([&] { tu::write_grey_png(fifo, 2, 2, {0, 1, 2, 3}); }, fifo + ": is not a regular file");
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  expect_error_mentions([&] { read_label_values(fifo); }, fifo + ": is not a regular file");
+  expect_error_mentions([&] { write_text_atomic(dir.path(), "x"); }, ": is a folder");
 }

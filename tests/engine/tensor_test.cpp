@@ -97,6 +97,19 @@ TEST(Tensor, CudaWithoutADeviceIsAClearErrorNamingTheOp) {
   }
 }
 
+// Shapes come from weight files; their products must never be signed-overflow UB.
+TEST(Tensor, ShapeProductsAreCheckedForOverflow) {
+  const int64_t big = int64_t(1) << 62;
+  EXPECT_EQ(shape_numel({big, big, 0}), 0);
+  EXPECT_EQ(shape_numel({0, big, big}), 0);
+  const Tensor e = Tensor::empty({0, big, big}, DType::f32);
+  EXPECT_EQ(e.numel(), 0);
+  EXPECT_EQ(e.strides().size(), 3u);
+  EXPECT_NE(::cbst::testing::error_of([&] { shape_numel({big, 4}); }).find("more than 2^63 elements"), std::string::npos);
+  EXPECT_NE(::cbst::testing::error_of([&] { Tensor::empty({big / 2, 2}, DType::f64); }).find("more than 2^64 bytes"),
+            std::string::npos);
+}
+
 TEST(Tensor, DeviceParsingAcceptsTorchSpellings) {
   EXPECT_EQ(Device::parse("cpu"), Device::cpu());
   EXPECT_EQ(Device::parse("cuda"), Device::cuda(0));

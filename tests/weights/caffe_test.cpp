@@ -102,6 +102,20 @@ TEST(Caffe, DoubleDataWinsOverFloatData) {
   EXPECT_EQ(m.at("scale.weight").to_vector<double>(), (std::vector<double>{0.1, 0.2}));
 }
 
+// An empty packed data field used to reach memcpy with a null pointer (UB even for 0
+// bytes), and a zero-size blob's other dimensions used to overflow its strides.
+TEST(Caffe, EmptyBlobsWithHugeDimensionsLoadEmpty) {
+  ProtoWriter net;
+  ProtoWriter layer;
+  layer.string_field(1, "empty");
+  layer.string_field(2, "Convolution");
+  layer.bytes_field(7, testing::caffe_blob({int64_t(1) << 62, 0, int64_t(1) << 62}, {}, false, true));
+  net.bytes_field(100, layer.b);
+  const Tensor w = read(net.b).at("empty.weight");
+  EXPECT_EQ(w.numel(), 0);
+  EXPECT_EQ(w.shape(), (Shape{int64_t(1) << 62, 0, int64_t(1) << 62}));
+}
+
 TEST(Caffe, TruncationsAreErrorsOrFewerLayersNeverACrash) {
   // Protobuf has no end marker: a prefix that ends exactly between two top-level layers is
   // a valid, smaller net. Every other prefix must be an error.

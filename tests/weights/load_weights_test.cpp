@@ -10,6 +10,7 @@
 #include "weights/json.h"
 #include "weights/raw_dtype.h"
 #include "weights/safetensors.h"
+#include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
 
 namespace cbst::weights {
@@ -87,6 +88,20 @@ TEST(TensorMap, KeepsOrderRejectsDuplicatesAndSuggestsNames) {
   EXPECT_EQ(m.take("b").numel(), 3);
   EXPECT_EQ(m.size(), 1u);
   EXPECT_TRUE(m.contains("backbone.conv1.weight"));
+}
+
+// `cbst: error: stoll` was all a non-numeric checkpoint field produced.
+TEST(TensorMap, NonNumericMetadataIsAnErrorNamingTheFileKeyAndValue) {
+  TensorMap m;
+  m.source = "runs/x/checkpoints/latest.safetensors";
+  m.metadata = {{"round", "3"}, {"epoch", "two"}, {"step", "12abc"}, {"seed", "-1"}, {"huge", "99999999999999999999"}};
+  EXPECT_EQ(m.metadata_int("round", -1), 3);
+  EXPECT_EQ(m.metadata_int("absent", -1), -1);
+  const std::string e = ::cbst::testing::error_of([&] { m.metadata_int("epoch", 0); });
+  EXPECT_NE(e.find("runs/x/checkpoints/latest.safetensors: metadata 'epoch' is 'two', not an integer"), std::string::npos) << e;
+  EXPECT_NE(::cbst::testing::error_of([&] { m.metadata_int("step", 0); }).find("'12abc'"), std::string::npos);
+  EXPECT_NE(::cbst::testing::error_of([&] { m.metadata_u64("seed", 0); }).find("non-negative"), std::string::npos);
+  EXPECT_NE(::cbst::testing::error_of([&] { m.metadata_int("huge", 0); }).find("in range"), std::string::npos);
 }
 
 TEST(Json, ParsesAndRejects) {

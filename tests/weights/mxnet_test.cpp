@@ -73,6 +73,12 @@ TEST(Mxnet, V3ScalarsAndNoneArrays) {
   EXPECT_EQ(m.at("arg:s").item<float>(), 3.5f);
 }
 
+TEST(Mxnet, EmptyArraysWithHugeDimensionsLoadEmpty) {
+  const Tensor t = read(testing::make_mxnet({{"arg:e", 0, {0, int64_t(1) << 62, int64_t(1) << 62}, {}}}, 2)).at("arg:e");
+  EXPECT_EQ(t.numel(), 0);
+  EXPECT_EQ(t.shape(), (Shape{0, int64_t(1) << 62, int64_t(1) << 62}));
+}
+
 TEST(Mxnet, EveryTruncationOfEveryVersionIsAnError) {
   for (int version : {0, 1, 2, 3}) {
     const Bytes file = testing::make_mxnet(resnet_like(), version);

@@ -117,12 +117,80 @@ TEST(Pickle, StructuralCorruptionIsAnError) {
   EXPECT_NE(error_of({0x80, 0x02, ')', 'N', 'b', '.'}).find("BUILD on a tuple"), std::string::npos);
 }
 
-TEST(Pickle, SelfReferencingListDoesNotHang) {
+TEST(Pickle, ReferenceCyclesAreRefused) {
   // ] q0 h0 a . : a list that contains itself.
-  const PyRef l = run({0x80, 0x02, ']', 'q', 0, 'h', 0, 'a', '.'});
-  ASSERT_EQ(l->items.size(), 1u);
-  EXPECT_EQ(l->items[0].get(), l.get());
-  l->items.clear();  // break the cycle so the test does not leak
+  EXPECT_NE(error_of({0x80, 0x02, ']', 'q', 0, 'h', 0, 'a', '.'}).find("contains itself"), std::string::npos);
+  // L0 = [], L1 = [L0], then L0.append(L1): L0 already sits inside L1.
+  const std::string e = error_of({0x80, 0x02, ']', 'q', 0, ']', 'q', 1, 'h', 0, 'a', 'h', 0, 'h', 1, 'a', '.'});
+  EXPECT_NE(e.find("APPEND on a list that already sits inside another container"), std::string::npos) << e;
+}
+
+// Before the fix the machine built these nests and then overflowed the stack destroying
+// them, one shared_ptr destructor per level.
+TEST(Pickle, AMillionNestedTuplesAreRefusedWhileBuilding) {
+  Bytes b{0x80, 0x02, 'N'};
+  b.insert(b.end(), 1'000'000, 0x85);  // TUPLE1
+  b.push_back('.');
+  const std::string e = error_of(b);
+  EXPECT_NE(e.find("nested deeper than 100 levels"), std::string::npos) << e;
+  EXPECT_NE(e.find("opcode at byte 102"), std::string::npos) << "the 100th TUPLE1 would make level 101: " << e;
+}
+
+TEST(Pickle, ADeeplyNestedDictIsRefusedWhileBuilding) {
+  Bytes b{0x80, 0x02, '}'};
+  for (int i = 0; i < 200'000; ++i) b.insert(b.end(), {'N', '}'});
+  b.insert(b.end(), 200'000, 's');  // SETITEM: each dict goes into the one below it
+  b.push_back('.');
+  EXPECT_NE(error_of(b).find("nested deeper than 100 levels"), std::string::npos);
+}
+
+TEST(Pickle, NestingWithinTheLimitStillLoadsAndIsDestroyed) {
+  Bytes b{0x80, 0x02, 'N'};
+  b.insert(b.end(), 99, 0x85);
+  b.push_back('.');
+  PyRef o = run(b);
+  int depth = 0;
+  for (const PyObject* p = o.get(); p->kind == PyObject::Kind::tuple; p = p->items.at(0).get()) ++depth;
+  EXPECT_EQ(depth, 99);
+}
+
+// torch.Size(x) copies x's items: 50k memo references, copied over and over from a few
+// bytes each, used to take gigabytes. Slots are now counted against the input's size.
+TEST(Pickle, CopyingABigTupleRepeatedlyHitsTheBudgetOfTheInputSize) {
+  PickleWriter p;
+  p.proto();
+  p.op('N');
+  p.put();  // memo 0: None
+  p.op(']');
+  p.mark();
+  for (int i = 0; i < 50'000; ++i) p.get(0);
+  p.op('e');
+  p.put();  // memo 1: [None] * 50000
+  p.mark();  // all copies stay on the stack
+  p.global("torch", "Size");  // memo 2
+  for (int i = 0; i < 2000; ++i) {
+    p.get(2);
+    p.get(1);
+    p.op(0x85);
+    p.op('R');
+  }
+  p.tuple();
+  p.stop();
+  const std::string e = error_of(p.w.b);
+  EXPECT_NE(e.find("container slots, memo entries and marks"), std::string::npos) << e;
+}
+
+TEST(Pickle, RefusedNamesAreEscapedSoANulCannotCutTheMessage) {
+  const std::string e = error_of(malicious(std::string("os\0evil", 7), "system"));
+  EXPECT_NE(e.find("refused pickle global 'os\\x00evil.system'"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\0'), std::string::npos);
+  PickleWriter p;  // STACK_GLOBAL takes names of any length from the stack
+  p.proto();
+  p.str("os");
+  p.str(std::string(10'000, 'a'));
+  p.op(0x93);
+  p.stop();
+  EXPECT_LT(error_of(p.w.b).size(), 1000u) << "names are cut to 80 bytes";
 }
 
 TEST(Pickle, EveryTruncationOfAStateDictIsAnError) {

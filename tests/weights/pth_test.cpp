@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <new>
+
 #include "weights/load_weights.h"
 #include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
@@ -230,6 +232,28 @@ TEST(PthLegacy, StorageViewsSelectElementsOfTheRootStorage) {
   EXPECT_EQ(read(file).at("v").to_vector<float>(), (std::vector<float>{3.f, 4.f}));
 }
 
+// The legacy pickles are parsed an opcode at a time; through an unbuffered file source that
+// was one pread per byte (50 MB of MARKs took minutes).
+class CountingSource : public MemorySource {
+ public:
+  using MemorySource::MemorySource;
+  mutable int reads = 0;
+
+ protected:
+  void read_unchecked(uint64_t offset, void* dst, uint64_t n) const override {
+    ++reads;
+    MemorySource::read_unchecked(offset, dst, n);
+  }
+};
+
+TEST(PthLegacy, PicklesAreReadThroughAReadAheadWindow) {
+  const Bytes file = small_legacy();
+  CountingSource src(file, "test.pth");
+  expect_small_state_dict(load_weights(src));
+  EXPECT_GT(file.size(), 500u);
+  EXPECT_LE(src.reads, 10) << "a " << file.size() << "-byte file needs a handful of reads, not one per opcode";
+}
+
 TEST(PthHostile, EveryTruncationIsAnError) {
   for (const Bytes& file : {small_zip(), small_legacy()}) {
     const size_t errors = testing::count_prefix_errors(file, [](const ByteSource& s) { load_weights(s); });
@@ -281,6 +305,54 @@ TEST(PthHostile, ViewsPastTheirStorageAreRejected) {
   EXPECT_NE(error_of(with(negative, 16)).find("negative dimension"), std::string::npos);
   EXPECT_NE(error_of(testing::make_pth_zip(testing::state_dict_pickle({base}, false), {})).find("missing"),
             std::string::npos);
+}
+
+// A zero-stride view of 2^62 + 1 elements passed the bounds check (it reaches only element
+// 0) and its byte count wrapped to 4, so the gather wrote past a 4-byte buffer.
+TEST(PthHostile, ZeroStrideViewsCannotWrapOrBlowUpTheAllocation) {
+  auto with = [](const Shape& size, const Shape& stride) {
+    const PickledTensor t{.name = "w", .key = "0", .storage_numel = 1, .size = size, .stride = stride};
+    return testing::make_pth_zip(testing::state_dict_pickle({t}, false), {{"0", testing::to_bytes(std::vector<float>{7.f})}});
+  };
+  std::string e = error_of(with({(int64_t(1) << 62) + 1}, {0}));
+  EXPECT_NE(e.find("repeats a storage of 1 elements more than 16-fold"), std::string::npos) << e;
+  EXPECT_NE(e.find("test.pth"), std::string::npos) << e;
+  e = error_of(with({int64_t(1) << 20, int64_t(1) << 20}, {0, 0}));
+  EXPECT_NE(e.find("repeats a storage"), std::string::npos) << "one float as 2^40: " << e;
+  // Small broadcast views, as PyTorch can save them, still load.
+  const Tensor t = read(with({4, 3}, {0, 0})).at("w");
+  EXPECT_EQ(t.to_vector<float>(), std::vector<float>(12, 7.f));
+}
+
+// Zero-size tensors with huge other dimensions are valid and empty (their strides used to
+// overflow int64, which is undefined behaviour).
+TEST(PthHostile, EmptyTensorsWithHugeDimensionsLoadEmpty) {
+  const PickledTensor t{.name = "w", .key = "0", .storage_numel = 0, .size = {int64_t(1) << 62, int64_t(1) << 62, 0},
+                        .stride = {0, 0, 1}};
+  const Tensor w = read(testing::make_pth_zip(testing::state_dict_pickle({t}, false), {{"0", {}}})).at("w");
+  EXPECT_EQ(w.numel(), 0);
+  EXPECT_EQ(w.shape(), (Shape{int64_t(1) << 62, int64_t(1) << 62, 0}));
+}
+
+// A source that fails every allocation-sized read as the allocator would.
+class OutOfMemorySource : public MemorySource {
+ public:
+  using MemorySource::MemorySource;
+
+ protected:
+  void read_unchecked(uint64_t offset, void* dst, uint64_t n) const override {
+    if (offset > 200) throw std::bad_alloc();
+    MemorySource::read_unchecked(offset, dst, n);
+  }
+};
+
+TEST(PthHostile, OutOfMemoryNamesTheFileAndTheFormat) {
+  const Bytes file = small_legacy();
+  OutOfMemorySource src(file, "big.pth");
+  const std::string e = ::cbst::testing::error_of([&] { load_weights(src); });
+  EXPECT_NE(e.find("big.pth: "), std::string::npos) << e;
+  EXPECT_NE(e.find("out of memory"), std::string::npos) << e;
+  EXPECT_NE(e.find("pytorch-legacy"), std::string::npos) << e;
 }
 
 TEST(PthHostile, MaliciousGlobalInsideAZipIsRefusedByName) {

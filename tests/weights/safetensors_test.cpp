@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "weights/load_weights.h"
 #include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
@@ -109,6 +112,39 @@ TEST(Safetensors, AtomicWriteLeavesOnlyTheFinalFile) {
   std::filesystem::remove_all(dir);
 }
 
+// The writer renamed over whatever was there: a symbolic link was replaced by a file and a
+// FIFO became a regular file. Links are now followed; other non-regular files refused.
+TEST(Safetensors, AtomicWriteFollowsLinksAndRefusesFifosAndFolders) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("cbst_st_links_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "real");
+  const fs::path target = dir / "real" / "ckpt.safetensors";
+  { std::ofstream(target) << "old"; }
+  fs::create_symlink("real/ckpt.safetensors", dir / "latest.safetensors");
+  save_checkpoint((dir / "latest.safetensors").string(), every_dtype());
+  EXPECT_TRUE(fs::is_symlink(dir / "latest.safetensors")) << "the link stays a link";
+  expect_same(every_dtype(), load_checkpoint(target.string()));
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir / "real")) ++files;
+  EXPECT_EQ(files, 1u) << "no temporary is left beside the target";
+
+  const fs::path fifo = dir / "pipe.safetensors";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  std::string e = ::cbst::testing::error_of([&] { save_checkpoint(fifo.string(), every_dtype()); });
+  EXPECT_NE(e.find("pipe.safetensors"), std::string::npos) << e;
+  EXPECT_NE(e.find("it is a FIFO"), std::string::npos) << e;
+  EXPECT_TRUE(fs::is_fifo(fifo)) << "the FIFO is left alone";
+  fs::create_symlink("pipe.safetensors", dir / "to_pipe.safetensors");
+  e = ::cbst::testing::error_of([&] { save_checkpoint((dir / "to_pipe.safetensors").string(), every_dtype()); });
+  EXPECT_NE(e.find("a FIFO"), std::string::npos) << e;
+  e = ::cbst::testing::error_of([&] { save_checkpoint((dir / "real").string(), every_dtype()); });
+  EXPECT_NE(e.find("it is a folder"), std::string::npos) << e;
+  e = ::cbst::testing::error_of([&] { load_weights(fifo.string()); });
+  EXPECT_NE(e.find("not a regular file"), std::string::npos) << "reading a FIFO fails at once: " << e;
+  fs::remove_all(dir);
+}
+
 TEST(Safetensors, WriteIntoMissingFolderFailsWithoutLeavingFiles) {
   EXPECT_THROW(write_safetensors("/nonexistent_cbst_dir/x.safetensors", every_dtype()), Error);
 }
@@ -186,6 +222,27 @@ TEST(Safetensors, RejectsMalformedHeaders) {
   EXPECT_NE(err("{\"__metadata__\":{\"k\":1}}", 0).find("not a string"), std::string::npos);
   EXPECT_NE(err("[1,2]", 0).find("not an object"), std::string::npos);
   EXPECT_NE(err(std::string(200, '[') + std::string(200, ']'), 0).find("nesting"), std::string::npos);
+}
+
+// A zero dimension makes a tensor empty whatever its other dimensions; computing their
+// product or strides used to overflow int64 (undefined behaviour; UBSan reports it).
+TEST(Safetensors, EmptyTensorsWithHugeDimensionsLoadEmpty) {
+  const std::string big = std::to_string(int64_t(1) << 62);
+  for (const std::string& shape : {"[0," + big + "," + big + "]", "[" + big + "," + big + ",0]"}) {
+    const TensorMap m = read(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":[0,0]}}", 0));
+    EXPECT_EQ(m.at("a").numel(), 0) << shape;
+    EXPECT_EQ(m.at("a").shape()[1], int64_t(1) << 62) << shape;
+  }
+}
+
+// "[0,0,0,...]" costs two header bytes per value and ~90 bytes of parsed value: a 98 MB
+// header took more than 4 GB. The value count is capped.
+TEST(Safetensors, AHeaderOfMillionsOfTinyValuesIsRefused) {
+  std::string header = "{\"a\":[";
+  for (int i = 0; i < (1 << 21) + 10; ++i) header += "0,";
+  header += "0]}";
+  const std::string e = error_of(with_header(header, 0));
+  EXPECT_NE(e.find("more than 2097152 values"), std::string::npos) << e.substr(0, 300);
 }
 
 TEST(Safetensors, EveryTruncationIsAnErrorNeverACrash) {

@@ -18,11 +18,20 @@ Inputs: random images in [-2, 2], random labels with about 10% 255. Peak memory 
 torch.cuda.max_memory_allocated over the timed steps (reset after the warm-up), the same
 quantity as cbst's allocator high-water mark.
 
-Run only on a GPU host with PyTorch (never by the project's build or tests):
+  small-fcn              three stages of two 3×3 conv (no bias)–BN–ReLU, 2×2 ceil-mode max
+                         pools after the first two, dilations 2 and 4 in the third,
+                         dropout 0.1, 1×1 classifier, logits upsampled bilinearly to the input.
+--mode infer times the forward alone in eval mode under torch.no_grad() (as `cbst bench
+train-step --mode infer`). --threads sets torch.set_num_threads (CPU runs).
+
+Run with PyTorch installed (a developer tool: never by the project's build or tests):
   python3 tools/bench/train_step_torch.py --model fcn8s-vgg16 --size 500 --batch 1 [--json out.json]
   python3 tools/bench/train_step_torch.py --model resnet38 --size 500 --batch 2
-It prints the parameter counts and checks them against cbst's (FCN8s 134,260,544 + 4867·C +
-288·C², ResNet-38 trunk 105,070,912), so the two programs time the same network.
+  python3 tools/bench/train_step_torch.py --device cpu --threads 2 --model fcn8s-vgg16 --size 128
+tools/bench/compare_cpu.sh runs both programs side by side on the CPU. It prints the parameter
+counts and checks them against cbst's (FCN8s 134,260,544 + 4867·C + 288·C², ResNet-38 trunk
+105,070,912; others against --expect-parameters), so the two programs time the same network.
+A model without a twin here is refused: add its class to MODELS below.
 """
 import argparse
 import json
@@ -204,13 +213,52 @@ class ResNet38(nn.Module):
                    if not n.startswith(("conv6a", "classifier")))
 
 
+# ------------------------------------------------------------------------------ small-fcn
+
+class SmallFCN(nn.Module):
+    """models/small_fcn.cpp at width 16."""
+    UNITS = [("conv1_1", 0, 1, 1), ("conv1_2", 1, 1, 1), ("conv2_1", 1, 2, 1),
+             ("conv2_2", 2, 2, 1), ("conv3_1", 2, 4, 2), ("conv3_2", 4, 4, 4)]
+
+    def __init__(self, num_classes, width=16):
+        super().__init__()
+        self.convs, self.bns = nn.ModuleList(), nn.ModuleList()
+        for _, cin, cout, dil in self.UNITS:
+            cin = 3 if cin == 0 else cin * width
+            self.convs.append(nn.Conv2d(cin, cout * width, 3, padding=dil, dilation=dil, bias=False))
+            self.bns.append(nn.BatchNorm2d(cout * width))
+            nn.init.kaiming_normal_(self.convs[-1].weight, nonlinearity="relu")
+        self.drop = nn.Dropout(0.1)
+        self.classifier = nn.Conv2d(4 * width, num_classes, 1)
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, x):
+        h = x
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            h = F.relu(bn(conv(h)))
+            if i in (1, 3):
+                h = F.max_pool2d(h, 2, stride=2, ceil_mode=True)
+        h = self.classifier(self.drop(h))
+        return F.interpolate(h, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+    def trunk_parameter_count(self):
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("classifier"))
+
+
+# The PyTorch twins, by cbst's registered model name (models/segmentation_model.cpp). A model
+# missing here (small-deeplabv3plus, until someone writes its twin) is refused by name.
+MODELS = {"fcn8s-vgg16": FCN8sVGG16, "resnet38": ResNet38, "small-fcn": SmallFCN}
+
 # ------------------------------------------------------------------------------ benchmark
 
 def expected_counts(model_name, c):
-    """cbst's counts (tests/models/models_test.cpp): (total, trunk)."""
+    """cbst's counts (tests/models/models_test.cpp): (total, trunk); None when not known here."""
     if model_name == "fcn8s-vgg16":
         return 134260544 + 4867 * c + 288 * c * c, 134260544
-    return 105070912 + 4096 * 512 * 9 + 512 + 512 * c * 9 + c, 105070912
+    if model_name == "resnet38":
+        return 105070912 + 4096 * 512 * 9 + 512 + 512 * c * 9 + c, 105070912
+    return None
 
 
 def sgd(model, lr):
@@ -226,7 +274,12 @@ def sgd(model, lr):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=["fcn8s-vgg16", "resnet38"], default="fcn8s-vgg16")
+    ap.add_argument("--model", default="fcn8s-vgg16", help="one of: " + ", ".join(MODELS))
+    ap.add_argument("--mode", choices=["train", "infer"], default="train",
+                    help="train: the SGD step; infer: forward in eval mode under no_grad")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
+    ap.add_argument("--expect-parameters", type=int, default=0,
+                    help="cbst's parameter count, for models whose count is not built in")
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
@@ -236,22 +289,36 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
+    if a.model not in MODELS:
+        raise SystemExit("train_step_torch.py: error: no PyTorch twin of model '%s' (have: %s); add its "
+                         "class to MODELS in tools/bench/train_step_torch.py" % (a.model, ", ".join(MODELS)))
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
 
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(1)
     dev = torch.device(a.device)
-    model = FCN8sVGG16(a.classes) if a.model == "fcn8s-vgg16" else ResNet38(a.classes)
+    model = MODELS[a.model](a.classes)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     trunk = model.trunk_parameter_count()
-    want_total, want_trunk = expected_counts(a.model, a.classes)
-    counts_match = total == want_total and trunk == want_trunk
-    print("parameters: %d (%d trainable), trunk %d; cbst: %d, trunk %d: %s"
-          % (total, trainable, trunk, want_total, want_trunk, "equal" if counts_match else "DIFFERENT"))
+    expected = expected_counts(a.model, a.classes)
+    if expected is not None:
+        want_total, want_trunk = expected
+        counts_match = total == want_total and trunk == want_trunk
+        print("parameters: %d (%d trainable), trunk %d; cbst: %d, trunk %d: %s"
+              % (total, trainable, trunk, want_total, want_trunk, "equal" if counts_match else "DIFFERENT"))
+    else:
+        counts_match = a.expect_parameters == 0 or total == a.expect_parameters
+        print("parameters: %d (%d trainable); cbst: %s: %s"
+              % (total, trainable, a.expect_parameters or "not given",
+                 "equal" if counts_match else "DIFFERENT"))
 
     model.to(dev).train()
     if a.model == "resnet38":
         model.freeze_batch_norm()
+    if a.mode == "infer":
+        model.eval()
     opt = sgd(model, a.lr)
     g = torch.Generator().manual_seed(7)
     images = (torch.rand(a.batch, 3, a.size, a.size, generator=g) * 4 - 2).to(dev)
@@ -259,13 +326,19 @@ def main():
     labels[torch.rand(labels.shape, generator=g) < 0.1] = 255
     labels = labels.to(dev)
 
-    def step():
+    def infer_step():
+        with torch.no_grad():
+            return model(images).float().mean().item()
+
+    def train_step():
         opt.zero_grad(set_to_none=False)
         loss = F.cross_entropy(model(images), labels, ignore_index=255)
         value = loss.item()
         loss.backward()
         opt.step()
         return value
+
+    step = train_step if a.mode == "train" else infer_step
 
     def sync():
         if dev.type == "cuda":
@@ -290,8 +363,9 @@ def main():
     ips = a.batch * a.steps / seconds
 
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    print("train step (PyTorch %s): %s, input %dx%d, batch %d, %d classes, %s, cudnn.benchmark on, "
-          "TF32 conv %s / matmul %s" % (torch.__version__, a.model, a.size, a.size, a.batch, a.classes, name,
+    print("%s (PyTorch %s): %s, input %dx%d, batch %d, %d classes, %s, %d threads, cudnn.benchmark on, "
+          "TF32 conv %s / matmul %s" % ("train step" if a.mode == "train" else "inference", torch.__version__,
+                                        a.model, a.size, a.size, a.batch, a.classes, name, torch.get_num_threads(),
                                         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
     print("%-12s %6s %6s %6s %6s %10s %10s %12s %17s"
           % ("model", "device", "size", "batch", "steps", "ms/step", "images/s", "peak MiB", "loss first/last"))
@@ -299,7 +373,8 @@ def main():
           % (a.model, dev.type, a.size, a.batch, a.steps, ms, ips, peak / 2**20, first, last))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"benchmark": "train-step", "implementation": "pytorch", "torch": torch.__version__,
+            json.dump({"benchmark": "train-step", "mode": a.mode, "implementation": "pytorch",
+                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                        "model": a.model, "device": dev.type, "device_name": name, "size": a.size,
                        "batch": a.batch, "classes": a.classes, "steps": a.steps, "warmup": a.warmup,
                        "cudnn_benchmark": True, "tf32_conv": torch.backends.cudnn.allow_tf32,

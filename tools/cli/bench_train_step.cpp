@@ -9,16 +9,23 @@
 // random (N, 3, S, S) images in [-2, 2] and random labels of which about 1 in 10 is 255;
 // the model is randomly initialised (timing does not depend on the weights' values).
 //
+// --mode infer times inference instead: the forward alone in eval mode under NoGradGuard
+// (dropout off, batch norm on running statistics), as tools/bench/train_step_torch.py
+// --mode infer does; its "loss" column is the mean logit, a check that the forward ran.
+//
 // Before timing, the first step's loss must be finite. Then --warmup steps (algorithm
 // choice, workspaces, momentum buffers), then --steps timed steps (device synchronised at
 // both ends). Peak memory covers the timed steps only: CUDA, the allocator's high-water
 // mark of live tensors after cuda_reset_peak_memory (as torch.cuda.max_memory_allocated
 // after reset_peak_memory_stats); CPU, the process's peak resident set (VmHWM of
 // /proc/self/status, reset through /proc/self/clear_refs when the kernel allows it).
+#include <omp.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -26,7 +33,9 @@
 
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
+#include "engine/ops.h"
 #include "engine/random.h"
+#include "engine/storage.h"
 #include "layers/softmax_cross_entropy.h"
 #include "models/segmentation_model.h"
 #include "selftrain/training_setup.h"
@@ -37,6 +46,7 @@ namespace {
 
 struct TrainStepOptions {
   std::string model = "fcn8s-vgg16";
+  std::string mode = "train";  // or "infer"
   std::string device;  // empty: cuda when available, else cpu
   int64_t size = 0;    // 0: 500 on cuda, 128 on cpu
   int64_t batch = 1;
@@ -54,7 +64,14 @@ struct TrainStepResult {
   std::string peak_kind;
   double first_loss = 0, last_loss = 0;
   int64_t parameters = 0, trainable = 0;
+  CpuCacheStats cache_before, cache_after;  // CPU block cache around the timed steps
 };
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -105,7 +122,14 @@ TrainStepResult run_steps(const TrainStepOptions& o, Device d) {
   Generator gen(7);
   const Tensor images = rand_uniform({o.batch, 3, o.size, o.size}, -2, 2, DType::f32, Device::cpu(), &gen).to(d);
   const Tensor labels = random_labels(o.batch, o.size, o.size, o.classes, gen).to(d);
+  const bool infer = o.mode == "infer";
+  if (infer) model->eval();
+  auto infer_step = [&] {
+    NoGradGuard no_grad;
+    return double(mean(model->forward(images)).item<float>());
+  };
   auto step = [&] {
+    if (infer) return infer_step();
     optimizer.zero_grad();
     const Tensor loss = softmax_cross_entropy(model->forward(images), labels);
     const double l = loss.item<float>();
@@ -126,10 +150,12 @@ TrainStepResult run_steps(const TrainStepOptions& o, Device d) {
     r.peak_kind = reset_peak_rss() ? "rss" : "rss since start";
   }
   if (d.is_cuda()) cuda_synchronize(d.index);
+  r.cache_before = cpu_cache_stats();
   const double t0 = now_s();
   for (int i = 0; i < o.steps; ++i) r.last_loss = step();
   if (d.is_cuda()) cuda_synchronize(d.index);
   const double seconds = now_s() - t0;
+  r.cache_after = cpu_cache_stats();
   r.ms_per_step = seconds * 1e3 / o.steps;
   r.images_per_s = double(o.batch * o.steps) / seconds;
   r.peak_bytes = d.is_cuda() ? double(cuda_memory_stats(d.index).peak_allocated) : peak_rss_bytes();
@@ -148,10 +174,11 @@ void run(TrainStepOptions o) {
 
   const TrainStepResult r = run_steps(o, d);
   const double mib = r.peak_bytes / (1024.0 * 1024.0);
-  std::printf("train step: %s, input %lldx%lld, batch %lld, %lld classes, %s%s\n", o.model.c_str(),
+  std::printf("%s: %s, input %lldx%lld, batch %lld, %lld classes, %s%s, %d threads\n",
+              o.mode == "infer" ? "inference" : "train step", o.model.c_str(),
               (long long)o.size, (long long)o.size, (long long)o.batch, (long long)o.classes,
               d.is_cuda() ? cuda_device_name(d.index).c_str() : "cpu",
-              d.is_cuda() ? (tf32_enabled() ? ", TF32 on" : ", TF32 off") : "");
+              d.is_cuda() ? (tf32_enabled() ? ", TF32 on" : ", TF32 off") : "", omp_get_max_threads());
   if (reduced) std::printf("note: cpu run at the reduced size 128 (the GPU benchmark uses 500); set --size\n");
   std::printf("parameters: %lld (%lld trainable)%s\n", (long long)r.parameters, (long long)r.trainable,
               o.model == "resnet38" ? ", batch norm frozen" : "");
@@ -166,7 +193,8 @@ void run(TrainStepOptions o) {
   if (!o.json.empty()) {
     std::ofstream f(o.json);
     CBST_CHECK(f.good(), "bench train-step: cannot write ", o.json);
-    f << "{\"benchmark\": \"train-step\", \"implementation\": \"cbst\", \"model\": \"" << o.model
+    f << "{\"benchmark\": \"train-step\", \"mode\": \"" << o.mode << "\", \"implementation\": \"cbst\", \"threads\": "
+      << omp_get_max_threads() << ", \"model\": \"" << o.model
       << "\", \"device\": \"" << (d.is_cuda() ? "cuda" : "cpu") << "\", \"device_name\": \""
       << (d.is_cuda() ? cuda_device_name(d.index) : std::string("cpu")) << "\", \"size\": " << o.size
       << ", \"batch\": " << o.batch << ", \"classes\": " << o.classes << ", \"steps\": " << o.steps
@@ -174,8 +202,12 @@ void run(TrainStepOptions o) {
       << ", \"parameters\": " << r.parameters << ", \"trainable_parameters\": " << r.trainable
       << ", \"ms_per_step\": " << r.ms_per_step << ", \"images_per_s\": " << r.images_per_s
       << ", \"peak_memory_bytes\": " << static_cast<long long>(r.peak_bytes) << ", \"peak_memory_kind\": \""
-      << r.peak_kind << "\", \"first_loss\": " << r.first_loss << ", \"last_loss\": " << r.last_loss << "}\n";
+      << r.peak_kind << "\", \"first_loss\": " << std::setprecision(9) << r.first_loss << ", \"last_loss\": " << r.last_loss << "}\n";
   }
+  if (!d.is_cuda())
+    std::printf("cpu block cache over the timed steps: %lld hits, %lld misses, %.0f MiB cached at the end\n",
+                (long long)(r.cache_after.hits - r.cache_before.hits),
+                (long long)(r.cache_after.misses - r.cache_before.misses), double(r.cache_after.cached_bytes) / (1 << 20));
   // Random weights without ImageNet statistics can diverge; the steps timed are still the
   // steps that ship (the first one was checked), so this is a note, not an error.
   if (!std::isfinite(r.last_loss))
@@ -186,7 +218,9 @@ cli::Command reg({.parent = "bench", .name = "train-step",
                   .help = "images/s and peak memory of one SGD training step of a model"},
                  [](CLI::App& cmd) {
                    auto o = std::make_shared<TrainStepOptions>();
-                   cmd.add_option("--model", o->model, "fcn8s-vgg16, resnet38 or small-fcn")->capture_default_str();
+                   cmd.add_option("--model", o->model, "a registered model: " + join_names(model_names()))->capture_default_str();
+                   cmd.add_option("--mode", o->mode, "train: the SGD step; infer: forward in eval mode, no grad")
+                       ->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
                    cmd.add_option("--device", o->device, "cpu, cuda or cuda:N (default: cuda when available)");
                    cmd.add_option("--size", o->size, "input size S×S (default 500 cuda, 128 cpu)")
                        ->check(CLI::Range(32, 4096));

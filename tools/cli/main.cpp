@@ -1,9 +1,11 @@
 // cbst: class-balanced self-training for semantic segmentation.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <cstring>
 #include <map>
 
 #include "engine/check.h"
@@ -43,6 +45,9 @@ int main(int argc, char** argv) {
   // Every option can also come from a TOML file: `cbst --config run.toml adapt ...`, with
   // the subcommand's options under [adapt] (as the run folder's config.toml holds them).
   app.set_config("--config", "", "read options from a TOML file");
+  // A misspelt key or section in a config file is an error, not silently ignored
+  // (subcommands inherit this when they are added below).
+  app.allow_config_extras(CLI::config_extras_mode::error);
 
   std::map<std::string, CLI::App*> groups;
   auto group = [&](const std::string& parent) -> CLI::App& {
@@ -60,16 +65,23 @@ int main(int argc, char** argv) {
     cmd.setup(*sub);
   }
 
+  int rc = 0;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    rc = app.exit(e);
   } catch (const cbst::Error& e) {
     std::fprintf(stderr, "cbst: error: %s\n", e.what());
-    return 1;
+    rc = 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cbst: error: %s\n", e.what());
-    return 1;
+    rc = 1;
   }
-  return 0;
+  // Tables and JSON on stdout are results: a full disk or a closed pipe must not exit 0.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "cbst: error: writing to standard output failed: %s; is the disk full?\n",
+                 std::strerror(errno));
+    return rc ? rc : 1;
+  }
+  return rc;
 }

@@ -25,7 +25,7 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cmd.add_flag("--resume", c->resume, "continue the run in --run after its last epoch");
                    cmd.callback([c, f, &cmd] {
                      cli::finish_training_options(c->train, *f, c->inference);
-                     c->config_text = cmd.config_to_str(true, false);
+                     c->config_text = "[train]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads
                      run_supervised(*c);
                    });
                  });

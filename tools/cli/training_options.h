@@ -26,7 +26,8 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
                o.max_scale >= o.min_scale;
       }, "random scale MIN,MAX (default 0.7,1.3)");
   cmd.add_flag("!--no-flip", o.flip, "no random horizontal flips");
-  cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)");
+  cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)")
+      ->check(CLI::Range(0, 16384));
   cmd.add_option("--color-jitter", f.color_jitter,
                  "photometric jitter of the labelled source images: B,C,S,H (brightness, contrast, saturation, "
                  "hue as torchvision's ColorJitter) or one number for B=C=S; 0: off")->capture_default_str();

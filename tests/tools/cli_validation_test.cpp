@@ -1,0 +1,75 @@
+// Options and config files that used to be accepted silently, and output errors that used
+// to exit 0 (issue 11, defects 9 and 10).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/tools/cli_runner.h"
+
+namespace cbst {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_cbst;
+
+class CliValidation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("cbst_cli_validation_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
+  void write(const std::string& rel, const std::string& text) const { std::ofstream(path(rel)) << text; }
+  // Options that reach validation without touching a dataset.
+  std::string adapt_base() const {
+    return "adapt --source gta5=" + path("none") + " --target cityscapes=" + path("none") + " --run " + path("run");
+  }
+  fs::path dir_;
+};
+
+TEST_F(CliValidation, NonsenseOptionValuesAreRefusedByName) {
+  auto r = run_cbst("train --data gta5=" + path("none") + " --run " + path("run") + " --resize=-10", path("a.log"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--resize: Value -10 not in range"), std::string::npos) << r.output;
+  r = run_cbst(adapt_base() + " --lr-decay 0", path("b.log"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--lr-decay: must be > 0"), std::string::npos) << r.output;
+  r = run_cbst(adapt_base() + " --portion 0.6,0.05,0.5", path("c.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("portion schedule '0.6,0.05,0.5'"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(".cpp:"), std::string::npos) << "no source locations: " << r.output;
+  EXPECT_FALSE(fs::exists(path("run"))) << "refused before the run folder is made";
+}
+
+TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {
+  write("typo.toml", "[adapt]\nportoin = \"0.2,0.05,0.5\"\n");
+  auto r = run_cbst("--config " + path("typo.toml") + " " + adapt_base(), path("a.log"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("adapt.portoin"), std::string::npos) << r.output;
+  write("section.toml", "[adpat]\nportion = \"0.2,0.05,0.5\"\n");
+  r = run_cbst("--config " + path("section.toml") + " " + adapt_base(), path("b.log"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("adpat"), std::string::npos) << r.output;
+  // A known key is read: its bad value is reported as if given on the command line.
+  write("good.toml", "[adapt]\nportion = \"0.7,0.05,0.5\"\n");
+  r = run_cbst("--config " + path("good.toml") + " " + adapt_base(), path("c.log"));
+  EXPECT_NE(r.output.find("portion schedule '0.7,0.05,0.5'"), std::string::npos) << r.output;
+}
+
+TEST_F(CliValidation, AFullStdoutIsAnError) {
+  const std::string cmd = testing::cbst_binary().string() + " --version > /dev/full 2> " + path("err.log");
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::stringstream err;
+  err << std::ifstream(path("err.log")).rdbuf();
+  EXPECT_NE(err.str().find("writing to standard output failed"), std::string::npos) << err.str();
+}
+
+}  // namespace
+}  // namespace cbst

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# CPU speed of cbst against PyTorch on this machine: train step and inference of each model
+# below, and the single layers of `cbst bench layers`, both programs back to back in one run
+# with the same thread count. Prints the table with the ratio cbst/PyTorch (below 1: cbst is
+# faster) and writes every result plus the summary as JSON into --out.
+#
+#   tools/bench/compare_cpu.sh [--cbst build-perf/tools/cbst] [--threads 2] [--steps 3]
+#                              [--out compare_cpu] [--skip-layers] [--skip-models]
+#
+# PyTorch is a developer tool here (pip install torch); the build and the tests never need it.
+# Timings on a shared machine are noisy: the load average is recorded before and after.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+cbst="build-perf/tools/cbst"
+threads=2
+steps=3
+out="compare_cpu"
+skip_layers=0
+skip_models=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --cbst) cbst="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --steps) steps="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --skip-layers) skip_layers=1; shift ;;
+    --skip-models) skip_models=1; shift ;;
+    *) echo "compare_cpu.sh: error: unknown argument '$1'; see the header of $0" >&2; exit 2 ;;
+  esac
+done
+[[ -x "$cbst" ]] || { echo "compare_cpu.sh: error: no cbst program at '$cbst'; build it or pass --cbst PATH" >&2; exit 2; }
+python3 -c 'import torch' 2>/dev/null || { echo "compare_cpu.sh: error: python3 cannot import torch; pip install torch" >&2; exit 2; }
+
+# The models: registered name, input size, batch. Adding a model is one line here (and its
+# PyTorch twin in MODELS of train_step_torch.py; until then its torch column reads n/a).
+models=(
+  "fcn8s-vgg16          128 1"
+  "resnet38             128 1"
+  "small-fcn             96 4"
+  "small-deeplabv3plus   96 4"
+)
+
+mkdir -p "$out"
+# Same threads on both sides: OpenMP and OpenBLAS for cbst, set_num_threads for PyTorch.
+export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+cut -d' ' -f1-3 /proc/loadavg > "$out/load_before.txt"
+echo "load average before: $(cat "$out/load_before.txt")"
+
+if [[ $skip_models == 0 ]]; then
+  for row in "${models[@]}"; do
+    read -r model size batch <<< "$row"
+    for mode in train infer; do
+      tag="${model}_${mode}"
+      echo "== $model $mode ${size}x${size} batch $batch"
+      "$cbst" bench train-step --device cpu --model "$model" --mode "$mode" --size "$size" --batch "$batch" \
+        --steps "$steps" --warmup 2 --json "$out/cbst_$tag.json" | tail -n 3 | head -n 2
+      params=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parameters"])' "$out/cbst_$tag.json")
+      rm -f "$out/torch_$tag.json"
+      python3 "$here/train_step_torch.py" --device cpu --threads "$threads" --model "$model" --mode "$mode" \
+        --size "$size" --batch "$batch" --steps "$steps" --warmup 2 --expect-parameters "$params" \
+        --json "$out/torch_$tag.json" 2>&1 | grep -v -i numpy | tail -n 2 || true
+    done
+  done
+fi
+
+if [[ $skip_layers == 0 ]]; then
+  echo "== layers"
+  "$cbst" bench layers --json "$out/cbst_layers.json"
+  python3 "$here/layers_torch.py" --cases "$out/cbst_layers.json" --threads "$threads" \
+    --json "$out/torch_layers.json" 2>&1 | grep -v -i numpy
+fi
+cut -d' ' -f1-3 /proc/loadavg > "$out/load_after.txt"
+
+python3 - "$out" "$threads" "${models[@]}" <<'EOF'
+import json, os, sys
+out, threads, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def load(name):
+    p = os.path.join(out, name)
+    return json.load(open(p)) if os.path.exists(p) else None
+summary = {"threads": threads, "load_before": open(os.path.join(out, "load_before.txt")).read().split(),
+           "load_after": open(os.path.join(out, "load_after.txt")).read().split(), "models": [], "layers": []}
+print("\nload average before %s, after %s; %d threads each side" %
+      (" ".join(summary["load_before"]), " ".join(summary["load_after"]), threads))
+print("%-20s %-6s %8s %12s %12s %8s" % ("model", "mode", "input", "cbst ms", "torch ms", "ratio"))
+for row in rows:
+    model, size, batch = row.split()
+    for mode in ("train", "infer"):
+        c, t = load("cbst_%s_%s.json" % (model, mode)), load("torch_%s_%s.json" % (model, mode))
+        if c is None:
+            continue
+        tm = t["ms_per_step"] if t else None
+        ratio = c["ms_per_step"] / tm if tm else None
+        summary["models"].append({"model": model, "mode": mode, "size": int(size), "batch": int(batch),
+                                  "cbst_ms": c["ms_per_step"], "torch_ms": tm, "ratio": ratio})
+        print("%-20s %-6s %8s %12.1f %12s %8s" % (model, mode, "%sx%s" % (batch, size), c["ms_per_step"],
+              "%.1f" % tm if tm else "n/a", "%.2f" % ratio if ratio else "n/a"))
+c, t = load("cbst_layers.json"), load("torch_layers.json")
+if c and t:
+    tr = {r["case"]: r for r in t["rows"]}
+    print("\n%-16s %-10s %9s %9s %6s %9s %9s %6s %6s %6s" % ("layer", "op", "cbst fwd", "torch fwd", "ratio",
+          "cbst bwd", "torch bwd", "ratio", "sgemm", "frac"))
+    for r in c["rows"]:
+        q = tr.get(r["case"])
+        if not q:
+            continue
+        fr = r["fwd_ms"] / q["fwd_ms"]
+        br = r["bwd_ms"] / q["bwd_ms"]
+        ff = r["sgemm_fwd_ms"] / r["fwd_ms"] if r["sgemm_fwd_ms"] else None
+        bf = r["sgemm_bwd_ms"] / r["bwd_ms"] if r["sgemm_bwd_ms"] else None
+        summary["layers"].append({"case": r["case"], "op": r["op"], "cbst_fwd_ms": r["fwd_ms"],
+                                  "torch_fwd_ms": q["fwd_ms"], "fwd_ratio": fr, "cbst_bwd_ms": r["bwd_ms"],
+                                  "torch_bwd_ms": q["bwd_ms"], "bwd_ratio": br, "sgemm_fraction_fwd": ff,
+                                  "sgemm_fraction_bwd": bf})
+        print("%-16s %-10s %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %6s %6s" % (r["case"], r["op"], r["fwd_ms"],
+              q["fwd_ms"], fr, r["bwd_ms"], q["bwd_ms"], br, "%.2f" % ff if ff else "-", "%.2f" % bf if bf else "-"))
+    print("(sgemm frac: OpenBLAS time of the layer's im2col GEMMs alone / cbst's layer time, fwd then bwd)")
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
+print("\nwrote %s" % os.path.join(out, "summary.json"))
+EOF
