@@ -33,6 +33,8 @@ DemoConfig demo_defaults(bool quick) {
     c.source_images = 32, c.target_train = 32, c.target_val = 16;
     c.crop = 48;
     c.source_epochs = 3, c.oracle_epochs = 3;
+    c.warmup_iters = 5;  // a tenth of the run, as the full demo's
+    c.log_every = 2;
     c.rounds = 2;
     c.panels = 2;
   }
@@ -159,6 +161,7 @@ void run_demo(const DemoConfig& cfg) {
   train.lr = cfg.lr;
   train.log_every = cfg.log_every;
   train.class_weights = cfg.class_weights;
+  train.rare_class_sampling = cfg.rare_class_sampling;
   train.workers = cfg.workers;
   train.device = cfg.device;
   train.seed = cfg.seed;
@@ -167,6 +170,7 @@ void run_demo(const DemoConfig& cfg) {
         .add("scale-range", num(cfg.min_scale) + "," + num(cfg.max_scale)).add("lr", num(lr));
     if (jitter && cfg.color_jitter.enabled()) s.add("color-jitter", cfg.color_jitter.str());
     if (cfg.class_weights != "none") s.add("class-weights", cfg.class_weights);
+    if (cfg.rare_class_sampling > 0) s.add("rare-class-sampling", num(cfg.rare_class_sampling));
     s.add("log-every", std::to_string(cfg.log_every)).add("workers", std::to_string(cfg.workers))
         .add("device", device).add("seed", seed);
   };
@@ -236,7 +240,10 @@ void run_demo(const DemoConfig& cfg) {
     StepOptions s{"adapt", {}};
     s.add("source", source).add("target", target).add("eval", eval).add("init", source_model).add("method", name);
     if (sp) s.add("prior", at("prior.safetensors"));
+    const std::string source_portion = num(cfg.source_portion.start) + "," + num(cfg.source_portion.step) + "," +
+                                       num(cfg.source_portion.max);
     s.add("rounds", std::to_string(cfg.rounds)).add("round-schedule", cfg.round_schedule).add("portion", portion)
+        .add("source-portion", source_portion)
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
     training_flags(s, cfg.adapt_lr, true);
     s.add("run", at(name));
@@ -251,6 +258,7 @@ void run_demo(const DemoConfig& cfg) {
     a.rounds = cfg.rounds;
     a.round_schedule = cfg.round_schedule;
     a.portion = cfg.portion;
+    a.source_portion = cfg.source_portion;
     a.epochs_per_round = cfg.epochs_per_round;
     a.train = train;
     a.train.lr = cfg.adapt_lr;

@@ -45,12 +45,13 @@ struct DemoConfig {
   int64_t batch = 4;
   int64_t crop = 96;  // square training crops
   double min_scale = 0.5, max_scale = 2.0;
-  double lr = 0.05;   // source-only and oracle
+  double lr = 0.1;    // source-only and oracle (peak of the poly schedule)
   int64_t warmup_iters = 50;
-  std::string class_weights = "balanced";  // every run: source-only, ST, CBST, CBST-SP, oracle
+  std::string class_weights = "none";   // every run: source-only, ST, CBST, CBST-SP, oracle
+  double rare_class_sampling = 0.5;     // every run's labelled crops (the target's are mined)
   data::ColorJitter color_jitter = {.brightness = 0.4, .contrast = 0.4, .saturation = 0.4, .hue = 0.1};
-  int64_t source_epochs = 10;
-  int64_t oracle_epochs = 10;
+  int64_t source_epochs = 15;
+  int64_t oracle_epochs = 15;
   int64_t log_every = 10;
   // Self-training (the same for ST, CBST and CBST-SP).
   double adapt_lr = 0.02;
@@ -58,6 +59,8 @@ struct DemoConfig {
   int64_t rounds = 3;
   int64_t epochs_per_round = 1;
   PortionSchedule portion = {0.2, 0.05, 0.5};
+  // The source subset mixed into each round (DESIGN §7.6): half the source set, growing.
+  PortionSchedule source_portion = {0.5, 0.1, 1.0};
   // Spatial prior grid: the image size divided by this. 1 keeps the paper's recipe exactly
   // (counts at full resolution, then the Gaussian); at our small sizes a coarser grid would
   // leave the Gaussian less than a cell wide.

@@ -72,6 +72,9 @@ cli::Command reg(
       cmd.add_option("--class-weights", g.class_weights, "cross-entropy of every run: none or balanced (default " +
                                                              full.class_weights + ")")
           ->check(CLI::IsMember({"none", "balanced"}));
+      cmd.add_option("--rare-class-sampling", g.rare_class_sampling,
+                     "probability that a labelled crop is centred on its rarest class (default " +
+                         std::to_string(full.rare_class_sampling) + ")")->check(CLI::Range(0.0, 1.0));
       cmd.add_option("--portion", f->portion, "pseudo-label portion P0,STEP,MAX (default 0.2,0.05,0.5)");
       cmd.add_option("--lr", g.lr, "learning rate of source-only and oracle (default " + std::to_string(full.lr) + ")")
           ->check(CLI::PositiveNumber);
@@ -106,6 +109,7 @@ cli::Command reg(
         take("--model", c.model, g.model);
         take("--warmup-iters", c.warmup_iters, g.warmup_iters);
         take("--class-weights", c.class_weights, g.class_weights);
+        take("--rare-class-sampling", c.rare_class_sampling, g.rare_class_sampling);
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->size.empty()) parse_size(f->size, c);
         if (!f->portion.empty()) c.portion = PortionSchedule::parse(f->portion);
