@@ -112,9 +112,10 @@ static bool decode_png_raw(PngDecodeState& st, const uint8_t* bytes, size_t size
       stored > kMaxDeflateRatio * size) {
     std::snprintf(sink.message, sizeof sink.message,
                   "refusing to decode a %dx%d image (%llu bytes) from a %zu-byte file (limits: %llu pixels, "
-                  "%llu bytes); the header is corrupt",
+                  "%llu bytes, %llu decompressed bytes per file byte); the header is corrupt",
                   st.header.width, st.header.height, (unsigned long long)total, size,
-                  (unsigned long long)kMaxPixels, (unsigned long long)kMaxDecodedBytes);
+                  (unsigned long long)kMaxPixels, (unsigned long long)kMaxDecodedBytes,
+                  (unsigned long long)kMaxDeflateRatio);
     png_destroy_read_struct(&png, &info, nullptr);
     return false;
   }

@@ -57,6 +57,7 @@ BuiltModel build_model(const std::string& name, int64_t num_classes, const std::
     return b;
   }
   const weights::TensorMap m = weights::load_weights(init);
+  m.check_finite();
   if (m.metadata.count("model") && m.metadata.count("num_classes")) {
     CBST_CHECK(m.metadata.at("model") == name, init, " holds a ", m.metadata.at("model"),
                " checkpoint but --model is ", name);

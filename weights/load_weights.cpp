@@ -114,6 +114,7 @@ TensorMap load_checkpoint(const std::string& path) {
   try {
     TensorMap map = read_safetensors(src);
     map.source = path;
+    map.check_finite();
     return map;
   } catch (const Error& e) {
     CBST_THROW(path, ": ", e.what());

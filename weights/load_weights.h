@@ -26,7 +26,7 @@ TensorMap load_weights(const ByteSource& src);
 TensorMap load_weights(const std::string& path);
 
 // The native checkpoint (safetensors, written atomically). load_checkpoint refuses other
-// formats and points at `cbst weights convert`.
+// formats and points at `cbst weights convert`, and weights that are NaN or infinite.
 void save_checkpoint(const std::string& path, const TensorMap& tensors);
 TensorMap load_checkpoint(const std::string& path);
 

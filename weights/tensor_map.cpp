@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <type_traits>
 
 #include "weights/byte_source.h"
@@ -118,6 +119,20 @@ int64_t TensorMap::metadata_int(const std::string& key, int64_t fallback) const 
 
 uint64_t TensorMap::metadata_u64(const std::string& key, uint64_t fallback) const {
   return parse_metadata_integer<uint64_t>(*this, key, fallback);
+}
+
+void TensorMap::check_finite() const {
+  for (const auto& [name, t] : entries_) {
+    if (t.dtype() != DType::f32 && t.dtype() != DType::f64) continue;
+    const Tensor c = t.device().is_cpu() ? t.contiguous() : t.to(Device::cpu()).contiguous();
+    const int64_t n = c.numel();
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = c.dtype() == DType::f32 ? double(c.data<float>()[i]) : c.data<double>()[i];
+      if (!std::isfinite(v))
+        CBST_THROW(source.empty() ? std::string("weights") : source, ": tensor '", printable(name), "' holds ", v,
+                   " at element ", i, " of ", n, "; the weights are corrupt or come from a diverged run");
+    }
+  }
 }
 
 }  // namespace cbst::weights

@@ -57,6 +57,10 @@ class TensorMap {
   // trailing characters, out of range) is an error naming the source, the key and the value.
   int64_t metadata_int(const std::string& key, int64_t fallback) const;
   uint64_t metadata_u64(const std::string& key, uint64_t fallback) const;
+  // Throws naming the source, the first tensor and element that is NaN or infinite: such
+  // weights make every prediction garbage (evaluation printed numbers, training blamed the
+  // learning rate).
+  void check_finite() const;
 
  private:
   void reindex();

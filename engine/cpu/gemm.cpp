@@ -7,7 +7,10 @@
 // cores from the OpenMP threads of the element-wise kernels that run between GEMMs (a
 // quarter of small-fcn's training step was spent yielding). Every block holds more than
 // 10⁶ multiply-adds, above OpenBLAS's small-matrix path, so each element of C is computed by
-// the same kernel with the same k order however many threads there are.
+// the same kernel with the same k order however many threads there are. (OpenBLAS's own
+// threads do not give that: CpuGemm.SplitAcrossThreadsGivesTheSameBitsAsOneThread fails for a
+// 1500×70×600 product handed to them, which is why tall products, where every thread packs
+// all of op(B) itself, are still split here.)
 //
 // The blocked kernel packs a KC×NC panel of op(B) and an MC×KC block of op(A) into
 // contiguous buffers (resolving transposes once), then a 4×16 register-blocked micro-kernel

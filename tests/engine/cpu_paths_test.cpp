@@ -29,11 +29,12 @@ std::vector<float> run_gemm(int threads, bool ta, bool tb, int64_t m, int64_t n,
   return c;
 }
 
-// Large enough to be cut into blocks (by columns when wide, by rows when tall), with edges
-// off the 16-wide tiles; the split must not change a single bit, and must be right.
+// Large enough to be cut into blocks (by columns when wide, by rows when tall; the last, a
+// large tall product, goes to OpenBLAS's threads), with edges off the 16-wide tiles; the
+// split must not change a single bit, and must be right.
 TEST(CpuGemm, SplitAcrossThreadsGivesTheSameBitsAsOneThread) {
   Generator gen(5);
-  for (const auto& [m, n, k] : std::vector<std::array<int64_t, 3>>{{37, 1001, 300}, {999, 21, 260}, {64, 4000, 9}}) {
+  for (const auto& [m, n, k] : std::vector<std::array<int64_t, 3>>{{37, 1001, 300}, {999, 21, 260}, {64, 4000, 9}, {1500, 70, 600}}) {
     for (int trans = 0; trans < 4; ++trans) {
       const bool ta = trans & 1, tb = trans & 2;
       const std::vector<float> a = rand_uniform({m * k}, -1, 1, DType::f32, Device::cpu(), &gen).to_vector<float>();
@@ -49,8 +50,8 @@ TEST(CpuGemm, SplitAcrossThreadsGivesTheSameBitsAsOneThread) {
           for (int64_t p = 0; p < k; ++p)
             ref += double(ta ? a[size_t(p * m + i)] : a[size_t(i * k + p)]) *
                    double(tb ? b[size_t(j * k + p)] : b[size_t(p * n + j)]);
-          // f32 sums of ≤ 300 products of values in [-1, 1]: rounding stays below 1e-4.
-          ASSERT_NEAR(many[size_t(i * n + j)], ref, 1e-4) << i << "," << j;
+          // f32 sums of ≤ 600 products of values in [-1, 1] (partial sums ≲ 25): rounding ≲ 1e-3.
+          ASSERT_NEAR(many[size_t(i * n + j)], ref, 1e-3) << i << "," << j;
         }
     }
   }

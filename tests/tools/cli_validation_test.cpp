@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "tests/tools/cli_runner.h"
+#include "weights/safetensors.h"
 
 namespace cbst {
 namespace {
@@ -59,6 +61,19 @@ TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {
   write("good.toml", "[adapt]\nportion = \"0.7,0.05,0.5\"\n");
   r = run_cbst("--config " + path("good.toml") + " " + adapt_base(), path("c.log"));
   EXPECT_NE(r.output.find("portion schedule '0.7,0.05,0.5'"), std::string::npos) << r.output;
+}
+
+TEST_F(CliValidation, PseudolabelRefusesNanOrOutOfRangeProbabilities) {
+  for (const float bad : {NAN, -0.25f, 1.5f}) {
+    weights::TensorMap in;
+    in.insert("probs", Tensor::from_vector<float>({0.5f, 0.5f, bad, 0.1f}, {1, 2, 1, 2}));
+    weights::write_safetensors(path("probs.safetensors"), in);
+    const auto r = run_cbst("pseudolabel --probs " + path("probs.safetensors") + " --policy cbst --portion 0.5 --out " +
+                                path("out"), path("p.log"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.output.find("probs.safetensors: probs holds"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("at element 2 of 4; probabilities must lie in [0, 1]"), std::string::npos) << r.output;
+  }
 }
 
 TEST_F(CliValidation, AFullStdoutIsAnError) {

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "weights/json.h"
 #include "weights/raw_dtype.h"
 #include "weights/safetensors.h"
@@ -102,6 +104,21 @@ TEST(TensorMap, NonNumericMetadataIsAnErrorNamingTheFileKeyAndValue) {
   EXPECT_NE(::cbst::testing::error_of([&] { m.metadata_int("step", 0); }).find("'12abc'"), std::string::npos);
   EXPECT_NE(::cbst::testing::error_of([&] { m.metadata_u64("seed", 0); }).find("non-negative"), std::string::npos);
   EXPECT_NE(::cbst::testing::error_of([&] { m.metadata_int("huge", 0); }).find("in range"), std::string::npos);
+}
+
+TEST(LoadWeights, CheckpointsWithNanOrInfiniteWeightsAreRefusedByName) {
+  const std::string path = (std::filesystem::temp_directory_path() / ("cbst_nan_" + std::to_string(::getpid()) + ".safetensors")).string();
+  TensorMap m;
+  m.insert("counter", Tensor::from_vector<int64_t>({3}, {1}));
+  m.insert("conv.weight", Tensor::from_vector<float>({1.f, 2.f, NAN, 4.f}, {2, 2}));
+  save_checkpoint(path, m);
+  const std::string e = ::cbst::testing::error_of([&] { load_checkpoint(path); });
+  EXPECT_NE(e.find(path + ": tensor 'conv.weight' holds nan at element 2 of 4"), std::string::npos) << e;
+  EXPECT_EQ(load_weights(path).size(), 2u) << "inspection (load_weights) still reads the file";
+  m.set("conv.weight", Tensor::from_vector<double>({1.0, -INFINITY}, {2}));
+  save_checkpoint(path, m);
+  EXPECT_NE(::cbst::testing::error_of([&] { load_checkpoint(path); }).find("holds -inf at element 1"), std::string::npos);
+  std::filesystem::remove(path);
 }
 
 TEST(Json, ParsesAndRejects) {

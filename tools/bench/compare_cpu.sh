@@ -32,13 +32,14 @@ done
 [[ -x "$cbst" ]] || { echo "compare_cpu.sh: error: no cbst program at '$cbst'; build it or pass --cbst PATH" >&2; exit 2; }
 python3 -c 'import torch' 2>/dev/null || { echo "compare_cpu.sh: error: python3 cannot import torch; pip install torch" >&2; exit 2; }
 
-# The models: registered name, input size, batch. Adding a model is one line here (and its
+# The models: registered name, input size, batch, learning rate (ResNet-38's random weights
+# diverge at 1e-3 in PyTorch's initialisation). Adding a model is one line here (and its
 # PyTorch twin in MODELS of train_step_torch.py; until then its torch column reads n/a).
 models=(
-  "fcn8s-vgg16          128 1"
-  "resnet38             128 1"
-  "small-fcn             96 4"
-  "small-deeplabv3plus   96 4"
+  "fcn8s-vgg16          128 1 1e-3"
+  "resnet38             128 1 1e-4"
+  "small-fcn             96 4 1e-3"
+  "small-deeplabv3plus   96 4 1e-3"
 )
 
 mkdir -p "$out"
@@ -49,17 +50,22 @@ echo "load average before: $(cat "$out/load_before.txt")"
 
 if [[ $skip_models == 0 ]]; then
   for row in "${models[@]}"; do
-    read -r model size batch <<< "$row"
+    read -r model size batch lr <<< "$row"
     for mode in train infer; do
       tag="${model}_${mode}"
       echo "== $model $mode ${size}x${size} batch $batch"
-      "$cbst" bench train-step --device cpu --model "$model" --mode "$mode" --size "$size" --batch "$batch" \
-        --steps "$steps" --warmup 2 --json "$out/cbst_$tag.json" | tail -n 3 | head -n 2
+      rm -f "$out/cbst_$tag.json" "$out/torch_$tag.json"
+      if ! "$cbst" bench train-step --device cpu --model "$model" --mode "$mode" --size "$size" --batch "$batch" \
+          --lr "$lr" --steps "$steps" --warmup 2 --json "$out/cbst_$tag.json" > "$out/cbst_$tag.log" 2>&1; then
+        tail -n 1 "$out/cbst_$tag.log"
+        continue
+      fi
+      grep -E "^$model " "$out/cbst_$tag.log" || true
       params=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parameters"])' "$out/cbst_$tag.json")
-      rm -f "$out/torch_$tag.json"
       python3 "$here/train_step_torch.py" --device cpu --threads "$threads" --model "$model" --mode "$mode" \
-        --size "$size" --batch "$batch" --steps "$steps" --warmup 2 --expect-parameters "$params" \
-        --json "$out/torch_$tag.json" 2>&1 | grep -v -i numpy | tail -n 2 || true
+        --size "$size" --batch "$batch" --lr "$lr" --steps "$steps" --warmup 2 --expect-parameters "$params" \
+        --json "$out/torch_$tag.json" > "$out/torch_$tag.log" 2>&1 || true
+      grep -E "^$model |error" "$out/torch_$tag.log" || true
     done
   done
 fi
@@ -84,7 +90,7 @@ print("\nload average before %s, after %s; %d threads each side" %
       (" ".join(summary["load_before"]), " ".join(summary["load_after"]), threads))
 print("%-20s %-6s %8s %12s %12s %8s" % ("model", "mode", "input", "cbst ms", "torch ms", "ratio"))
 for row in rows:
-    model, size, batch = row.split()
+    model, size, batch, _ = row.split()
     for mode in ("train", "infer"):
         c, t = load("cbst_%s_%s.json" % (model, mode)), load("torch_%s_%s.json" % (model, mode))
         if c is None:

@@ -114,8 +114,9 @@ double median_ms(int repeats, const std::function<void()>& f) {
 }
 
 // Largest relative error (over Σ|terms|) of 32 sampled conv outputs against the definition.
-double conv_sampled_error(const Tensor& y, const Tensor& x, const Tensor& w, const LayerCase& c) {
+double conv_sampled_error(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LayerCase& c) {
   const float* yp = y.data<float>();
+  const float* bp = b.defined() ? b.data<float>() : nullptr;
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   const int64_t co = y.size(1), ho = y.size(2), wo = y.size(3);
@@ -124,7 +125,7 @@ double conv_sampled_error(const Tensor& y, const Tensor& x, const Tensor& w, con
   for (int s = 0; s < 32; ++s) {
     const int64_t n = int64_t(gen.next_below(uint64_t(c.n))), o = int64_t(gen.next_below(uint64_t(co)));
     const int64_t oh = int64_t(gen.next_below(uint64_t(ho))), ow = int64_t(gen.next_below(uint64_t(wo)));
-    double sum = 0, mag = 0;
+    double sum = bp ? bp[o] : 0.0, mag = std::abs(sum);
     for (int64_t ci = 0; ci < c.c; ++ci)
       for (int64_t i = 0; i < c.k; ++i)
         for (int64_t j = 0; j < c.k; ++j) {
@@ -134,7 +135,7 @@ double conv_sampled_error(const Tensor& y, const Tensor& x, const Tensor& w, con
           sum += t, mag += std::abs(t);
         }
     const double got = yp[((n * co + o) * ho + oh) * wo + ow];
-    worst = std::max(worst, std::abs(got - sum) / (mag + 1e-30));
+    worst = std::max(worst, std::abs(got - sum) / std::max(mag, 1e-30));
   }
   return worst;
 }
@@ -211,7 +212,7 @@ LayerRow bench_case(const LayerCase& c, int repeats) {
   const Tensor y = forward();
   CBST_CHECK(std::isfinite(sum(y).item<float>()), "bench layers: ", c.name, " output is not finite");
   if (op == "conv") {
-    const double err = conv_sampled_error(y, x, params[0], c);
+    const double err = conv_sampled_error(y, x, params[0], params[1], c);
     // f32 sums of up to 37k terms: a relative error above 1e-4 of Σ|terms| means a wrong index.
     CBST_CHECK(err < 1e-4, "bench layers: ", c.name, " output differs from the direct sum (", err, ")");
     r.flops = 2.0 * double(y.numel()) * double(c.c * c.k * c.k);

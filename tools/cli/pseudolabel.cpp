@@ -61,6 +61,15 @@ void run(const PseudolabelOptions& o) {
   weights::TensorMap in = weights::read_safetensors(o.probs);
   CBST_CHECK(in.contains("probs"), o.probs, ": no tensor named 'probs'; expected probs f32 ",
              "(N, C, h, w), the softmax probabilities at network resolution");
+  {
+    // Thresholds rank the values: a NaN or a value outside [0, 1] would silently corrupt them.
+    const Tensor p = in.at("probs").to(DType::f64).contiguous();
+    const double* v = p.data<double>();
+    for (int64_t i = 0; i < p.numel(); ++i)
+      if (!(v[i] >= 0.0 && v[i] <= 1.0))
+        CBST_THROW(o.probs, ": probs holds ", v[i], " at element ", i, " of ", p.numel(),
+                   "; probabilities must lie in [0, 1] (write softmax outputs, not logits)");
+  }
   const Tensor probs = in.at("probs").to(device);
   const Tensor prior = o.prior.empty() ? Tensor() : read_prior(o.prior).to(device);
   const LabelSize size = parse_label_size(o.label_size);
