@@ -436,8 +436,9 @@ std::string rare_class_summary(const std::vector<DemoMethodResult>& methods) {
     const double share = ground_truth_share(st->eval, c);
     if (!(share > 0 && share < kRareClassShare)) continue;
     ++rare;
-    const double d = 100 * (cbst->eval.classes[c].iou - st->eval.classes[c].iou);
-    const std::string item = st->eval.classes[c].name + " " + (d > 0 ? "+" : "") + fmt(d);
+    // In tenths of a point as printed, so a difference that rounds to 0.0 is neither.
+    const double d = std::round(1000 * (cbst->eval.classes[c].iou - st->eval.classes[c].iou)) / 10;
+    const std::string item = st->eval.classes[c].name + " " + (d > 0 ? "+" : "") + fmt(d == 0 ? 0.0 : d);
     if (d > 0) {
       ++wins;
       better += (better.empty() ? "" : ", ") + item;

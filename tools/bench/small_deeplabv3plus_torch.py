@@ -95,6 +95,10 @@ class SmallDeepLabV3Plus(nn.Module):
         y = self.logits(x)
         return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
 
+    def trunk_parameter_count(self):
+        """Everything but the classifier (the part that does not depend on the class count)."""
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("classifier."))
+
 
 def parameter_count(num_classes):
     """cbst's count (tests/models/models_test.cpp) for the cross-check."""

@@ -21,6 +21,7 @@ quantity as cbst's allocator high-water mark.
   small-fcn              three stages of two 3×3 conv (no bias)–BN–ReLU, 2×2 ceil-mode max
                          pools after the first two, dilations 2 and 4 in the third,
                          dropout 0.1, 1×1 classifier, logits upsampled bilinearly to the input.
+  small-deeplabv3plus    tools/bench/small_deeplabv3plus_torch.py (same parameter names as cbst).
 --mode infer times the forward alone in eval mode under torch.no_grad() (as `cbst bench
 train-step --mode infer`). --threads sets torch.set_num_threads (CPU runs).
 
@@ -41,6 +42,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from small_deeplabv3plus_torch import SmallDeepLabV3Plus  # the twin of models/small_deeplabv3plus.h
 
 BN_EPS = 1.001e-5  # ademxapp's BN epsilon
 
@@ -248,7 +251,8 @@ class SmallFCN(nn.Module):
 
 # The PyTorch twins, by cbst's registered model name (models/segmentation_model.cpp). A model
 # missing here (small-deeplabv3plus, until someone writes its twin) is refused by name.
-MODELS = {"fcn8s-vgg16": FCN8sVGG16, "resnet38": ResNet38, "small-fcn": SmallFCN}
+MODELS = {"fcn8s-vgg16": FCN8sVGG16, "resnet38": ResNet38, "small-fcn": SmallFCN,
+          "small-deeplabv3plus": SmallDeepLabV3Plus}
 
 # ------------------------------------------------------------------------------ benchmark
 
