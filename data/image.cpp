@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include <stb_image.h>
 
@@ -146,7 +147,18 @@ PngHeader read_png_header(const std::string& path) {
   return h;
 }
 
-Image read_image_rgb(const std::string& path) {
+// The decoders bound what they allocate by the file's size and fixed caps; if memory still
+// runs out (a large valid image on a small machine), the error names the file and stage.
+template <class F>
+static auto naming_out_of_memory(const std::string& path, const char* stage, F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    CBST_THROW(path, ": out of memory ", stage, "; free memory or use smaller images");
+  }
+}
+
+static Image read_image_rgb_unguarded(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
   Image im;
   if (has_png_signature(bytes)) {
@@ -163,7 +175,11 @@ Image read_image_rgb(const std::string& path) {
   return im;
 }
 
-RawLabels read_label_values(const std::string& path) {
+Image read_image_rgb(const std::string& path) {
+  return naming_out_of_memory(path, "decoding the image", [&] { return read_image_rgb_unguarded(path); });
+}
+
+static RawLabels read_label_values_unguarded(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
   RawLabels out;
   if (has_png_signature(bytes)) {
@@ -198,6 +214,10 @@ RawLabels read_label_values(const std::string& path) {
   out.values.resize(npix);
   for (size_t i = 0; i < npix; ++i) out.values[i] = samples[i * size_t(c)];  // channel 0, 8-bit
   return out;
+}
+
+RawLabels read_label_values(const std::string& path) {
+  return naming_out_of_memory(path, "decoding the label image", [&] { return read_label_values_unguarded(path); });
 }
 
 void write_png_grey(const std::string& path, const Labels& labels) {

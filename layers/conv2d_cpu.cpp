@@ -102,6 +102,12 @@ void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g, int64_t oh
           if (ih < 0 || ih >= d.h) continue;
           T* out = x + (c * d.h + ih) * d.w;
           const T* in = row + (oh - oh0) * d.wo;
+          if (g.stride == 1) {  // one contiguous run between the pads, as in im2col
+            const int64_t shift = j * g.dilation - g.pad;
+            const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow + shift] += in[ow];
+            continue;
+          }
           for (int64_t ow = 0; ow < d.wo; ++ow) {
             const int64_t iw = ow * g.stride - g.pad + j * g.dilation;
             if (iw >= 0 && iw < d.w) out[iw] += in[ow];
