@@ -153,9 +153,9 @@ ColorJitter ColorJitter::parse(const std::string& text) {
   } else {
     CBST_THROW("colour jitter '", text, "' is not B,C,S,H (e.g. 0.3,0.3,0.3,0.05) or one number");
   }
-  CBST_CHECK(j.brightness >= 0 && j.brightness <= 1 && j.contrast >= 0 && j.contrast <= 1 && j.saturation >= 0 &&
-                 j.saturation <= 1 && j.hue >= 0 && j.hue <= 0.5,
-             "colour jitter '", text, "': brightness, contrast and saturation must lie in [0, 1] and hue in [0, 0.5]");
+  if (!(j.brightness >= 0 && j.brightness <= 1 && j.contrast >= 0 && j.contrast <= 1 && j.saturation >= 0 &&
+                 j.saturation <= 1 && j.hue >= 0 && j.hue <= 0.5))
+    CBST_THROW("colour jitter '", text, "': brightness, contrast and saturation must lie in [0, 1] and hue in [0, 0.5]");
   return j;
 }
 
@@ -236,6 +236,14 @@ AugmentDraw draw_augment(const AugmentParams& p, int width, int height, SampleRn
   d.scaled_width = std::max(1, int(std::lround(width * base * s)));
   d.scaled_height = std::max(1, int(std::lround(height * base * s)));
   if (p.crop_width > 0 && p.crop_height > 0) {
+    // A crop bigger than twice the largest scaled image on both sides is mostly padding: a
+    // step costs the crop's pixels and learns from a few percent of them.
+    const double largest_w = width * base * p.max_scale, largest_h = height * base * p.max_scale;
+    if (!(p.crop_width <= 2 * largest_w || p.crop_height <= 2 * largest_h))
+      CBST_THROW("the crop ", p.crop_height, "x",
+               p.crop_width, " is more than twice the size of a ", height, "x", width,
+               " image even at the largest scale (", p.max_scale, "); use a crop of at most about ",
+               int(std::lround(largest_h)), "x", int(std::lround(largest_w)), " (--crop HxW)");
     d.out_width = p.crop_width;
     d.out_height = p.crop_height;
     // A scaled image smaller than the crop sits at the top left and is padded bottom/right.

@@ -210,7 +210,7 @@ void run_adaptation(const AdaptConfig& cfg) {
                              .warmup_iters = cfg.train.warmup_iters}});
       optimizer = std::move(poly);
     } else {
-      CBST_CHECK(cfg.round_schedule == "constant", "--round-schedule '", cfg.round_schedule,
+      if (!(cfg.round_schedule == "constant")) CBST_THROW("--round-schedule '", cfg.round_schedule,
                  "' is not constant or poly");
     }
     double loss = 0;

@@ -24,7 +24,7 @@ std::vector<int64_t> class_pixel_counts(const std::vector<data::Dataset>& datase
 Tensor balanced_class_weights(const std::vector<int64_t>& counts) {
   int64_t total = 0;
   for (int64_t c : counts) total += c;
-  CBST_CHECK(total > 0, "balanced class weights: the training labels hold no labelled pixel");
+  if (!(total > 0)) CBST_THROW("balanced class weights: the training labels hold no labelled pixel");
   std::vector<double> w(counts.size());
   double mean = 0;  // Σ f_c w_c
   for (size_t c = 0; c < counts.size(); ++c) {
@@ -41,7 +41,7 @@ Tensor balanced_class_weights(const std::vector<int64_t>& counts) {
 Tensor class_weights_for(const std::string& mode, const std::vector<data::Dataset>& datasets,
                          data::ClassSpace space, Device device) {
   if (mode == "none") return Tensor();
-  CBST_CHECK(mode == "balanced", "--class-weights '", mode, "' is not none or balanced");
+  if (!(mode == "balanced")) CBST_THROW("--class-weights '", mode, "' is not none or balanced");
   return balanced_class_weights(class_pixel_counts(datasets, space)).to(device);
 }
 

@@ -191,3 +191,19 @@ TEST(ColorJitter, ContrastKeepsTheMeanGreyAndDrawsFourValuesAlways) {
   color_jitter(y, {.brightness = 0.1, .contrast = 0.5, .saturation = 0.1, .hue = 0.1}, b);
   EXPECT_EQ(a.uniform(), b.uniform());
 }
+
+// Issue 11: --crop 1000x1000 on 48x96 images trained on 99% padding at 100 s a step.
+TEST(Augment, ACropMoreThanTwiceTheLargestScaledImageIsRefused) {
+  SampleRng rng(1, 0, 0);
+  const AugmentParams huge{.min_scale = 0.5, .max_scale = 2.0, .crop_width = 1000, .crop_height = 1000};
+  try {
+    draw_augment(huge, 96, 48, rng);
+    FAIL() << "accepted";
+  } catch (const cbst::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the crop 1000x1000 is more than twice the size of a 48x96 image"),
+              std::string::npos) << e.what();
+  }
+  // Up to twice on one side is padding users ask for (a crop taller than a wide image).
+  const AugmentParams tall{.min_scale = 1.0, .max_scale = 1.0, .crop_width = 96, .crop_height = 96};
+  EXPECT_NO_THROW(draw_augment(tall, 96, 48, rng));
+}
