@@ -6,6 +6,20 @@
 
 namespace cbst {
 
+namespace {
+// (cx, cy) = the pixel of class c (which has `count` pixels) at raster rank ⌊u·count⌋.
+bool place_on_pixel(const data::Labels& labels, int c, int64_t count, double u, int& cx, int& cy) {
+  int64_t k = std::min<int64_t>(count - 1, int64_t(u * double(count)));
+  for (size_t i = 0; i < labels.ids.size(); ++i)
+    if (labels.ids[i] == c && k-- == 0) {
+      cx = int(int64_t(i) % labels.width);
+      cy = int(int64_t(i) / labels.width);
+      return true;
+    }
+  return false;
+}
+}  // namespace
+
 std::vector<int> rare_classes(const std::vector<int64_t>& predicted, const MiningOptions& o) {
   const int64_t total = std::accumulate(predicted.begin(), predicted.end(), int64_t(0));
   std::vector<int> rare;
@@ -35,14 +49,7 @@ std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> 
       if (count[size_t(c)] > 0) present.push_back(c);
     if (present.empty()) return false;
     const int c = present[std::min(present.size() - 1, size_t(u_class * double(present.size())))];
-    int64_t k = std::min<int64_t>(count[size_t(c)] - 1, int64_t(u_pixel * double(count[size_t(c)])));
-    for (size_t i = 0; i < labels.ids.size(); ++i)
-      if (labels.ids[i] == c && k-- == 0) {
-        cx = int(int64_t(i) % labels.width);
-        cy = int(int64_t(i) / labels.width);
-        return true;
-      }
-    return false;
+    return place_on_pixel(labels, c, count[size_t(c)], u_pixel, cx, cy);
   };
 }
 
@@ -69,14 +76,7 @@ std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> 
     for (size_t c = 0; c < weight.size() && chosen < 0; ++c)
       if (count[c] > 0 && (acc += weight[c]) >= u_class * sum) chosen = int(c);
     if (chosen < 0) return false;
-    int64_t k = std::min<int64_t>(count[size_t(chosen)] - 1, int64_t(u_pixel * double(count[size_t(chosen)])));
-    for (size_t i = 0; i < labels.ids.size(); ++i)
-      if (labels.ids[i] == chosen && k-- == 0) {
-        cx = int(int64_t(i) % labels.width);
-        cy = int(int64_t(i) / labels.width);
-        return true;
-      }
-    return false;
+    return place_on_pixel(labels, chosen, count[size_t(chosen)], u_pixel, cx, cy);
   };
 }
 
