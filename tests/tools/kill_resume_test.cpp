@@ -68,6 +68,8 @@ std::vector<std::pair<std::string, int64_t>> metric_records(const fs::path& file
 }
 
 void expect_consistent(const fs::path& run, const char* event, const char* index_key) {
+  // A kill before the run made its folders leaves nothing to check (the resume starts anew).
+  if (!fs::is_directory(run / "checkpoints")) return;
   for (const auto& e : fs::directory_iterator(run / "checkpoints", fs::directory_options::skip_permission_denied)) {
     const std::string name = e.path().filename().string();
     if (name.size() > 12 && name.substr(name.size() - 12) == ".safetensors" && name[0] != '.') {
@@ -113,6 +115,13 @@ class KillResumeSlow : public ::testing::Test {
       const auto delay = attempt < 30 ? std::chrono::milliseconds(int64_t(f * double(whole.count())))
                                       : std::chrono::milliseconds(3'600'000);
       const int code = run_and_kill(args + " --run " + path(run) + (resume ? " --resume" : ""), path(run + ".log"), delay);
+      if (code == 0 && kills == 0 && attempt < 20) {
+        // Finished before the first kill (this run was faster than the timed one, e.g. the
+        // machine got quieter): start over with the moments scaled down.
+        fs::remove_all(path(run));
+        whole /= 2;
+        continue;
+      }
       if (code == 0) return kills;
       EXPECT_EQ(code, -1) << "exited by itself with " << code << "; see " << path(run + ".log");
       if (code != -1) return kills;
