@@ -101,6 +101,8 @@ void run_adaptation(const AdaptConfig& cfg) {
              " needs a spatial prior: make one with `cbst priors --data SOURCE --size HxW --out prior.safetensors`",
              " and pass --prior");
 
+  if (cfg.round_schedule != "constant" && cfg.round_schedule != "poly")
+    CBST_THROW("--round-schedule '", cfg.round_schedule, "' is not constant or poly");
   const data::Dataset source = data::open_dataset(cfg.source, {.split = "train"});
   const data::Dataset target = data::open_dataset(cfg.target, {.split = cfg.target_split});
   std::optional<data::Dataset> eval_set;
@@ -200,19 +202,9 @@ void run_adaptation(const AdaptConfig& cfg) {
     lo.color_jitter_parts[0] = true;
     const Tensor class_weights = class_weights_for(cfg.train.class_weights, parts, space, cfg.train.device);
     data::Loader loader(parts, lo);
-    Sgd optimizer = make_optimizer(model, cfg.train, lr);
-    if (cfg.round_schedule == "poly") {
-      Sgd poly(optimizer.groups(),
-               {.lr = lr, .momentum = cfg.train.momentum, .weight_decay = cfg.train.weight_decay,
-                .max_grad_norm = cfg.train.max_grad_norm,
-                .schedule = {.kind = LrSchedule::Kind::poly, .power = 0.9,
-                             .max_iter = std::max<int64_t>(1, cfg.epochs_per_round * loader.batches_per_epoch()),
-                             .warmup_iters = cfg.train.warmup_iters}});
-      optimizer = std::move(poly);
-    } else {
-      if (!(cfg.round_schedule == "constant")) CBST_THROW("--round-schedule '", cfg.round_schedule,
-                 "' is not constant or poly");
-    }
+    Sgd optimizer = make_optimizer(
+        model, cfg.train, lr,
+        cfg.round_schedule == "poly" ? std::max<int64_t>(1, cfg.epochs_per_round * loader.batches_per_epoch()) : 0);
     double loss = 0;
     for (int64_t e = 0; e < cfg.epochs_per_round; ++e) {
       const EpochStats s = train_epoch(model, optimizer, loader,

@@ -40,15 +40,8 @@ void run_supervised(const SupervisedConfig& cfg) {
     lo.crop_center = rare_class_crop_center(class_pixel_counts({dataset}, space), int64_t(dataset.size()),
                                             {.probability = cfg.train.rare_class_sampling});
   data::Loader loader(dataset, lo);
-  Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr);
-  if (cfg.poly) {
-    Sgd poly = Sgd(optimizer.groups(), {.lr = cfg.train.lr, .momentum = cfg.train.momentum,
-                                        .weight_decay = cfg.train.weight_decay, .max_grad_norm = cfg.train.max_grad_norm,
-                                        .schedule = {.kind = LrSchedule::Kind::poly, .power = 0.9,
-                                                     .max_iter = std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch()),
-                                                     .warmup_iters = cfg.train.warmup_iters}});
-    optimizer = std::move(poly);
-  }
+  Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr,
+                                 cfg.poly ? std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch()) : 0);
   const Tensor class_weights = class_weights_for(cfg.train.class_weights, {dataset}, space, cfg.train.device);
   run.log("cbst train: " + std::to_string(cfg.epochs) + " epochs on " + cfg.train.device.str());
   run.log("  model : " + built.description);

@@ -34,13 +34,16 @@ data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace sp
   return l;
 }
 
-Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr) {
+Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr, int64_t poly_steps) {
   std::vector<ParamGroup> groups;
   for (const ParameterGroupSpec& g : model.parameter_groups())
     if (!g.parameters.empty())
       groups.push_back({.name = g.name, .params = g.parameters, .lr_mult = g.lr_mult, .decay_mult = g.weight_decay_mult});
   return Sgd(groups, {.lr = lr, .momentum = o.momentum, .weight_decay = o.weight_decay,
-                      .max_grad_norm = o.max_grad_norm, .schedule = {.warmup_iters = o.warmup_iters}});
+                      .max_grad_norm = o.max_grad_norm,
+                      .schedule = poly_steps > 0 ? LrSchedule{.kind = LrSchedule::Kind::poly, .power = 0.9,
+                                                              .max_iter = poly_steps, .warmup_iters = o.warmup_iters}
+                                                 : LrSchedule{.warmup_iters = o.warmup_iters}});
 }
 
 data::LabelEncoding class_id_encoding(data::ClassSpace space) {

@@ -50,7 +50,9 @@ std::pair<std::string, std::string> split_eval_spec(const std::string& spec,
 
 data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace space,
                                    const std::string& input_convention, uint64_t seed);
-Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr);
+// SGD over the model's parameter groups at base rate `lr`. poly_steps > 0: poly decay to 0
+// over that many steps; either way the options' linear warm-up.
+Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr, int64_t poly_steps = 0);
 
 // The label encoding our pseudo-label files use for a class space (trainIds of that space).
 data::LabelEncoding class_id_encoding(data::ClassSpace space);
