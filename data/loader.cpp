@@ -85,12 +85,13 @@ struct Loader::State {
         const int64_t index = hb.indices[k];
         LoadedSample s = load(index);
         AugmentDraw d;
-        if (options.augment && options.color_jitter.enabled()) {
+        if (options.augment && (options.color_jitter.enabled() || options.blur.enabled())) {
           const size_t part = part_of(index);
-          if (options.color_jitter_parts.empty() ||
-              (part < options.color_jitter_parts.size() && options.color_jitter_parts[part])) {
+          if (options.photometric_parts.empty() ||
+              (part < options.photometric_parts.size() && options.photometric_parts[part])) {
             SampleRng jitter_rng(options.seed ^ kJitterSeed, uint64_t(epoch_index), uint64_t(index));
-            color_jitter(s.image, options.color_jitter, jitter_rng);
+            if (options.color_jitter.enabled()) color_jitter(s.image, options.color_jitter, jitter_rng);
+            if (options.blur.enabled()) gaussian_blur(s.image, options.blur, jitter_rng);
           }
         }
         if (options.augment) {

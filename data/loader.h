@@ -33,12 +33,13 @@ struct LoaderOptions {
   uint64_t seed = 0;
   ClassSpace classes = ClassSpace::cityscapes19;  // the label space of the batches
   AugmentParams augment_params = {};
-  // Photometric jitter (only with augment), drawn from a stream of its own so that turning it
-  // on leaves every other random choice as it was. Applied to the parts whose entry in
-  // `color_jitter_parts` is true (empty: every part), e.g. only the source part of a
-  // self-training round.
+  // Photometric augmentation (only with augment): colour jitter, then Gaussian blur, drawn
+  // from a stream of their own so that turning them on leaves every other random choice as
+  // it was. Applied to the parts whose entry in `photometric_parts` is true (empty: every
+  // part), e.g. only the source part of a self-training round.
   ColorJitter color_jitter = {};
-  std::vector<bool> color_jitter_parts = {};
+  GaussianBlur blur = {};
+  std::vector<bool> photometric_parts = {};
   Normalization normalization = {};
   Device device = Device::cpu();
   // Optional crop placement (hard-sample mining, DESIGN §7.8): given a sample's labels (in

@@ -223,6 +223,61 @@ void color_jitter(Image& image, const ColorJitter& j, SampleRng& rng) {
     for (size_t i = 0; i < n; ++i) rotate_hue(px + 3 * i, h);
 }
 
+GaussianBlur GaussianBlur::parse(const std::string& text) {
+  GaussianBlur b;
+  char extra = 0;
+  if (std::sscanf(text.c_str(), "%lf,%lf,%lf%c", &b.probability, &b.sigma_lo, &b.sigma_hi, &extra) == 3) {
+  } else if (std::sscanf(text.c_str(), "%lf%c", &b.probability, &extra) == 1) {
+  } else {
+    CBST_THROW("blur '", text, "' is not P or P,SIGMA_MIN,SIGMA_MAX (e.g. 0.5 or 0.5,0.15,1.15)");
+  }
+  if (!(b.probability >= 0 && b.probability <= 1))
+    CBST_THROW("blur '", text, "': the probability must lie in [0, 1]");
+  if (!(b.sigma_lo > 0 && b.sigma_hi >= b.sigma_lo && b.sigma_hi <= 16))
+    CBST_THROW("blur '", text, "': sigma must satisfy 0 < min <= max <= 16 pixels");
+  return b;
+}
+
+std::string GaussianBlur::str() const {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%g,%g,%g", probability, sigma_lo, sigma_hi);
+  return buf;
+}
+
+void gaussian_blur(Image& image, const GaussianBlur& blur, SampleRng& rng) {
+  if (image.channels != 3) CBST_THROW("gaussian_blur: expected an RGB image, got ", image.channels, " channels");
+  const double u = rng.uniform();
+  const double sigma = rng.uniform(blur.sigma_lo, blur.sigma_hi);
+  if (!(u < blur.probability)) return;
+  const int w = image.width, h = image.height;
+  if (w <= 0 || h <= 0) return;
+  // Radius 3σ; a reflected border needs the radius below the side.
+  const int r = std::min({int(std::ceil(3 * sigma)), w - 1, h - 1});
+  if (r <= 0) return;
+  std::vector<float> k(size_t(2 * r + 1));
+  float sum = 0;
+  for (int i = -r; i <= r; ++i) sum += k[size_t(i + r)] = std::exp(-0.5f * float(i * i) / float(sigma * sigma));
+  for (float& v : k) v /= sum;
+  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i; };
+  std::vector<float> tmp(size_t(w) * h * 3);
+  const uint8_t* px = image.pixels.data();
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        float acc = 0;
+        for (int i = -r; i <= r; ++i) acc += k[size_t(i + r)] * px[(size_t(y) * w + reflect(x + i, w)) * 3 + c];
+        tmp[(size_t(y) * w + x) * 3 + c] = acc;
+      }
+  uint8_t* out = image.pixels.data();
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        float acc = 0;
+        for (int i = -r; i <= r; ++i) acc += k[size_t(i + r)] * tmp[(size_t(reflect(y + i, h)) * w + x) * 3 + c];
+        out[(size_t(y) * w + x) * 3 + c] = clamp_byte(acc);
+      }
+}
+
 AugmentDraw draw_augment(const AugmentParams& p, int width, int height, SampleRng& rng) {
   CBST_CHECK(width > 0 && height > 0, "draw_augment: empty image");
   CBST_CHECK(p.min_scale > 0 && p.max_scale >= p.min_scale, "augment: scale range [", p.min_scale, ", ",

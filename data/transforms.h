@@ -70,6 +70,21 @@ struct ColorJitter {
 // Draws the four factors from `rng` (always four draws) and applies them to `image` in place.
 void color_jitter(Image& image, const ColorJitter& jitter, SampleRng& rng);
 
+// Random Gaussian blur, the other half of DACS's and DAFormer's photometric augmentation: with
+// probability P the image is blurred by a Gaussian of standard deviation σ ∈ [σ_lo, σ_hi]
+// pixels (of the image as read, before scaling), with reflected borders as torchvision's
+// GaussianBlur. A render's edges are sharper than any camera's, so a net trained on them alone
+// reads a softened edge as another class. P = 0: off.
+struct GaussianBlur {
+  double probability = 0, sigma_lo = 0.15, sigma_hi = 1.15;
+  bool enabled() const { return probability > 0; }
+  // "P" (σ in DAFormer's 0.15–1.15) or "P,LO,HI"; "0" is off.
+  static GaussianBlur parse(const std::string& text);
+  std::string str() const;  // "P,LO,HI"
+};
+// Always two draws from `rng` (whether to blur, then σ); blurs `image` in place when drawn.
+void gaussian_blur(Image& image, const GaussianBlur& blur, SampleRng& rng);
+
 // One sample's random choices; a function of (params, image size, rng) only.
 struct AugmentDraw {
   int scaled_width = 0;

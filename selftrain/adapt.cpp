@@ -198,8 +198,8 @@ void run_adaptation(const AdaptConfig& cfg) {
           int64_t(n_source), lo.crop_center);
     // Photometric jitter is for the labelled source only: the pseudo-labelled target images
     // are the domain the model is adapting to.
-    lo.color_jitter_parts.assign(parts.size(), false);
-    lo.color_jitter_parts[0] = true;
+    lo.photometric_parts.assign(parts.size(), false);
+    lo.photometric_parts[0] = true;
     const Tensor class_weights = class_weights_for(cfg.train.class_weights, parts, space, cfg.train.device);
     data::Loader loader(parts, lo);
     Sgd optimizer = make_optimizer(

@@ -139,10 +139,11 @@ void run_demo(const DemoConfig& cfg) {
   synth.add("out", at("data")).add("size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width))
       .add("source", std::to_string(cfg.source_images)).add("target-train", std::to_string(cfg.target_train))
       .add("target-val", std::to_string(cfg.target_val)).add("seed", seed);
+  if (cfg.style_gap != 1.0) synth.add("style-gap", num(cfg.style_gap));
   Clock::time_point t0 = Clock::now();
   const data::SynthBenchmarkReport bench = data::write_synth_benchmark(
       {.out = at("data"),
-       .params = {.height = cfg.height, .width = cfg.width, .seed = cfg.seed},
+       .params = {.height = cfg.height, .width = cfg.width, .seed = cfg.seed, .style_gap = cfg.style_gap},
        .source = cfg.source_images,
        .target_train = cfg.target_train,
        .target_val = cfg.target_val});
@@ -169,6 +170,7 @@ void run_demo(const DemoConfig& cfg) {
     s.add("model", cfg.model).add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(cfg.crop))
         .add("scale-range", num(cfg.min_scale) + "," + num(cfg.max_scale)).add("lr", num(lr));
     if (jitter && cfg.color_jitter.enabled()) s.add("color-jitter", cfg.color_jitter.str());
+    if (jitter && cfg.blur.enabled()) s.add("blur", cfg.blur.str());
     if (cfg.class_weights != "none") s.add("class-weights", cfg.class_weights);
     if (cfg.rare_class_sampling > 0) s.add("rare-class-sampling", num(cfg.rare_class_sampling));
     s.add("log-every", std::to_string(cfg.log_every)).add("workers", std::to_string(cfg.workers))
@@ -193,7 +195,10 @@ void run_demo(const DemoConfig& cfg) {
     c.poly = true;
     c.train = train;
     c.train.warmup_iters = cfg.warmup_iters;
-    if (jitter) c.train.color_jitter = cfg.color_jitter;
+    if (jitter) {
+      c.train.color_jitter = cfg.color_jitter;
+      c.train.blur = cfg.blur;
+    }
     c.run = at(name);
     c.config_text = s.toml();
     run_supervised(c);
@@ -263,6 +268,7 @@ void run_demo(const DemoConfig& cfg) {
     a.train = train;
     a.train.lr = cfg.adapt_lr;
     a.train.color_jitter = cfg.color_jitter;
+    a.train.blur = cfg.blur;
     a.run = at(name);
     a.previews = cfg.panels;
     a.config_text = s.toml();

@@ -39,6 +39,7 @@ struct DemoConfig {
   int source_images = 200;
   int target_train = 200;
   int target_val = 100;
+  double style_gap = 1.0;  // `cbst synth --style-gap`: how far the target's look is from the source's
   // Training: SGD with momentum, poly decay after a linear warm-up, random scale, crop and
   // flip, photometric jitter on the source (README "The training recipe" says why each).
   std::string model = "small-deeplabv3plus";
@@ -50,8 +51,9 @@ struct DemoConfig {
   std::string class_weights = "none";   // every run: source-only, ST, CBST, CBST-SP, oracle
   double rare_class_sampling = 0.5;     // every run's labelled crops (the target's are mined)
   data::ColorJitter color_jitter = {.brightness = 0.4, .contrast = 0.4, .saturation = 0.4, .hue = 0.1};
-  int64_t source_epochs = 15;
-  int64_t oracle_epochs = 15;
+  data::GaussianBlur blur = {};
+  int64_t source_epochs = 30;
+  int64_t oracle_epochs = 30;
   int64_t log_every = 10;
   // Self-training (the same for ST, CBST and CBST-SP).
   double adapt_lr = 0.02;
@@ -60,7 +62,7 @@ struct DemoConfig {
   int64_t epochs_per_round = 1;
   PortionSchedule portion = {0.2, 0.05, 0.5};
   // The source subset mixed into each round (DESIGN §7.6): half the source set, growing.
-  PortionSchedule source_portion = {0.5, 0.1, 1.0};
+  PortionSchedule source_portion = {0.2, 0.05, 0.5};
   // Spatial prior grid: the image size divided by this. 1 keeps the paper's recipe exactly
   // (counts at full resolution, then the Gaussian); at our small sizes a coarser grid would
   // leave the Gaussian less than a cell wide.

@@ -29,6 +29,7 @@ data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace sp
                       .max_scale = o.max_scale, .crop_width = int(o.crop_width),
                       .crop_height = int(o.crop_height), .flip = o.flip};
   l.color_jitter = o.color_jitter;
+  l.blur = o.blur;
   l.normalization = data::Normalization::from_name(input_convention);
   l.device = o.device;
   return l;

@@ -24,6 +24,7 @@ struct TrainingOptions {
   // Photometric jitter of the labelled source images (supervised training: the whole
   // dataset; self-training: the source part only, never the pseudo-labelled target).
   data::ColorJitter color_jitter = {};
+  data::GaussianBlur blur = {};  // likewise
   double lr = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;

@@ -136,16 +136,17 @@ TEST(BadInput, UnequalSizesWithoutCropNameBothFiles) {
   }
 }
 
-// Colour jitter changes only the images of the parts it is asked for, and no other draw:
+// Colour jitter and blur change only the images of the parts they are asked for, and no other draw:
 // labels (crop, scale, flip) stay bit-identical.
-TEST(Loader, ColorJitterTouchesOnlyTheChosenPartsAndNoOtherDraw) {
+TEST(Loader, PhotometricAugmentationTouchesOnlyTheChosenPartsAndNoOtherDraw) {
   TempDir d;
   const Dataset ds = open_gta5(write_tree(d, 4));
-  auto epoch = [&](ColorJitter jitter, std::vector<bool> parts) {
+  auto epoch = [&](ColorJitter jitter, std::vector<bool> parts, GaussianBlur blur = {}) {
     LoaderOptions o{.batch_size = 1, .workers = 1, .shuffle = false, .drop_last = false, .seed = 3,
                     .augment_params = {.crop_width = 32, .crop_height = 20}};
     o.color_jitter = jitter;
-    o.color_jitter_parts = parts;
+    o.blur = blur;
+    o.photometric_parts = parts;
     Loader loader(std::vector<Dataset>{ds, ds}, o);  // the same images twice: parts 0 and 1
     loader.start_epoch(0);
     Epoch out;
@@ -165,4 +166,14 @@ TEST(Loader, ColorJitterTouchesOnlyTheChosenPartsAndNoOtherDraw) {
     EXPECT_EQ(first.images[k] == plain.images[k], !source_part) << "sample " << k;
     EXPECT_NE(all.images[k], plain.images[k]) << "sample " << k;
   }
+  // The blur follows the jitter in the same stream: adding it leaves the jitter as it was
+  // where it does not fire, and touches the same parts only.
+  const Epoch blurred = epoch(j, {true, false}, {.probability = 0.5, .sigma_lo = 1, .sigma_hi = 2});
+  EXPECT_EQ(blurred.labels, plain.labels);
+  int fired = 0;
+  for (size_t k = 0; k < 8; ++k) {
+    if (k >= 4) EXPECT_EQ(blurred.images[k], plain.images[k]) << "sample " << k;
+    else fired += blurred.images[k] != first.images[k];
+  }
+  EXPECT_GT(fired, 0);
 }

@@ -192,6 +192,66 @@ TEST(ColorJitter, ContrastKeepsTheMeanGreyAndDrawsFourValuesAlways) {
   EXPECT_EQ(a.uniform(), b.uniform());
 }
 
+TEST(GaussianBlur, ParsesBothFormsAndRefusesOutOfRangeValues) {
+  const GaussianBlur a = GaussianBlur::parse("0.5");
+  EXPECT_DOUBLE_EQ(a.probability, 0.5);
+  EXPECT_DOUBLE_EQ(a.sigma_lo, 0.15);  // DAFormer's range
+  EXPECT_DOUBLE_EQ(a.sigma_hi, 1.15);
+  const GaussianBlur b = GaussianBlur::parse("1,0.5,2");
+  EXPECT_DOUBLE_EQ(b.sigma_lo, 0.5);
+  EXPECT_DOUBLE_EQ(b.sigma_hi, 2.0);
+  EXPECT_FALSE(GaussianBlur::parse("0").enabled());
+  EXPECT_EQ(GaussianBlur::parse(b.str()).str(), b.str());
+  for (const char* bad : {"1.5", "-0.1", "0.5,0,1", "0.5,2,1", "0.5,1,40", "0.5,1", "x"})
+    EXPECT_THROW(GaussianBlur::parse(bad), cbst::Error) << bad;
+}
+
+// The blurred image against a brute-force 2-D Gaussian sum with reflected borders, for the
+// σ the stream draws; a constant image stays constant; probability 0 changes nothing but
+// still takes its two draws.
+TEST(GaussianBlur, MatchesABruteForceGaussianWithReflectedBorders) {
+  const Image base = tu::pattern_image(13, 9, 5);
+  SampleRng probe(8, 0, 3);
+  EXPECT_LT(probe.uniform(), 1.0);
+  const double sigma = probe.uniform(0.6, 1.4);
+  Image im = base;
+  SampleRng rng(8, 0, 3);
+  gaussian_blur(im, {.probability = 1.0, .sigma_lo = 0.6, .sigma_hi = 1.4}, rng);
+  const int w = 13, h = 9, r = int(std::ceil(3 * sigma));
+  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i; };
+  double norm = 0;
+  for (int i = -r; i <= r; ++i) norm += std::exp(-0.5 * i * i / (sigma * sigma));
+  int changed = 0;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        double acc = 0;
+        for (int dy = -r; dy <= r; ++dy)
+          for (int dx = -r; dx <= r; ++dx)
+            acc += std::exp(-0.5 * (dx * dx + dy * dy) / (sigma * sigma)) *
+                   base.pixels[(size_t(reflect(y + dy, h)) * w + reflect(x + dx, w)) * 3 + c];
+        acc /= norm * norm;
+        const uint8_t got = im.pixels[(size_t(y) * w + x) * 3 + c];
+        EXPECT_NEAR(got, acc, 0.51) << x << "," << y << "," << c;
+        changed += got != base.pixels[(size_t(y) * w + x) * 3 + c];
+      }
+  EXPECT_GT(changed, 100);
+
+  Image flat = Image::blank(7, 5, 3);
+  for (uint8_t& v : flat.pixels) v = 77;
+  SampleRng r2(1, 2, 3);
+  gaussian_blur(flat, {.probability = 1.0, .sigma_lo = 2, .sigma_hi = 3}, r2);
+  for (uint8_t v : flat.pixels) EXPECT_EQ(v, 77);
+
+  Image off = base;
+  SampleRng a(8, 0, 3), b(8, 0, 3);
+  gaussian_blur(off, {.probability = 0.0}, a);
+  EXPECT_EQ(off.pixels, base.pixels);
+  b.uniform();
+  b.uniform();
+  EXPECT_EQ(a.uniform(), b.uniform());
+}
+
 // Issue 11: --crop 1000x1000 on 48x96 images trained on 99% padding at 100 s a step.
 TEST(Augment, ACropMoreThanTwiceTheLargestScaledImageIsRefused) {
   SampleRng rng(1, 0, 0);

@@ -81,7 +81,9 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const fs::path out = dir / "demo";
-  const auto r = run_cbst("demo --quick --device cpu --out " + out.string(), (dir / "demo.log").string());
+  // With the two options that reach only the benchmark and the source's photometry.
+  const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --out " + out.string(),
+                          (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   // The printed table: the five methods with a value per class and the mIoU.
@@ -119,6 +121,20 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
     ASSERT_TRUE(eval && eval->find("classes"));
     EXPECT_EQ(eval->find("classes")->array.size(), 19u);
   }
+
+  // The style gap reached the benchmark, the blur every run trained on the source (not the
+  // oracle), and the report's command lines say so.
+  EXPECT_NE(read_text(out / "data" / "synth.json").find("\"style_gap\": 0.5"), std::string::npos);
+  const std::string commands = read_text(out / "report.html");
+  EXPECT_NE(commands.find("--style-gap 0.5"), std::string::npos);
+  size_t blurred = 0;
+  for (size_t p = commands.find("--blur 0.5,0.15,1.15"); p != std::string::npos;
+       p = commands.find("--blur 0.5,0.15,1.15", p + 1))
+    ++blurred;
+  EXPECT_EQ(blurred, 4u) << "source-only, ST, CBST and CBST-SP";
+  for (const std::string& m : {"source-only", "st", "cbst", "cbst-sp"})
+    EXPECT_NE(read_text(out / m / "config.toml").find("blur"), std::string::npos) << m;
+  EXPECT_EQ(read_text(out / "oracle" / "config.toml").find("blur"), std::string::npos);
 
   // report.html: well-formed, the table with the five rows and the class names, the
   // charts and panels inline, nothing loaded from elsewhere.

@@ -4,6 +4,7 @@
 //             [--source N] [--target-train N] [--target-val N] [--source-epochs N]
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
 //             [--batch N] [--crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H]
+//             [--blur P,SMIN,SMAX]
 //             [--warmup-iters N]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
@@ -23,6 +24,7 @@ struct DemoFlags {
   std::string size;
   std::string portion;
   std::string color_jitter;
+  std::string blur;
   DemoConfig given;  // values of the options the user passed
 };
 
@@ -66,6 +68,9 @@ cli::Command reg(
       cmd.add_option("--model", g.model, "network (default " + full.model + ")");
       cmd.add_option("--color-jitter", f->color_jitter,
                      "photometric jitter of the source images B,C,S,H (default " + full.color_jitter.str() + "; 0: off)");
+      cmd.add_option("--blur", f->blur,
+                     "random Gaussian blur of the source images P,SIGMA_MIN,SIGMA_MAX (default " + full.blur.str() +
+                         "; 0: off)");
       cmd.add_option("--warmup-iters", g.warmup_iters,
                      "warm-up steps of source-only and oracle training" + both(full.warmup_iters, quick.warmup_iters))
           ->check(CLI::Range(0, 1000000));
@@ -85,6 +90,8 @@ cli::Command reg(
       cmd.add_option("--panels", g.panels, "sample panels in the report" + both(full.panels, quick.panels))
           ->check(CLI::Range(0, 64));
       cmd.add_option("--workers", g.workers, "data-loading threads")->check(CLI::Range(0, 64));
+      cmd.add_option("--style-gap", g.style_gap, "how far the target's look is from the source's, 0..1 (as cbst synth; "
+                                                  "default 1)")->check(CLI::Range(0.0, 1.0));
       cmd.callback([f, &cmd] {
         const DemoConfig& g = f->given;
         DemoConfig c = demo_defaults(g.quick);
@@ -106,11 +113,13 @@ cli::Command reg(
         take("--crop", c.crop, g.crop);
         take("--panels", c.panels, g.panels);
         take("--workers", c.workers, g.workers);
+        take("--style-gap", c.style_gap, g.style_gap);
         take("--model", c.model, g.model);
         take("--warmup-iters", c.warmup_iters, g.warmup_iters);
         take("--class-weights", c.class_weights, g.class_weights);
         take("--rare-class-sampling", c.rare_class_sampling, g.rare_class_sampling);
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
+        if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
         if (!f->portion.empty()) c.portion = PortionSchedule::parse(f->portion);
         c.device = Device::parse(f->device);

@@ -16,6 +16,7 @@ struct TrainingFlags {
   std::string scales = "1.0";
   bool test_flip = false;
   std::string color_jitter = "0";
+  std::string blur = "0";
 };
 
 inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlags& f) {
@@ -31,6 +32,9 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--color-jitter", f.color_jitter,
                  "photometric jitter of the labelled source images: B,C,S,H (brightness, contrast, saturation, "
                  "hue as torchvision's ColorJitter) or one number for B=C=S; 0: off")->capture_default_str();
+  cmd.add_option("--blur", f.blur,
+                 "random Gaussian blur of the labelled source images: P (probability; sigma 0.15-1.15 px) or "
+                 "P,SIGMA_MIN,SIGMA_MAX; 0: off")->capture_default_str();
   cmd.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--warmup-iters", o.warmup_iters, "linear learning-rate warm-up over the first N steps (0: none)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str();
@@ -88,6 +92,7 @@ inline void finish_training_options(TrainingOptions& o, const TrainingFlags& f, 
     o.crop_width = w;
   }
   o.color_jitter = data::ColorJitter::parse(f.color_jitter);
+  o.blur = data::GaussianBlur::parse(f.blur);
   inference.scales = parse_scales(f.scales);
   inference.flip = f.test_flip;
 }
