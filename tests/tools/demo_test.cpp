@@ -82,7 +82,12 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   fs::create_directories(dir);
   const fs::path out = dir / "demo";
   // With the two options that reach only the benchmark and the source's photometry.
-  const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --out " + out.string(),
+  const auto bad = run_cbst("demo --quick --scale-range 2,1 --out " + out.string(), (dir / "bad.log").string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("cbst: error: --scale-range '2,1' is not MIN,MAX"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(out));
+  const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
+                          "--scale-range 0.75,1.5 --round-schedule constant --out " + out.string(),
                           (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
@@ -132,6 +137,9 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
        p = commands.find("--blur 0.5,0.15,1.15", p + 1))
     ++blurred;
   EXPECT_EQ(blurred, 4u) << "source-only, ST, CBST and CBST-SP";
+  for (const char* flag : {"--source-portion 0.3,0.1,0.5", "--round-schedule constant"})
+    EXPECT_NE(commands.find(flag), std::string::npos) << flag;
+  EXPECT_NE(read_text(out / "oracle" / "config.toml").find("scale-range = \"0.75,1.5\""), std::string::npos);
   for (const std::string& m : {"source-only", "st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("blur"), std::string::npos) << m;
   EXPECT_EQ(read_text(out / "oracle" / "config.toml").find("blur"), std::string::npos);

@@ -23,10 +23,23 @@ struct DemoFlags {
   std::string device = "cpu";
   std::string size;
   std::string portion;
+  std::string source_portion;
+  std::string scale_range;
   std::string color_jitter;
   std::string blur;
   DemoConfig given;  // values of the options the user passed
 };
+
+// "0.2,0.05,0.5": numbers as a person writes them.
+std::string numbers(std::initializer_list<double> values) {
+  std::string out;
+  for (double v : values) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    out += (out.empty() ? "" : ",") + std::string(buf);
+  }
+  return out;
+}
 
 void parse_size(const std::string& s, DemoConfig& c) {
   int h = 0, w = 0;
@@ -81,6 +94,14 @@ cli::Command reg(
                      "probability that a labelled crop is centred on its rarest class (default " +
                          std::to_string(full.rare_class_sampling) + ")")->check(CLI::Range(0.0, 1.0));
       cmd.add_option("--portion", f->portion, "pseudo-label portion P0,STEP,MAX (default 0.2,0.05,0.5)");
+      cmd.add_option("--source-portion", f->source_portion,
+                     "share of the source set mixed into each round P0,STEP,MAX (default " +
+                         numbers({full.source_portion.start, full.source_portion.step, full.source_portion.max}) + ")");
+      cmd.add_option("--scale-range", f->scale_range, "random scale MIN,MAX of every run's training images (default " +
+                                                          numbers({full.min_scale, full.max_scale}) + ")");
+      cmd.add_option("--round-schedule", g.round_schedule, "learning rate within a round: constant or poly (default " +
+                                                               full.round_schedule + ")")
+          ->check(CLI::IsMember({"constant", "poly"}));
       cmd.add_option("--lr", g.lr, "learning rate of source-only and oracle (default " + std::to_string(full.lr) + ")")
           ->check(CLI::PositiveNumber);
       cmd.add_option("--adapt-lr", g.adapt_lr, "learning rate of the first self-training round (default " +
@@ -122,6 +143,14 @@ cli::Command reg(
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
         if (!f->portion.empty()) c.portion = PortionSchedule::parse(f->portion);
+        if (!f->source_portion.empty()) c.source_portion = PortionSchedule::parse(f->source_portion);
+        if (!f->scale_range.empty()) {
+          char extra = 0;
+          if (std::sscanf(f->scale_range.c_str(), "%lf,%lf%c", &c.min_scale, &c.max_scale, &extra) != 2 ||
+              !(c.min_scale > 0 && c.max_scale >= c.min_scale && c.max_scale <= 8))
+            CBST_THROW("--scale-range '", f->scale_range, "' is not MIN,MAX with 0 < MIN <= MAX <= 8 (e.g. 0.5,2)");
+        }
+        take("--round-schedule", c.round_schedule, g.round_schedule);
         c.device = Device::parse(f->device);
         run_demo(c);
       });
