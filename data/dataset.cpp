@@ -67,7 +67,7 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
     CBST_THROW("dataset '", spec, "' is not KIND=PATH; e.g. gta5=/data/GTA5, cityscapes=/data/cityscapes, "
                "synthia=/data/RAND_CITYSCAPES, nthu:rome=/data/NTHU_Datasets, bdd=/data/bdd100k/seg, "
-               "list=images.txt,labels.txt");
+               "list=images.txt,labels.txt, images=/data/photos");
   DatasetSpec out;
   std::string head = spec.substr(0, eq);
   out.path = spec.substr(eq + 1);
@@ -79,10 +79,10 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
   if (head == "gta" || head == "gtav") head = "gta5";
   out.kind = head;
-  static const std::vector<std::string> kinds = {"gta5", "synthia", "cityscapes", "nthu", "bdd", "list"};
+  static const std::vector<std::string> kinds = {"gta5", "synthia", "cityscapes", "nthu", "bdd", "list", "images"};
   if (std::find(kinds.begin(), kinds.end(), out.kind) == kinds.end())
     CBST_THROW("unknown dataset kind '", out.kind, "' in '", spec,
-               "'; use gta5, synthia, cityscapes, nthu:CITY, bdd or list");
+               "'; use gta5, synthia, cityscapes, nthu:CITY, bdd, list or images");
   if (out.kind == "nthu" && out.qualifier.empty())
     CBST_THROW("dataset '", spec, "': NTHU needs a city, e.g. nthu:rome=PATH (rome, rio, tokyo, taipei)");
   if (out.kind == "list") {
@@ -106,7 +106,8 @@ Dataset open_dataset(const DatasetSpec& spec, const DatasetOptions& options) {
         spec.qualifier.empty() ? LabelEncoding::cityscapes_ids : encoding_from_name(spec.qualifier);
     return open_list(spec.path, spec.label_list, enc);
   }
-  CBST_THROW("unknown dataset kind '", spec.kind, "'; use gta5, synthia, cityscapes, nthu:CITY, bdd or list");
+  if (spec.kind == "images") return open_images(spec.path);
+  CBST_THROW("unknown dataset kind '", spec.kind, "'; use gta5, synthia, cityscapes, nthu:CITY, bdd, list or images");
 }
 
 Dataset open_dataset(const std::string& spec, const DatasetOptions& options) {

@@ -90,5 +90,9 @@ Dataset open_nthu(const std::string& root, const std::string& city, const Datase
 Dataset open_bdd(const std::string& root, const DatasetOptions& options = {});
 Dataset open_list(const std::string& image_list, const std::string& label_list,
                   LabelEncoding encoding = LabelEncoding::cityscapes_ids);
+// Every image (.png, .jpg, .jpeg) under `root`, in subfolders too, sorted by path, without
+// ground truth; stems are file names without extension and must be unique (predictions are
+// written by stem).
+Dataset open_images(const std::string& root);
 
 }  // namespace cbst::data

@@ -2,7 +2,9 @@
 // and plain list files. Each opener explains, on failure, what it expected and what it found.
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <functional>
+#include <map>
 
 #include "data/dataset.h"
 #include "data/dataset_util.h"
@@ -243,6 +245,43 @@ Dataset open_list(const std::string& image_list, const std::string& label_list, 
     for (size_t i = 0; i < samples.size(); ++i) samples[i].label = join(label_base, labels[i].image);
   }
   return Dataset("list", image_list, "", encoding, std::move(samples));
+}
+
+Dataset open_images(const std::string& root) {
+  if (!is_dir(root)) CBST_THROW("images: '", root, "' is not a folder; images=DIR takes a folder of images");
+  namespace fs = std::filesystem;
+  std::vector<std::string> paths;
+  std::error_code ec;
+  // Symbolic links to folders are not followed, so a link loop cannot make this endless.
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.empty() && name[0] == '.') {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(ec)) continue;
+    for (const std::string& suffix : kImageSuffixes)
+      if (ends_with(name, suffix)) {
+        paths.push_back(it->path().string());
+        break;
+      }
+  }
+  if (ec) CBST_THROW("images: cannot list '", root, "': ", ec.message());
+  if (paths.empty())
+    CBST_THROW("images: no .png or .jpg files under '", root, "'; found: ", describe_folder(root));
+  std::sort(paths.begin(), paths.end());
+  std::vector<Sample> samples;
+  std::map<std::string, std::string> seen;
+  for (const std::string& path : paths) {
+    Sample s{.image = path, .label = {}, .stem = file_stem(path)};
+    const auto [where, fresh] = seen.emplace(s.stem, path);
+    if (!fresh)
+      CBST_THROW("images: '", where->second, "' and '", path, "' have the same name '", s.stem,
+                 "'; outputs are named after the image, so rename one or predict the folders apart");
+    samples.push_back(std::move(s));
+  }
+  return Dataset("images", root, "", LabelEncoding::cityscapes_ids, std::move(samples));
 }
 
 }  // namespace cbst::data
