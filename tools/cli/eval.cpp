@@ -1,8 +1,9 @@
 // cbst eval: scores predictions against a dataset's ground truth and prints the per-class
 // IoU table (and JSON). The predicted label maps come from one of two sources:
 //   --predictions DIR           a folder of predicted label PNGs (data/predictions.h);
-//   --model NAME --checkpoint F a model run over the images, with optional test scales and
-//                               flip (selftrain/evaluate.h), optionally saving its predictions.
+//   --checkpoint F [--model N]  a model run over the images (the checkpoint names its model;
+//                               --model checks it), with optional test scales and flip
+//                               (selftrain/evaluate.h), optionally saving its predictions.
 #include <unistd.h>
 
 #include <cstdio>
@@ -81,13 +82,13 @@ void check_sources(const EvalOptions& o) {
   const bool folder = !o.predictions.empty();
   const bool model = !o.model.empty() || !o.checkpoint.empty();
   if (folder && model)
-    CBST_THROW("cbst eval takes either --predictions DIR or --model NAME --checkpoint FILE, not both");
+    CBST_THROW("cbst eval takes either --predictions DIR or --checkpoint FILE, not both");
   if (!folder && !model)
     CBST_THROW("cbst eval needs predictions: pass --predictions DIR (a folder of predicted label PNGs) "
-               "or --model NAME --checkpoint FILE (evaluate a model)");
-  if (model && (o.model.empty() || o.checkpoint.empty()))
-    CBST_THROW("evaluating a model needs both --model NAME and --checkpoint FILE (a cbst .safetensors "
-               "checkpoint); got ", o.model.empty() ? "--checkpoint only" : "--model only");
+               "or --checkpoint FILE (evaluate a model)");
+  // The checkpoint records its model; --model, when given, is checked against it.
+  if (model && o.checkpoint.empty())
+    CBST_THROW("evaluating a model needs --checkpoint FILE (a cbst .safetensors checkpoint); got --model only");
   if (folder && !o.model_only_given.empty())
     CBST_THROW(o.model_only_given.front(), " applies to --model evaluation only, not to --predictions");
   if (model && o.pred_format_given)
@@ -167,8 +168,9 @@ const cbst::cli::Command reg(
                      "Classes to score: 19, 16, 13 (16 less wall/fence/pole), nthu (default: from the dataset)")
           ->check(CLI::IsMember({"19", "16", "13", "nthu"}));
       cmd.add_option("--json", o->json, "Also write the results as JSON to this file");
-      cmd.add_option("--model", o->model, "Evaluate a model instead: its name (small-deeplabv3plus, small-fcn, fcn8s-vgg16, resnet38)");
-      cmd.add_option("--checkpoint", o->checkpoint, "The model's cbst checkpoint (.safetensors)");
+      cmd.add_option("--model", o->model, "The model's name (small-deeplabv3plus, small-fcn, fcn8s-vgg16, resnet38), "
+                                          "checked against the one the checkpoint records");
+      cmd.add_option("--checkpoint", o->checkpoint, "Evaluate a model instead: its cbst checkpoint (.safetensors)");
       std::vector<CLI::Option*> model_only;
       model_only.push_back(cmd.add_option("--scales", o->scales,
                                           "Test scales, comma-separated (the paper's MST: 0.5,0.75,1.0); "
