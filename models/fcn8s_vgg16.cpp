@@ -66,8 +66,8 @@ Fcn8sVgg16::Fcn8sVgg16(const ModelOptions& options) {
 }
 
 Tensor Fcn8sVgg16::logits(const Tensor& x) {
-  CBST_CHECK(x.size(2) >= 32 && x.size(3) >= 32, "fcn8s-vgg16: input ", shape_str(x.shape()),
-             " is smaller than 32×32; its fc6 needs a 7×7 pool5");
+  // Any input size: conv1_1's 100-pixel padding makes pool5 at least 7×7, fc6's kernel, and
+  // the final crop (offset 31) stays inside upscore8's output for every size.
   Tensor h = x, pool3, pool4;
   for (size_t i = 0; i < convs_.size(); ++i) {
     h = relu(convs_[i]->forward(h));

@@ -173,6 +173,20 @@ TEST(Fcn8sVgg16, ParameterCountMatchesTheCaffeNet) {
   }
 }
 
+// Issue 12: FCN8s refused inputs under 32×32, though conv1_1's padding of 100 gives any input
+// a 7×7 pool5. A 3×5 image (odd, below every stride) gives 3×5 finite logits.
+TEST(Fcn8sVgg16Slow, AcceptsInputsSmallerThanItsStrides) {
+  auto m = create_model("fcn8s-vgg16", {.num_classes = 19, .seed = 3});
+  m->eval();
+  NoGradGuard no_grad;
+  Tensor x = Tensor::empty({1, 3, 3, 5});
+  float* p = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) p[i] = float(i % 7) - 3.0f;
+  const Tensor y = m->logits(x);
+  ASSERT_EQ(y.shape(), (Shape{1, 19, 3, 5}));
+  for (float v : y.to_vector<float>()) EXPECT_TRUE(std::isfinite(v));
+}
+
 // ResNet-38 A1: the ImageNet .params file holds 193 arrays, 119 arg (109,167,912 elements,
 // models_weights.md §3.3, enumerated from ademxapp's symbol code) + 74 aux. Without linear1000
 // (4,097,000 elements, 2 arrays) the trunk is 117 arrays / 105,070,912 elements, and the
