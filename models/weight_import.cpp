@@ -93,8 +93,29 @@ std::string resnet38_mxnet_name(const std::string& ours, int64_t num_classes) {
   return prefix(part) + "bn" + id + "_" + layer.substr(3) + "_" + bn_part.at(part);
 }
 
-WeightImport map_weights(const TensorMap& source, const SegmentationModel& model) {
+namespace {
+
+// A state_dict saved from torch.nn.DataParallel or DistributedDataParallel names every tensor
+// "module.<name>": the wrapped model's names behind the wrapper's prefix.
+bool wrapped_in_data_parallel(const TensorMap& source) {
+  return !source.empty() && std::all_of(source.begin(), source.end(),
+                                        [](const auto& e) { return e.first.rfind("module.", 0) == 0; });
+}
+
+}  // namespace
+
+WeightImport map_weights(const TensorMap& wrapped, const SegmentationModel& model) {
   WeightImport r;
+  TensorMap unwrapped;
+  const bool strip = wrapped_in_data_parallel(wrapped);
+  if (strip) {
+    for (const auto& [n, t] : wrapped) unwrapped.insert(n.substr(7), t);
+    unwrapped.metadata = wrapped.metadata;
+    unwrapped.format = wrapped.format;
+    r.notes.push_back("removed the 'module.' prefix of DataParallel/DistributedDataParallel from all " +
+                      std::to_string(wrapped.size()) + " names");
+  }
+  const TensorMap& source = strip ? unwrapped : wrapped;
   std::map<std::string, Shape> want;
   for (auto& [n, t] : model.named_parameters()) want[n] = t.shape();
   for (auto& [n, t] : model.named_buffers()) want[n] = t.shape();

@@ -31,6 +31,7 @@ struct WeightImport {
   std::string input_convention;            // "caffe" or "torchvision"
   std::vector<std::string> dropped;        // source names with no place in the model
   std::vector<std::string> not_covered;    // model names the file does not provide
+  std::vector<std::string> notes;          // what was done to the names, for people
 };
 
 WeightImport map_weights(const weights::TensorMap& source, const SegmentationModel& model);

@@ -81,6 +81,7 @@ BuiltModel build_model(const std::string& name, int64_t num_classes, const std::
   b.description = name + " from " + init + " (" + r.layout + ", " + std::to_string(r.tensors.size()) +
                   " tensors; " + std::to_string(r.not_covered.size()) + " keep their initialisation; input " +
                   r.input_convention + ")";
+  for (const std::string& note : r.notes) b.description += "; " + note;
   return b;
 }
 

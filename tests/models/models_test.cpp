@@ -247,6 +247,28 @@ TEST(ResNet38, MxnetNamesMapBothWays) {
   CBST_EXPECT_CLOSE("bn7 var", fresh->state_dict().at("bn7.running_var"), st.at("bn7.running_var"), 0.0, 0.0);
 }
 
+// Issue 12: a state_dict saved from DataParallel/DDP names everything "module.<name>"; the
+// prefix is removed (with a note) when every name carries it, and only then.
+TEST(WeightImport, DataParallelPrefixIsRemovedWithANote) {
+  auto src = create_model("small-fcn", {.num_classes = 19, .seed = 4});
+  weights::TensorMap wrapped, partly;
+  for (auto& [name, t] : src->state_dict()) {
+    wrapped.set("module." + name, t);
+    partly.set(partly.empty() ? name : "module." + name, t);
+  }
+  auto dst = create_model("small-fcn", {.num_classes = 19, .seed = 9});
+  const WeightImport r = import_weights(wrapped, *dst);
+  EXPECT_TRUE(r.dropped.empty());
+  EXPECT_TRUE(r.not_covered.empty());
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("'module.' prefix"), std::string::npos) << r.notes[0];
+  for (auto& [name, t] : src->state_dict()) CBST_EXPECT_CLOSE(name, dst->state_dict().at(name), t, 0.0, 0.0);
+  // One name without the prefix: not a wrapped model's file; nothing is renamed.
+  const WeightImport p = map_weights(partly, *dst);
+  EXPECT_TRUE(p.notes.empty());
+  EXPECT_EQ(p.dropped.size(), partly.size() - 1);
+}
+
 TEST(Fcn8sVgg16, TorchvisionVgg16ImportsWithFcLayersAsConvolutions) {
   auto src = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
   fill_distinct(*src);

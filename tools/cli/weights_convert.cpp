@@ -106,6 +106,7 @@ void convert(const ConvertOptions& o) {
               o.input_convention.empty() || o.input_convention == report.input_convention
                   ? ""
                   : (" (set by --input-convention; the layout implies " + report.input_convention + ")").c_str());
+  for (const std::string& note : report.notes) std::printf("note        : %s\n", note.c_str());
   std::printf("imported    : %zu tensors\n", report.tensors.size());
   print_names("dropped", report.dropped);
   print_names("not covered", report.not_covered);
