@@ -65,6 +65,10 @@ constexpr GlobalInfo kAllowed[] = {
     {"torch", "CharTensor", PyGlobal::tensor_class, RawDType::i8},
     {"torch", "ByteTensor", PyGlobal::tensor_class, RawDType::u8},
     {"torch", "BoolTensor", PyGlobal::tensor_class, RawDType::boolean},
+    {"numpy", "dtype", PyGlobal::numpy_dtype, RawDType::u8},
+    {"numpy.core.multiarray", "scalar", PyGlobal::numpy_scalar, RawDType::u8},
+    {"numpy._core.multiarray", "scalar", PyGlobal::numpy_scalar, RawDType::u8},
+    {"_codecs", "encode", PyGlobal::codecs_encode, RawDType::u8},
 };
 
 class Machine {
@@ -292,12 +296,32 @@ class Machine {
       }
       case PyGlobal::storage_class:
         fail("direct construction of ", callable->text, " (storages must come from persistent ids)");
+      case PyGlobal::numpy_dtype: {
+        if (a.size() != 3 || a[0]->kind != PyObject::Kind::string) fail("numpy.dtype called without (str, bool, bool)");
+        PyRef d = make(PyObject::Kind::none);
+        d->text = "numpy.dtype";
+        return d;
+      }
+      case PyGlobal::numpy_scalar: {
+        if (a.empty() || a.size() > 2 || a[0]->kind != PyObject::Kind::none || a[0]->text != "numpy.dtype")
+          fail("numpy scalar called without a dtype");
+        PyRef v = make(PyObject::Kind::none);
+        v->text = "numpy scalar";
+        return v;
+      }
+      case PyGlobal::codecs_encode: {
+        if (a.empty() || a.size() > 2 || a[0]->kind != PyObject::Kind::string) fail("_codecs.encode called without a str");
+        PyRef b = make(PyObject::Kind::none);
+        b->text = "bytes";
+        return b;
+      }
     }
     fail("unknown global");
   }
 
   void build(const PyRef& obj, const PyRef& state) {
     if (obj->kind == PyObject::Kind::dict) return;  // OrderedDict's `_metadata`: not needed
+    if (obj->kind == PyObject::Kind::none && obj->text == "numpy.dtype") return;  // byte order etc.: not needed
     if (obj->kind == PyObject::Kind::tensor) {
       if (obj->tensor_complete) return;  // Parameter state (requires_grad etc.)
       // Legacy tensor class instance: state is (storage, offset, size, stride), as in set_().

@@ -40,6 +40,13 @@ enum class PyGlobal {
   storage_class,  // torch.<T>Storage / torch.UntypedStorage; the dtype is in PyObject::dtype
   torch_size,
   tensor_class,  // legacy torch.<T>Tensor; rebuilt by BUILD with (storage, offset, size, stride)
+  // Values a trainer's checkpoint holds beside its state_dict (pytorch-fcn's best_mean_iu is a
+  // numpy.float64; protocol 2 spells bytes as _codecs.encode(str, 'latin1')). They are pure
+  // value constructors: each call gives an inert None-like object (its `text` says what it
+  // stood for), so nothing is executed and nothing of them reaches a tensor.
+  numpy_dtype,
+  numpy_scalar,
+  codecs_encode,
 };
 
 // A storage named by a persistent id: `numel` elements of `dtype` starting `offset`

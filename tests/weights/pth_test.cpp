@@ -175,6 +175,88 @@ TEST(PthZip, UnwrapsNestedCheckpointsAndNamesNestedDicts) {
   EXPECT_EQ(m.names(), (std::vector<std::string>{"w"}));
 }
 
+// Issue 12: pytorch-fcn's trainer checkpoints hold best_mean_iu as a numpy.float64, which
+// torch.save (protocol 2) writes as numpy.dtype('f8') + BUILD, _codecs.encode of its bytes,
+// and numpy's scalar(); the opcodes below are the ones Python emits for it. The state_dict is
+// read and the scalar ignored; numpy's other globals stay refused.
+void numpy_float64(testing::PickleWriter& p, const std::string& module) {
+  p.global(module, "scalar");
+  p.global("numpy", "dtype");
+  p.str("f8");
+  p.op(0x89);  // NEWFALSE
+  p.op(0x88);  // NEWTRUE
+  p.op(0x87);  // TUPLE3
+  p.op('R');
+  p.mark();  // dtype state: (3, '<', None, None, None, -1, -1, 0)
+  p.integer(3);
+  p.str("<");
+  p.op('N');
+  p.op('N');
+  p.op('N');
+  p.integer(-1);
+  p.integer(-1);
+  p.integer(0);
+  p.tuple();
+  p.op('b');  // BUILD
+  p.global("_codecs", "encode");
+  p.str(std::string("\0\0\0\0\0\0\xc3\xa0?", 9));  // 0.5 as latin-1 text
+  p.str("latin1");
+  p.op(0x86);  // TUPLE2
+  p.op('R');
+  p.op(0x86);
+  p.op('R');
+}
+
+TEST(PthZip, TrainerCheckpointsWithNumpyScalarsLoadTheirStateDict) {
+  for (const std::string module : {"numpy.core.multiarray", "numpy._core.multiarray"}) {
+    testing::PickleWriter p;
+    p.proto();
+    p.op('}');
+    p.mark();
+    p.str("best_mean_iu");
+    numpy_float64(p, module);
+    p.str("model_state_dict");
+    p.op('}');
+    p.mark();
+    p.str("w");
+    p.global("torch._utils", "_rebuild_tensor_v2");
+    p.mark();
+    p.mark();
+    p.str("storage");
+    p.global("torch", "FloatStorage");
+    p.str("0");
+    p.str("cpu");
+    p.integer(1);
+    p.tuple();
+    p.op('Q');
+    p.integer(0);
+    p.int_tuple({1});
+    p.int_tuple({1});
+    p.op(0x89);
+    p.op('N');
+    p.tuple();
+    p.op('R');
+    p.op('u');
+    p.op('u');
+    p.stop();
+    const TensorMap m = read(testing::make_pth_zip(p.w.b, {{"0", testing::to_bytes(std::vector<float>{5.f})}}));
+    EXPECT_EQ(m.names(), (std::vector<std::string>{"w"})) << module;
+    EXPECT_EQ(m.at("w").to_vector<float>(), (std::vector<float>{5.f}));
+  }
+  // A numpy scalar cannot be called or built on, and numpy's array reconstruction is refused.
+  for (const char* bad : {"numpy.core.multiarray\n_reconstruct\n", "numpy\nload\n", "_codecs\ndecode\n"}) {
+    testing::PickleWriter p;
+    p.proto();
+    p.op('c');
+    p.w.str(bad);
+    p.op(')');
+    p.op('R');
+    p.stop();
+    EXPECT_NE(::cbst::testing::error_of([&] { read(testing::make_pth_zip(p.w.b, {})); }).find("refused pickle global"),
+              std::string::npos) << bad;
+  }
+}
+
 TEST(PthZip, DeflatedMembersAreInflated) {
   const Fixture f = small_state_dict();
   // DEFLATE "stored" blocks: BFINAL=1, BTYPE=00, LEN, NLEN, bytes.
