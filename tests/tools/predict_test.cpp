@@ -120,8 +120,16 @@ TEST_F(PredictCommand, WritesWhatEvalPredictsInFourForms) {
   }
   EXPECT_GE(std::count(seen.begin(), seen.end(), true), 2) << "a constant prediction would test little";
 
-  // The labelIds folder scores as the model does.
+  // The labelIds folder scores as the model does; so does the whole folder, whose labelIds/
+  // or trainIds/ are read by --pred-format.
   ASSERT_EQ(run("eval " + cs() + " --predictions " + (out / "labelIds").string()), 0) << output_;
+  EXPECT_EQ(miou_line(output_), model_miou);
+  ASSERT_EQ(run("eval " + cs() + " --predictions " + out.string()), 0) << output_;
+  EXPECT_EQ(miou_line(output_), model_miou);
+  ASSERT_EQ(run("eval " + cs() + " --predictions " + out.string() + " --pred-format trainids"), 0) << output_;
+  EXPECT_NE(output_.find("trainIds"), std::string::npos) << output_;
+  EXPECT_EQ(miou_line(output_), model_miou);
+  ASSERT_EQ(run("eval " + cs() + " --predictions " + saved.string() + " --pred-format trainids"), 0) << output_;
   EXPECT_EQ(miou_line(output_), model_miou);
 }
 

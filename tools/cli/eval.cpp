@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -63,8 +64,19 @@ std::function<void(int64_t, int64_t)> progress_printer() {
   };
 }
 
+// The folder that `eval --save-predictions` and `predict` write holds labelIds/ and trainIds/
+// beside color/ and overlay/: the ids of the format asked for are read from their subfolder.
+std::string prediction_folder(const EvalOptions& o) {
+  const std::string sub = o.pred_format == "labelids" ? "labelIds" : "trainIds";
+  const std::filesystem::path inner = std::filesystem::path(o.predictions) / sub;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(inner, ec)) return o.predictions;
+  std::fprintf(stderr, "reading %s (the %s of a folder cbst wrote)\n", inner.string().c_str(), sub.c_str());
+  return inner.string();
+}
+
 EvalResult evaluate_prediction_folder(const Dataset& ds, const EvalOptions& o, const Protocol& protocol) {
-  const PredictionIndex index(o.predictions);
+  const PredictionIndex index(prediction_folder(o));
   return evaluate_predictions(ds, index,
                               {.prediction_encoding = encoding_from_name(o.pred_format),
                                .protocol = protocol,

@@ -8,6 +8,8 @@
 //
 // --data takes every dataset kind (labels, if any, are ignored), and images=DIR for a plain
 // folder of pictures. The checkpoint records its model, so --model only checks it.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -62,10 +64,11 @@ void run_predict(const PredictFlags& f) {
                f.checkpoint.c_str(), model->name().c_str(), (long long)model->num_classes(), f.device.c_str());
   for (size_t i = 0; i < f.scales.size(); ++i) std::fprintf(stderr, "%s%g", i ? "," : " ", f.scales[i]);
   std::fprintf(stderr, "%s\n", f.flip ? " + flip" : "");
-  o.progress = [](int64_t done, int64_t total) {
-    std::fprintf(stderr, "\rimages predicted: %lld/%lld", (long long)done, (long long)total);
-    if (done == total) std::fprintf(stderr, "\n");
-  };
+  if (::isatty(2))  // progress on a terminal only; logs stay clean
+    o.progress = [](int64_t done, int64_t total) {
+      std::fprintf(stderr, "\rimages predicted: %lld/%lld", (long long)done, (long long)total);
+      if (done == total) std::fprintf(stderr, "\n");
+    };
   const PredictSummary s = predict_dataset(*model, ds, o);
   // What was predicted, most frequent first: a quick check that the model sees something.
   int64_t total = 0;
