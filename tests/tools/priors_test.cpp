@@ -53,7 +53,7 @@ class PriorsCommand : public ::testing::Test {
 TEST_F(PriorsCommand, WritesTheLibrarysPriorAndAPerClassSummary) {
   const std::string out = dir_.file("prior.safetensors");
   const std::string data = "gta5=" + dir_.path() + "/gta";
-  ASSERT_EQ(run("priors --data " + data + " --size 4x6 --sigma 2 --threads 2 --out " + out), 0) << output_;
+  ASSERT_EQ(run("priors --data " + data + " --size 4x6 --sigma 2 --workers 2 --out " + out), 0) << output_;
   EXPECT_NE(output_.find("wrote " + out), std::string::npos) << output_;
   EXPECT_NE(output_.find("road"), std::string::npos) << output_;
   EXPECT_NE(output_.find("never seen"), std::string::npos) << output_;  // e.g. bicycle

@@ -1,7 +1,7 @@
 // `cbst priors`: class-wise spatial priors from a labelled (source) dataset (DESIGN §7.5).
 //
 //   cbst priors --data KIND=PATH --size HxW [--sigma S] [--support S] [--list FILE]
-//        [--split NAME] [--classes 19|16|13] [--threads N] --out prior.safetensors
+//        [--split NAME] [--classes 19|16|13] [--workers N] --out prior.safetensors
 //
 // Writes `prior` f32 (C, H, W) (selftrain/spatial_prior.h) for `cbst pseudolabel --prior`
 // and the CBST-SP methods, and prints one line per class: full-resolution pixels seen, their
@@ -141,7 +141,7 @@ const cbst::cli::Command reg(
           ->capture_default_str();
       cmd.add_option("--classes", o->classes, "class space: 19 (Cityscapes), 16 (SYNTHIA), 13 (NTHU); "
                                               "default 16 for synthia, 19 otherwise");
-      cmd.add_option("--threads", o->threads, "label-decoding threads (0: all cores)")->capture_default_str();
+      cmd.add_option("--workers", o->threads, "label-decoding threads (0: all cores)")->capture_default_str();
       cmd.add_option("--out", o->out, "output safetensors file")->required();
       cmd.callback([o, &cmd] {
         o->sigma_given = cmd.count("--sigma") > 0;

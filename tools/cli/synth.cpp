@@ -2,7 +2,7 @@
 // GTA5 (source) and Cityscapes (target) layouts.
 //
 //   cbst synth --out DIR [--size HxW] [--source N] [--target-train N] [--target-val N]
-//              [--seed S] [--style-gap G] [--threads T]
+//              [--seed S] [--style-gap G] [--workers N]
 //
 // Then `gta5=DIR/gta5` and `cityscapes=DIR/cityscapes` name the two domains.
 #include <cstdio>
@@ -75,7 +75,7 @@ cli::Command reg({.parent = "",
                    cmd.add_option("--style-gap", o->style_gap,
                                   "Target appearance gap, 0 (source look) .. 1 (benchmark)")
                        ->capture_default_str();
-                   cmd.add_option("--threads", o->threads, "Worker threads (0: max(8, 2 x cores); writes wait on fsync)")->capture_default_str();
+                   cmd.add_option("--workers", o->threads, "Writer threads (0: max(8, 2 x cores); writes wait on fsync)")->capture_default_str();
                    cmd.callback([o] { run(*o); });
                  });
 
