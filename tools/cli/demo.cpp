@@ -15,6 +15,7 @@
 #include "engine/check.h"
 #include "selftrain/demo.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/sizes.h"
 
 namespace cbst {
 namespace {
@@ -42,11 +43,8 @@ std::string numbers(std::initializer_list<double> values) {
 }
 
 void parse_size(const std::string& s, DemoConfig& c) {
-  int h = 0, w = 0;
-  char extra = 0;
-  CBST_CHECK(std::sscanf(s.c_str(), "%dx%d%c", &h, &w, &extra) == 2 && h >= 16 && w >= 16 && h <= 2048 && w <= 2048,
-             "--size '", s, "' is not HxW with sides in 16..2048 (e.g. 96x192)");
-  c.height = h, c.width = w;
+  const cli::Size2 size = cli::parse_size(s, "--size", 16, 2048, "96x192");
+  c.height = int(size.height), c.width = int(size.width);
 }
 
 cli::Command reg(
@@ -61,7 +59,7 @@ cli::Command reg(
       cmd.add_flag("--quick", g.quick, "a smoke run on tiny images (well under a minute on two cores)");
       cmd.add_option("--out", g.out, "output folder (replaced if it holds an earlier demo)")->capture_default_str();
       cmd.add_option("--seed", g.seed, "seed of the benchmark and of every training run")->capture_default_str();
-      cmd.add_option("--size", f->size, "image size HxW (default " + std::to_string(full.height) + "x" +
+      cmd.add_option("--size", f->size, "image size N or HxW (default " + std::to_string(full.height) + "x" +
                                             std::to_string(full.width) + ", --quick " + std::to_string(quick.height) +
                                             "x" + std::to_string(quick.width) + ")");
       cmd.add_option("--source", g.source_images, "source images" + both(full.source_images, quick.source_images))

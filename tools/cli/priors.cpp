@@ -21,6 +21,7 @@
 #include "engine/check.h"
 #include "selftrain/spatial_prior.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/sizes.h"
 
 namespace {
 
@@ -38,19 +39,6 @@ struct PriorsOptions {
   int threads = 0;
   std::string out;
 };
-
-std::pair<int64_t, int64_t> parse_grid(const std::string& s) {
-  const size_t x = s.find('x');
-  try {
-    if (x != std::string::npos) {
-      size_t used_h = 0, used_w = 0;
-      const int64_t h = std::stoll(s.substr(0, x), &used_h), w = std::stoll(s.substr(x + 1), &used_w);
-      if (used_h == x && used_w == s.size() - x - 1 && h > 0 && w > 0) return {h, w};
-    }
-  } catch (const std::exception&) {
-  }
-  CBST_THROW("--size '", s, "' is not HxW with positive sizes; pass the prior's grid, e.g. --size 128x256");
-}
 
 // A \r-updated counter on a terminal; a line every 10% otherwise, so logs stay short.
 std::function<void(size_t, size_t)> progress_printer() {
@@ -88,7 +76,8 @@ void print_summary(const SpatialPriorResult& r, data::ClassSpace space) {
 }
 
 void run(PriorsOptions o) {
-  const auto [h, w] = parse_grid(o.size);
+  const cli::Size2 grid = cli::parse_size(o.size, "--size", 1, 1 << 16, "128x256");
+  const int64_t h = grid.height, w = grid.width;
   if (!o.sigma_given) o.sigma = o.support / 6;
   const data::Dataset ds = data::open_dataset(o.data, {.split = o.split, .list_file = o.list_file});
   const int classes = o.classes != 0 ? o.classes : (ds.kind() == "synthia" ? 16 : 19);
@@ -130,7 +119,7 @@ const cbst::cli::Command reg(
                      "Labelled source dataset as KIND=PATH: gta5=, synthia=, cityscapes=, bdd=, "
                      "list[:ENC]=IMAGES,LABELS")
           ->required();
-      cmd.add_option("--size", o->size, "the prior's grid HxW, e.g. 128x256 (smooth: a reduced grid suffices)")
+      cmd.add_option("--size", o->size, "the prior's grid N or HxW, e.g. 128x256 (smooth: a reduced grid suffices)")
           ->required();
       cmd.add_option("--sigma", o->sigma,
                      "Gaussian sigma in full-resolution pixels (default: support/6, i.e. 70/6)");

@@ -14,6 +14,7 @@
 
 #include "selftrain/pseudo_labels.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/sizes.h"
 #include "weights/safetensors.h"
 
 namespace {
@@ -34,17 +35,8 @@ struct PseudolabelOptions {
 
 LabelSize parse_label_size(const std::string& s) {
   if (s.empty()) return {};
-  const size_t x = s.find('x');
-  try {
-    if (x != std::string::npos) {
-      size_t used_h = 0, used_w = 0;
-      const LabelSize size{std::stoll(s.substr(0, x), &used_h), std::stoll(s.substr(x + 1), &used_w)};
-      if (used_h == x && used_w == s.size() - x - 1 && size.height > 0 && size.width > 0)
-        return size;
-    }
-  } catch (const std::exception&) {
-  }
-  CBST_THROW("--label-size '", s, "' is not HxW with positive sizes (e.g. 1024x2048)");
+  const cli::Size2 size = cli::parse_size(s, "--label-size", 1, 1 << 16, "1024x2048");
+  return {size.height, size.width};
 }
 
 Tensor read_prior(const std::string& path) {

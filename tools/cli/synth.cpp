@@ -1,7 +1,7 @@
 // `cbst synth`: write the synthetic two-domain benchmark (data/synthetic.h) to disk in the
 // GTA5 (source) and Cityscapes (target) layouts.
 //
-//   cbst synth --out DIR [--size HxW] [--source N] [--target-train N] [--target-val N]
+//   cbst synth --out DIR [--size N|HxW] [--source N] [--target-train N] [--target-val N]
 //              [--seed S] [--style-gap G] [--workers N]
 //
 // Then `gta5=DIR/gta5` and `cityscapes=DIR/cityscapes` name the two domains.
@@ -13,6 +13,7 @@
 #include "data/synthetic.h"
 #include "engine/check.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/sizes.h"
 
 namespace {
 
@@ -29,22 +30,9 @@ struct SynthOptions {
   int threads = 0;
 };
 
-// "HxW" with positive integers, nothing else.
-std::pair<int, int> parse_size(const std::string& s) {
-  const size_t x = s.find('x');
-  try {
-    if (x != std::string::npos) {
-      size_t used_h = 0, used_w = 0;
-      const int h = std::stoi(s.substr(0, x), &used_h), w = std::stoi(s.substr(x + 1), &used_w);
-      if (used_h == x && used_w == s.size() - x - 1 && h > 0 && w > 0) return {h, w};
-    }
-  } catch (const std::exception&) {
-  }
-  CBST_THROW("--size '", s, "' is not HxW with positive sizes (e.g. 128x256)");
-}
-
 void run(const SynthOptions& o) {
-  const auto [h, w] = parse_size(o.size);
+  const cli::Size2 size = cli::parse_size(o.size, "--size", 16, 8192);
+  const int h = int(size.height), w = int(size.width);
   if (o.style_gap < 0 || o.style_gap > 1) CBST_THROW("--style-gap ", o.style_gap, " is outside 0..1");
   const data::SynthBenchmarkReport r = data::write_synth_benchmark(
       {.out = o.out,
@@ -66,7 +54,7 @@ cli::Command reg({.parent = "",
                  [](CLI::App& cmd) {
                    auto o = std::make_shared<SynthOptions>();
                    cmd.add_option("--out", o->out, "Output folder (gets gta5/ and cityscapes/)")->required();
-                   cmd.add_option("--size", o->size, "Image size HxW")->capture_default_str();
+                   cmd.add_option("--size", o->size, "Image size N or HxW")->capture_default_str();
                    cmd.add_option("--source", o->source, "Source (GTA5-layout) images")->capture_default_str();
                    cmd.add_option("--target-train", o->target_train, "Target training images")
                        ->capture_default_str();

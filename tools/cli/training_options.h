@@ -7,6 +7,7 @@
 
 #include "engine/check.h"
 #include "selftrain/training_setup.h"
+#include "tools/cli/sizes.h"
 
 namespace cbst::cli {
 
@@ -79,17 +80,9 @@ inline std::vector<double> parse_scales(const std::string& text) {
 inline void finish_training_options(TrainingOptions& o, const TrainingFlags& f, InferenceOptions& inference) {
   o.device = Device::parse(f.device);
   if (!f.crop.empty()) {
-    long h = 0, w = 0;
-    char extra = 0;
-    if (std::sscanf(f.crop.c_str(), "%ldx%ld%c", &h, &w, &extra) == 2) {
-    } else if (std::sscanf(f.crop.c_str(), "%ld%c", &h, &extra) == 1) {
-      w = h;
-    } else {
-      CBST_THROW("--crop '", f.crop, "' is not SIZE or HxW");
-    }
-    CBST_CHECK(h > 0 && w > 0, "--crop '", f.crop, "' must be positive");
-    o.crop_height = h;
-    o.crop_width = w;
+    const Size2 crop = parse_size(f.crop, "--crop", 1, 1 << 16, "512 or 512x1024");
+    o.crop_height = crop.height;
+    o.crop_width = crop.width;
   }
   o.color_jitter = data::ColorJitter::parse(f.color_jitter);
   o.blur = data::GaussianBlur::parse(f.blur);
