@@ -127,6 +127,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
                                .inference = cfg.inference, .device = cfg.train.device,
                                .input_convention = built.input_convention};
+  run.started();  // validated: from here on a failure keeps the folder (and its log)
   int64_t start_round = 0, global_step = 0;
   const std::string latest = run.file("checkpoints/latest");
   if (cfg.resume) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <exception>
 #include <fstream>
 #include <sstream>
 
@@ -80,6 +81,8 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
     CBST_CHECK(!has_run, "run folder ", path, " already holds a run; pass --resume to continue it ",
                "or choose another --run");
   }
+  unwinding_at_start_ = std::uncaught_exceptions();
+  created_ = !fs::exists(path, ec);
   fs::create_directories(path, ec);
   CBST_CHECK(!ec, "cannot create run folder ", path, ": ", ec.message(), "; choose a writable --run");
   log_ = std::fopen((fs::path(path) / "log.txt").c_str(), "a");
@@ -94,6 +97,14 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
       int64_t r = colon == std::string::npos ? -1 : std::atoll(line.c_str() + colon + 1);
       metrics_.emplace_back(r, line);
     }
+  }
+}
+
+RunDir::~RunDir() {
+  if (log_) std::fclose(log_);
+  if (created_ && !started_ && std::uncaught_exceptions() > unwinding_at_start_) {
+    std::error_code ec;
+    fs::remove_all(path_, ec);  // best effort: the error being thrown is what the user needs
   }
 }
 

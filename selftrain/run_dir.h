@@ -36,6 +36,13 @@ class RunDir {
   // Creates `path` (and parents). Without `resume`, a folder holding a previous run is an
   // error; with it, the folder must hold one (checkpoints/latest).
   RunDir(const std::string& path, bool resume);
+  // A run that fails before started() (bad data, model or options: validation) leaves no
+  // folder behind when this object created it; from started() on, the folder stays for
+  // --resume and for its log.
+  ~RunDir();
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
+  void started() { started_ = true; }
 
   const std::string& path() const { return path_; }
   std::string file(const std::string& relative) const;  // path/relative, parents created
@@ -53,6 +60,9 @@ class RunDir {
   void flush_metrics() const;
   std::string path_;
   bool resume_;
+  bool created_ = false;   // this object made the folder
+  bool started_ = false;
+  int unwinding_at_start_ = 0;  // std::uncaught_exceptions() when constructed
   std::vector<std::pair<int64_t, std::string>> metrics_;
   FILE* log_ = nullptr;
 };

@@ -47,6 +47,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   run.log("  model : " + built.description);
   run.log("  data  : " + dataset.describe());
 
+  run.started();  // validated: from here on a failure keeps the folder (and its log)
   int64_t start_epoch = 0, global_step = 0;
   const std::string latest = run.file("checkpoints/latest");
   if (cfg.resume) {

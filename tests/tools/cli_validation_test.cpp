@@ -48,6 +48,31 @@ TEST_F(CliValidation, NonsenseOptionValuesAreRefusedByName) {
   EXPECT_FALSE(fs::exists(path("run"))) << "refused before the run folder is made";
 }
 
+// Issue 12: a run that fails validation (missing data, an unknown model, a missing --init)
+// leaves no run folder behind; a folder that was there before stays.
+TEST_F(CliValidation, FailedValidationLeavesNoRunFolder) {
+  auto r = run_cbst("train --data gta5=" + path("none") + " --model small-fcn --run " + path("r1"), path("a.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("does not have the expected layout"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("r1")));
+  r = run_cbst("synth --out " + path("data") + " --size 16x32 --source 2 --target-train 2 --target-val 1", path("s.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst("train --data gta5=" + path("data/gta5") + " --model no-such-net --run " + path("nested/r2"), path("b.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("unknown model 'no-such-net'"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("nested/r2")));
+  r = run_cbst("adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" + path("data/cityscapes") +
+                   " --model small-fcn --init " + path("missing.safetensors") + " --method cbst --run " + path("r3"),
+               path("c.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("missing.safetensors"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("r3")));
+  fs::create_directories(path("mine"));
+  r = run_cbst("train --data gta5=" + path("none") + " --model small-fcn --run " + path("mine"), path("d.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(fs::exists(path("mine"))) << "a folder the user made is not removed";
+}
+
 TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {
   write("typo.toml", "[adapt]\nportoin = \"0.2,0.05,0.5\"\n");
   auto r = run_cbst("--config " + path("typo.toml") + " " + adapt_base(), path("a.log"));
