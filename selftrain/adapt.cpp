@@ -249,8 +249,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   }
   run.write_text("summary.json", summary + "]}\n");
   const std::string name = read_text(latest);
-  const std::vector<uint8_t> bytes = data::read_file_bytes(run.file("checkpoints/" + name.substr(0, name.find('\n'))));
-  data::write_file_atomic(run.file("checkpoints/final.safetensors"), bytes.data(), bytes.size());
+  write_final_weights(run.file("checkpoints/" + name.substr(0, name.find('\n'))), run.file("checkpoints/final.safetensors"));
   run.log("cbst adapt: done; final weights in " + run.file("checkpoints/final.safetensors"));
 }
 

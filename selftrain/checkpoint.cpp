@@ -20,6 +20,18 @@ void save_training_checkpoint(const std::string& path, const SegmentationModel& 
   weights::save_checkpoint(path, m);
 }
 
+void write_final_weights(const std::string& resumable, const std::string& final_path) {
+  const weights::TensorMap m = weights::load_checkpoint(resumable);
+  weights::TensorMap out;
+  for (auto& [name, t] : m)
+    if (name.rfind("optimizer.", 0) != 0) out.insert(name, t);
+  for (const char* key : {"model", "num_classes", "input_convention"}) {
+    auto it = m.metadata.find(key);
+    if (it != m.metadata.end()) out.metadata[key] = it->second;
+  }
+  weights::save_checkpoint(final_path, out);
+}
+
 static int64_t meta_int(const weights::TensorMap& m, const std::string& key, int64_t fallback) {
   return m.metadata_int(key, fallback);
 }

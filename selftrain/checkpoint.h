@@ -22,6 +22,11 @@ void save_training_checkpoint(const std::string& path, const SegmentationModel& 
                               const Sgd* optimizer, const TrainingPosition& position,
                               const std::string& input_convention);
 
+// The final weights of a run from its last resumable checkpoint: the model's tensors and what
+// names them (model, classes, input convention), without the optimizer's state or the
+// training position, which only --resume needs.
+void write_final_weights(const std::string& resumable, const std::string& final_path);
+
 struct LoadedCheckpoint {
   TrainingPosition position;
   std::string input_convention;

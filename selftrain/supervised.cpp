@@ -85,8 +85,7 @@ void run_supervised(const SupervisedConfig& cfg) {
                              {.round = -1, .epoch = e + 1, .global_step = global_step}, built.input_convention);
     run.write_text("checkpoints/latest", "last.safetensors\n");
   }
-  const std::vector<uint8_t> bytes = data::read_file_bytes(run.file("checkpoints/last.safetensors"));
-  data::write_file_atomic(run.file("checkpoints/final.safetensors"), bytes.data(), bytes.size());
+  write_final_weights(run.file("checkpoints/last.safetensors"), run.file("checkpoints/final.safetensors"));
   run.log("cbst train: done; weights in " + run.file("checkpoints/final.safetensors"));
 }
 

@@ -61,6 +61,23 @@ TEST_P(AdaptMethods, RunsTwoRoundsAndWritesTheRunFolder) {
                         "eval/round_0.json", "eval/round_1.json", "checkpoints/final.safetensors",
                         "checkpoints/latest"})
     EXPECT_TRUE(fs::exists(path(run + "/" + f))) << f;
+  // The final checkpoint holds the weights and what names them; the optimizer's state and
+  // the position stay in the resumable round checkpoint.
+  const auto final_weights = weights::load_checkpoint(path(run + "/checkpoints/final.safetensors"));
+  const auto last_round = weights::load_checkpoint(path(run + "/checkpoints/round_1.safetensors"));
+  size_t optimizer_tensors = 0;
+  for (auto& [name, t] : last_round) {
+    if (name.rfind("optimizer.", 0) == 0) {
+      ++optimizer_tensors;
+      EXPECT_FALSE(final_weights.contains(name)) << name;
+    } else {
+      CBST_EXPECT_CLOSE(name, final_weights.at(name), t, 0.0, 0.0);
+    }
+  }
+  EXPECT_GT(optimizer_tensors, 0u);
+  EXPECT_EQ(final_weights.size() + optimizer_tensors, last_round.size());
+  EXPECT_EQ(final_weights.metadata.count("round"), 0u);
+  EXPECT_EQ(final_weights.metadata.at("model"), "small-fcn");
   const std::string summary = read(run + "/summary.json");
   EXPECT_NE(summary.find("\"method\": \"" + GetParam() + "\""), std::string::npos) << summary;
   EXPECT_NE(summary.find("\"source_images\": 4"), std::string::npos) << "round 0 uses half the source";
