@@ -93,6 +93,11 @@ std::string read_text(const std::string& path) {
 void run_adaptation(const AdaptConfig& cfg) {
   RunDir run(cfg.run, cfg.resume);
   if (!cfg.resume) run.write_text("config.toml", cfg.config_text);
+  // What does not change the self-training itself may change on resume (test scales and flip
+  // make the pseudo-labels, so they may not).
+  if (cfg.resume)
+    run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "previews", "keep-checkpoints",
+                                       "prob-cache-memory", "deterministic"});
   set_deterministic(cfg.train.deterministic);
   const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
   const bool adapt = cfg.method != AdaptMethod::source_only;

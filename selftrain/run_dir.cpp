@@ -100,6 +100,57 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
   }
 }
 
+std::map<std::string, std::string> config_values(const std::string& toml) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(toml);
+  std::string line;
+  auto trim = [](std::string s) {
+    const size_t a = s.find_first_not_of(" \t\r"), b = s.find_last_not_of(" \t\r");
+    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+  };
+  while (std::getline(in, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == '[') continue;
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    out[trim(line.substr(0, eq))] = value;
+  }
+  return out;
+}
+
+std::vector<std::string> check_resume_options(const std::string& started, const std::string& now,
+                                              const std::set<std::string>& may_change) {
+  const auto before = config_values(started), after = config_values(now);
+  std::vector<std::string> changed, refused;
+  for (const auto& [key, old_value] : before) {
+    if (key == "resume" || key == "run") continue;
+    const auto it = after.find(key);
+    if (it == after.end() || it->second == old_value) continue;
+    const std::string line = key + ": " + (old_value.empty() ? "(none)" : old_value) + " -> " +
+                             (it->second.empty() ? "(none)" : it->second);
+    (may_change.count(key) ? changed : refused).push_back(line);
+  }
+  if (!refused.empty()) {
+    std::string list;
+    for (const std::string& r : refused) list += (list.empty() ? "" : "; ") + r;
+    std::string free;
+    for (const std::string& k : may_change) free += (free.empty() ? "--" : ", --") + k;
+    CBST_THROW("--resume with other options than the run was started with (", list, "); only ", free,
+               " may change on resume: drop the others or start a new run");
+  }
+  return changed;
+}
+
+void RunDir::check_resume(const std::string& config_text, const std::set<std::string>& may_change) {
+  std::ifstream in(fs::path(path_) / "config.toml");
+  const std::string started((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (started.empty() || config_text.empty()) return;
+  for (const std::string& change : check_resume_options(started, config_text, may_change))
+    log("resume with a changed option: " + change);
+}
+
 RunDir::~RunDir() {
   if (log_) std::fclose(log_);
   if (created_ && !started_ && std::uncaught_exceptions() > unwinding_at_start_) {

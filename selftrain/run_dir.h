@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdio>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,10 @@ class RunDir {
   RunDir(const RunDir&) = delete;
   RunDir& operator=(const RunDir&) = delete;
   void started() { started_ = true; }
+  // With --resume: the options given now against the folder's config.toml
+  // (check_resume_options); what may and did change is logged. Nothing to compare when
+  // either is empty.
+  void check_resume(const std::string& config_text, const std::set<std::string>& may_change);
 
   const std::string& path() const { return path_; }
   std::string file(const std::string& relative) const;  // path/relative, parents created
@@ -66,6 +72,17 @@ class RunDir {
   std::vector<std::pair<int64_t, std::string>> metrics_;
   FILE* log_ = nullptr;
 };
+
+// The `key = value` lines of a config.toml as we write them (one section, scalar values;
+// quotes removed, comments and section headers skipped).
+std::map<std::string, std::string> config_values(const std::string& toml);
+
+// --resume against the options the run was started with (its config.toml, `started`): the
+// keys in `may_change` may differ and are returned as "key: old -> new" lines to log; any
+// other difference is an error naming each key with both values. A key present on one side
+// only (an option newer than the run) is not compared.
+std::vector<std::string> check_resume_options(const std::string& started, const std::string& now,
+                                              const std::set<std::string>& may_change);
 
 // Progress with ETA: a bar redrawn in place on a terminal, plain lines (every ~10 s and at
 // the end) otherwise.

@@ -20,6 +20,10 @@ namespace fs = std::filesystem;
 void run_supervised(const SupervisedConfig& cfg) {
   RunDir run(cfg.run, cfg.resume);
   if (!cfg.resume) run.write_text("config.toml", cfg.config_text);
+  // What does not change the training itself may change on resume.
+  if (cfg.resume)
+    run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "eval-every", "scales", "flip",
+                                       "deterministic"});
   set_deterministic(cfg.train.deterministic);
   const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
   const data::Dataset dataset = data::open_dataset(cfg.data, {.split = cfg.split, .list_file = cfg.list});

@@ -73,6 +73,28 @@ TEST_F(CliValidation, FailedValidationLeavesNoRunFolder) {
   EXPECT_TRUE(fs::exists(path("mine"))) << "a folder the user made is not removed";
 }
 
+// Issue 12: --resume compares the options with the run's config.toml: what changes the
+// training is refused by name with both values; workers, device, logging and evaluation may
+// change, and the log says so.
+TEST_F(CliValidation, ResumeRefusesOtherTrainingOptionsAndNamesThem) {
+  auto r = run_cbst("synth --out " + path("data") + " --size 16x32 --source 2 --target-train 2 --target-val 1", path("s.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string base = "train --data gta5=" + path("data/gta5") + " --epochs 1 --batch 1 --crop 16 --run " + path("t");
+  r = run_cbst(base + " --model small-fcn --lr 0.01", path("a.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst(base + " --lr 0.5 --model small-deeplabv3plus --resume", path("b.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("cbst: error: --resume with other options than the run was started with"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("lr: 0.01 -> 0.5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model: small-fcn -> small-deeplabv3plus"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(path("t/checkpoints/final.safetensors"))) << "a refused resume leaves the run alone";
+  r = run_cbst(base + " --model small-fcn --lr 0.01 --workers 1 --log-every 5 --resume", path("c.log"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resume with a changed option: workers: 2 -> 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resume with a changed option: log-every: 20 -> 5"), std::string::npos) << r.output;
+}
+
 TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {
   write("typo.toml", "[adapt]\nportoin = \"0.2,0.05,0.5\"\n");
   auto r = run_cbst("--config " + path("typo.toml") + " " + adapt_base(), path("a.log"));
