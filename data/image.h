@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/atomic_file.h"
+
 namespace cbst::data {
 
 // An 8-bit image, rows top to bottom, channels interleaved (HWC). RGB order when channels == 3.
@@ -86,9 +88,10 @@ void write_png(const std::string& path, const PngWriteSpec& spec);
 // nearest neighbour to the first one's height, separated by `gap` white columns.
 Image side_by_side(const std::vector<const Image*>& images, int gap = 4);
 
-// Bytes of a whole file, and an atomic whole-file write (temp + fsync + rename).
+// Bytes of a whole file (a regular file only: a FIFO or device is refused, not read).
 std::vector<uint8_t> read_file_bytes(const std::string& path);
-void write_file_atomic(const std::string& path, const void* data, size_t size);
-void write_text_atomic(const std::string& path, const std::string& text);
+// The atomic writers are the engine's (engine/atomic_file.h), named here for data's callers.
+using ::cbst::write_file_atomic;
+using ::cbst::write_text_atomic;
 
 }  // namespace cbst::data

@@ -4,7 +4,7 @@
 #include <bit>
 #include <cstring>
 
-#include "weights/atomic_file.h"
+#include "engine/atomic_file.h"
 #include "weights/json.h"
 #include "weights/raw_dtype.h"
 

@@ -1,16 +1,18 @@
-#include "weights/atomic_file.h"
+#include "engine/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/check.h"
 
-namespace cbst::weights {
+namespace cbst {
 
 namespace {
 
@@ -54,23 +56,28 @@ std::string resolve_atomic_destination(const std::string& path) {
     if (n < 0 || size_t(n) >= target.size())
       CBST_THROW("cannot write '", path, "': cannot read the link '", at, "': ", std::strerror(errno));
     target.resize(size_t(n));
-    at = target.front() == '/' || parent_dir(at) == "." ? target : parent_dir(at) + "/" + target;
+    // A relative target is relative to the link's folder.
+    at = target.front() == '/' || at.find('/') == std::string::npos ? target : parent_dir(at) + "/" + target;
   }
   CBST_THROW("cannot write '", path, "': more than 40 symbolic links in a chain (a loop?)");
 }
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
-  CBST_CHECK(!path_.empty() && path_.back() != '/', "cannot write to '", path_, "': not a file path");
-  path_ = resolve_atomic_destination(path_);
+AtomicFile::AtomicFile(std::string path) : requested_(std::move(path)) {
+  if (requested_.empty() || requested_.back() == '/')
+    CBST_THROW("cannot write '", requested_, "': not a file path; give a file name");
+  path_ = resolve_atomic_destination(requested_);
   // pid + counter keeps concurrent writers (threads or processes) off each other's temporaries.
-  static std::atomic<unsigned> counter{0};
+  static std::atomic<uint64_t> counter{0};
   const std::string dir = parent_dir(path_);
-  temp_path_ = (dir == "." && path_.find('/') == std::string::npos ? std::string() : dir + "/") + "." +
-               base_name(path_) + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  temp_path_ = (path_.find('/') == std::string::npos ? std::string() : dir + "/") + "." + base_name(path_) +
+               ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
   fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    CBST_THROW("cannot create '", temp_path_, "': ", std::strerror(errno),
-               "; does the folder exist and is it writable?");
+  if (fd_ >= 0) return;
+  const int err = errno;
+  if (err == ENOENT)
+    CBST_THROW("cannot write '", requested_, "': the folder '", dir, "' does not exist; create it first");
+  CBST_THROW("cannot write '", requested_, "': cannot create '", temp_path_, "' beside it: ", std::strerror(err),
+             "; is the folder writable?");
 }
 
 AtomicFile::~AtomicFile() {
@@ -81,30 +88,36 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t n) {
-  CBST_CHECK(fd_ >= 0, "write to '", path_, "' after commit");
+  CBST_CHECK(fd_ >= 0, "write to '", requested_, "' after commit");
   const auto* p = static_cast<const uint8_t*>(data);
   while (n > 0) {
     const ssize_t put = ::write(fd_, p, std::min<size_t>(n, size_t(1) << 30));
     if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) CBST_THROW("writing '", temp_path_, "' failed: ", std::strerror(errno), "; is the disk full?");
+    if (put <= 0)
+      CBST_THROW("writing '", requested_, "' failed: ", put < 0 ? std::strerror(errno) : "nothing written",
+                 "; is the disk full?");
     p += put;
     n -= size_t(put);
   }
 }
 
 void AtomicFile::commit() {
-  CBST_CHECK(fd_ >= 0, "'", path_, "' committed twice");
-  if (::fsync(fd_) != 0) CBST_THROW("fsync of '", temp_path_, "' failed: ", std::strerror(errno));
+  CBST_CHECK(fd_ >= 0, "'", requested_, "' committed twice");
+  // On failure fd_ stays open, so the destructor closes and removes the temporary.
+  if (::fsync(fd_) != 0)
+    CBST_THROW("writing '", requested_, "' failed at fsync: ", std::strerror(errno), "; is the disk full?");
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) {
+    const int err = errno;
     ::unlink(temp_path_.c_str());
-    CBST_THROW("closing '", temp_path_, "' failed: ", std::strerror(errno), "; is the disk full?");
+    CBST_THROW("writing '", requested_, "' failed at close: ", std::strerror(err), "; is the disk full?");
   }
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     const int err = errno;
     ::unlink(temp_path_.c_str());
-    CBST_THROW("cannot rename '", temp_path_, "' to '", path_, "': ", std::strerror(err));
+    CBST_THROW("cannot write '", requested_, "': renaming '", temp_path_, "' into place failed: ",
+               std::strerror(err));
   }
   const int dir = ::open(parent_dir(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
@@ -119,4 +132,8 @@ void write_file_atomic(const std::string& path, const void* data, size_t n) {
   f.commit();
 }
 
-}  // namespace cbst::weights
+void write_text_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+}  // namespace cbst
