@@ -179,27 +179,41 @@ std::string join(const std::string& a, const std::string& b) {
   return (fs::path(a) / b).string();
 }
 
-std::vector<ListEntry> read_list_file(const std::string& path) {
+static std::vector<ListEntry> read_list_entries(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) CBST_THROW(path, ": is a folder, expected a list file of image paths");
   std::ifstream in(path);
   if (!in) CBST_THROW(path, ": cannot open list file; check the path");
+  // Without this std::getline stops quietly, as at the end of the file, on a read error or a
+  // line that does not fit in memory; with it, it rethrows std::bad_alloc as it is.
+  in.exceptions(std::ios::badbit);
   std::vector<ListEntry> out;
   std::string line;
   int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    std::istringstream fields(line);
-    ListEntry e;
-    if (!(fields >> e.image) || e.image[0] == '#') continue;
-    fields >> e.label;
-    std::string extra;
-    if (fields >> extra)
-      CBST_THROW(path, ":", number, ": expected 'image [label]', found a third column '", extra,
-                 "'; paths with spaces are not supported in list files");
-    out.push_back(e);
+  try {
+    while (std::getline(in, line)) {
+      ++number;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      std::istringstream fields(line);
+      ListEntry e;
+      if (!(fields >> e.image) || e.image[0] == '#') continue;
+      fields >> e.label;
+      std::string extra;
+      if (fields >> extra)
+        CBST_THROW(path, ":", number, ": expected 'image [label]', found a third column '", extra,
+                   "'; paths with spaces are not supported in list files");
+      out.push_back(e);
+    }
+  } catch (const std::ios_base::failure&) {
+    CBST_THROW(path, ": read error after line ", number, "; is the file system healthy?");
   }
   if (out.empty()) CBST_THROW(path, ": list file has no entries");
   return out;
+}
+
+std::vector<ListEntry> read_list_file(const std::string& path) {
+  return naming_out_of_memory(path, "reading the list file", "free memory, or check that it is a list of paths",
+                              [&] { return read_list_entries(path); });
 }
 
 }  // namespace cbst::data

@@ -149,14 +149,7 @@ PngHeader read_png_header(const std::string& path) {
 
 // The decoders bound what they allocate by the file's size and fixed caps; if memory still
 // runs out (a large valid image on a small machine), the error names the file and stage.
-template <class F>
-static auto naming_out_of_memory(const std::string& path, const char* stage, F&& f) {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    CBST_THROW(path, ": out of memory ", stage, "; free memory or use smaller images");
-  }
-}
+constexpr const char* kImageOutOfMemoryAdvice = "free memory or use smaller images";
 
 static Image read_image_rgb_unguarded(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
@@ -176,7 +169,8 @@ static Image read_image_rgb_unguarded(const std::string& path) {
 }
 
 Image read_image_rgb(const std::string& path) {
-  return naming_out_of_memory(path, "decoding the image", [&] { return read_image_rgb_unguarded(path); });
+  return naming_out_of_memory(path, "decoding the image", kImageOutOfMemoryAdvice,
+                              [&] { return read_image_rgb_unguarded(path); });
 }
 
 static RawLabels read_label_values_unguarded(const std::string& path) {
@@ -217,7 +211,8 @@ static RawLabels read_label_values_unguarded(const std::string& path) {
 }
 
 RawLabels read_label_values(const std::string& path) {
-  return naming_out_of_memory(path, "decoding the label image", [&] { return read_label_values_unguarded(path); });
+  return naming_out_of_memory(path, "decoding the label image", kImageOutOfMemoryAdvice,
+                              [&] { return read_label_values_unguarded(path); });
 }
 
 void write_png_grey(const std::string& path, const Labels& labels) {

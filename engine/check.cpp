@@ -11,6 +11,10 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+void throw_out_of_memory(const std::string& subject, const std::string& stage, const std::string& what_to_do) {
+  throw Error(subject + ": out of memory while " + stage + "; " + what_to_do);
+}
+
 namespace detail {
 
 void fail(const char* kind, const char* expr, const std::string& details, const char* file,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -36,6 +37,24 @@ void stream_all(std::ostringstream& os, const T& first, const Rest&... rest) {
 
 // "[2, 3, 4]": used in every shape message.
 std::string shape_str(const std::vector<int64_t>& shape);
+
+// Memory running out is a user error like any other: one line naming the file (or the
+// thing) and the stage, ending with what to do. Readers bound what they allocate by the
+// input's size and documented caps, so this means a large valid input on a small machine.
+//   "<subject>: out of memory while <stage>; <what_to_do>"
+[[noreturn]] void throw_out_of_memory(const std::string& subject, const std::string& stage,
+                                      const std::string& what_to_do);
+
+// Runs f(); a std::bad_alloc from it becomes the error above. Other exceptions pass through.
+template <class F>
+auto naming_out_of_memory(const std::string& subject, const std::string& stage, const std::string& what_to_do,
+                          F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(subject, stage, what_to_do);
+  }
+}
 
 }  // namespace cbst
 

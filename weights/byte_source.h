@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/check.h"
+
 namespace cbst::weights {
 
 class ByteSource {
@@ -86,6 +88,20 @@ class BufferedSource : public ByteSource {
 // The whole file in memory, for the formats that are parsed sequentially (legacy .pth,
 // .params, .caffemodel).
 std::vector<uint8_t> read_file_bytes(const std::string& path);
+
+// Runs `read` on the file `name` (every reader's entry point by path goes through here): its
+// cbst::Error gains "name: " in front, and memory running out becomes an error naming the
+// file and `stage` ("reading it as safetensors") instead of a bare std::bad_alloc.
+template <class F>
+auto reading_file(const std::string& name, const std::string& stage, F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const Error& e) {
+    throw Error(name + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(name, stage, "free memory or use a machine with more");
+  }
+}
 
 // A sequential little-endian reader over [begin, end) of a source.
 class Cursor {

@@ -184,13 +184,12 @@ TensorMap read_caffemodel(const ByteSource& src) {
 }
 
 TensorMap read_caffemodel(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
-  MemorySource src(bytes, path);
-  try {
+  FileSource file(path);
+  return reading_file(path, "reading it as caffemodel", [&] {
+    const std::vector<uint8_t> bytes = file.read_vector(0, file.size());
+    MemorySource src(bytes, path);
     return read_caffemodel(src);
-  } catch (const Error& e) {
-    CBST_THROW(path, ": ", e.what());
-  }
+  });
 }
 
 bool looks_like_caffemodel(const ByteSource& src) {

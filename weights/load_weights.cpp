@@ -63,8 +63,8 @@ WeightFormat detect_weight_format(const ByteSource& src) {
 
 namespace {
 
-TensorMap load_by_content(const ByteSource& src) {
-  switch (detect_weight_format(src)) {
+TensorMap load_by_content(const ByteSource& src, WeightFormat format) {
+  switch (format) {
     case WeightFormat::safetensors: return read_safetensors(src);
     case WeightFormat::pth_zip: return read_pth_zip(src);
     case WeightFormat::pth_legacy: return read_pth_legacy(src);
@@ -82,20 +82,15 @@ TensorMap load_by_content(const ByteSource& src) {
 }  // namespace
 
 TensorMap load_weights(const ByteSource& src) {
-  WeightFormat format = WeightFormat::unknown;
-  try {
-    format = detect_weight_format(src);
-    TensorMap map = load_by_content(src);
+  const WeightFormat format =
+      reading_file(src.name(), "detecting its format", [&] { return detect_weight_format(src); });
+  const std::string stage = std::string("reading it as ") + weight_format_name(format) + " (" +
+                            std::to_string(src.size()) + " bytes)";
+  return reading_file(src.name(), stage, [&] {
+    TensorMap map = load_by_content(src, format);
     map.source = src.name();
     return map;
-  } catch (const Error& e) {
-    CBST_THROW(src.name(), ": ", e.what());
-  } catch (const std::bad_alloc&) {
-    // Every reader bounds its memory by the file's size and documented caps, so this means
-    // a large valid file on a small machine (or a cap that is too generous).
-    CBST_THROW(src.name(), ": out of memory while reading it as ", weight_format_name(format), " (", src.size(),
-               " bytes); free memory or use a machine with more");
-  }
+  });
 }
 
 TensorMap load_weights(const std::string& path) {
@@ -111,16 +106,12 @@ TensorMap load_checkpoint(const std::string& path) {
   if (f != WeightFormat::safetensors)
     CBST_THROW(path, ": a checkpoint must be safetensors, this file looks like ", weight_format_name(f),
                "; convert it with `cbst weights convert IN OUT.safetensors --model NAME`");
-  try {
+  return reading_file(path, "reading the checkpoint (" + std::to_string(src.size()) + " bytes)", [&] {
     TensorMap map = read_safetensors(src);
     map.source = path;
     map.check_finite();
     return map;
-  } catch (const Error& e) {
-    CBST_THROW(path, ": ", e.what());
-  } catch (const std::bad_alloc&) {
-    CBST_THROW(path, ": out of memory while reading the checkpoint (", src.size(), " bytes)");
-  }
+  });
 }
 
 }  // namespace cbst::weights

@@ -123,11 +123,7 @@ TensorMap read_mxnet_params(const ByteSource& src) {
 
 TensorMap read_mxnet_params(const std::string& path) {
   FileSource src(path);
-  try {
-    return read_mxnet_params(src);
-  } catch (const Error& e) {
-    CBST_THROW(path, ": ", e.what());
-  }
+  return reading_file(path, "reading it as mxnet", [&] { return read_mxnet_params(src); });
 }
 
 }  // namespace cbst::weights

@@ -122,11 +122,7 @@ TensorMap read_pth(const ByteSource& src) {
 
 TensorMap read_pth(const std::string& path) {
   FileSource src(path);
-  try {
-    return read_pth(src);
-  } catch (const Error& e) {
-    CBST_THROW(path, ": ", e.what());
-  }
+  return reading_file(path, "reading it as PyTorch", [&] { return read_pth(src); });
 }
 
 }  // namespace cbst::weights

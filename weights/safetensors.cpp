@@ -211,11 +211,7 @@ TensorMap read_safetensors(const ByteSource& src) {
 
 TensorMap read_safetensors(const std::string& path) {
   FileSource src(path);
-  try {
-    return read_safetensors(src);
-  } catch (const Error& e) {
-    CBST_THROW(path, ": ", e.what());
-  }
+  return reading_file(path, "reading it as safetensors", [&] { return read_safetensors(src); });
 }
 
 std::vector<uint8_t> encode_safetensors(const TensorMap& tensors) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -108,6 +109,18 @@ TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {
   write("good.toml", "[adapt]\nportion = \"0.7,0.05,0.5\"\n");
   r = run_cbst("--config " + path("good.toml") + " " + adapt_base(), path("c.log"));
   EXPECT_NE(r.output.find("portion schedule '0.7,0.05,0.5'"), std::string::npos) << r.output;
+}
+
+// CLI11 reads a config file line by line and stopped quietly at a line too long for memory,
+// running with what it had read: a file that cannot be options is refused unread.
+TEST_F(CliValidation, AConfigFileTooLargeToBeOptionsIsRefused) {
+  { std::ofstream(path("huge.toml")) << "[adapt]\n# "; }
+  fs::resize_file(path("huge.toml"), uint64_t(2) << 30);  // sparse: nothing is written
+  const auto r = run_cbst("--config " + path("huge.toml") + " weights inspect " + path("none"), path("a.log"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("config file '" + path("huge.toml") + "' is 2147483648 bytes"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("cannot open"), std::string::npos) << "refused before the command ran: " << r.output;
 }
 
 TEST_F(CliValidation, PseudolabelRefusesNanOrOutOfRangeProbabilities) {

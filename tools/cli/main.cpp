@@ -3,10 +3,14 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
-#include <exception>
 #include <cstring>
+#include <exception>
+#include <filesystem>
 #include <map>
+#include <new>
+#include <string>
 
 #include "engine/check.h"
 #include "tools/cli/registry.h"
@@ -30,6 +34,65 @@ std::string group_help(const std::string& parent) {
 
 }  // namespace cbst::cli
 
+namespace {
+
+// What the program is doing, for the one line printed when memory runs out where no reader
+// caught it (readers name their file: engine/check.h naming_out_of_memory). Set before the
+// work starts so that reporting needs no allocation.
+std::string g_stage = "reading the command line";
+
+constexpr const char* kOutOfMemoryAdvice =
+    "free memory or use a machine with more, or give the command less to hold at once "
+    "(a smaller --batch, --crop or --size, or fewer images)";
+
+void print_out_of_memory() {
+  std::fprintf(stderr, "cbst: error: out of memory while %s; %s\n", g_stage.c_str(), kOutOfMemoryAdvice);
+}
+
+// CLI11 reads a config file line by line and, when a line does not fit in memory, stops
+// quietly (std::getline sets badbit) and runs with what it read so far. An options file is
+// a few KB: refuse one that cannot be, before it is read.
+constexpr uintmax_t kMaxConfigBytes = uintmax_t(1) << 20;
+
+std::string config_file_size(const std::string& path) {
+  std::error_code ec;
+  const uintmax_t bytes = std::filesystem::file_size(path, ec);
+  if (ec || bytes <= kMaxConfigBytes) return "";  // a missing file is CLI11's to report
+  return "config file '" + path + "' is " + std::to_string(bytes) +
+         " bytes; an options file is at most 1 MiB: is it the right file?";
+}
+
+// "cbst weights inspect": the command path that was parsed, for g_stage.
+std::string command_path(const CLI::App& app) {
+  std::string path = "cbst";
+  for (const CLI::App* at = &app; !at->get_subcommands().empty();) {
+    at = at->get_subcommands().front();
+    path += " " + at->get_name();
+  }
+  return path;
+}
+
+// std::bad_alloc can also end the program where no catch can see it: thrown in a worker
+// thread, an OpenMP region or a noexcept function, it calls std::terminate. Say the same one
+// line then, and exit with the error status; anything else keeps the default report.
+std::terminate_handler g_default_terminate = nullptr;
+
+[[noreturn]] void on_terminate() {
+  if (std::exception_ptr e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::bad_alloc&) {
+      print_out_of_memory();
+      std::_Exit(1);
+    } catch (...) {
+    }
+  }
+  if (g_default_terminate) g_default_terminate();
+  std::abort();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // libgomp reads OMP_WAIT_POLICY when it loads, before main: idle OpenMP threads that spin
   // after each parallel region starve OpenBLAS's own threads (convolutions ran 2–10× slower
@@ -38,13 +101,14 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
   }
+  g_default_terminate = std::set_terminate(on_terminate);
   using namespace cbst::cli;
   CLI::App app{"cbst: class-balanced self-training (Zou et al., ECCV 2018) for semantic segmentation"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cbst 0.1.0");
   // Every option can also come from a TOML file: `cbst --config run.toml adapt ...`, with
   // the subcommand's options under [adapt] (as the run folder's config.toml holds them).
-  app.set_config("--config", "", "read options from a TOML file");
+  app.set_config("--config", "", "read options from a TOML file")->check(config_file_size);
   // A misspelt key or section in a config file is an error, not silently ignored
   // (subcommands inherit this when they are added below).
   app.allow_config_extras(CLI::config_extras_mode::error);
@@ -65,6 +129,9 @@ int main(int argc, char** argv) {
     cmd.setup(*sub);
   }
 
+  // Runs once the options (and any --config file) are read, before the command's callback.
+  app.parse_complete_callback([&] { g_stage = "running `" + command_path(app) + "`"; });
+
   int rc = 0;
   try {
     app.parse(argc, argv);
@@ -72,6 +139,9 @@ int main(int argc, char** argv) {
     rc = app.exit(e);
   } catch (const cbst::Error& e) {
     std::fprintf(stderr, "cbst: error: %s\n", e.what());
+    rc = 1;
+  } catch (const std::bad_alloc&) {
+    print_out_of_memory();
     rc = 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cbst: error: %s\n", e.what());

@@ -140,6 +140,8 @@ cli::Command reg({.parent = "weights", .name = "convert",
                    cmd.callback([o] {
                      try {
                        convert(*o);
+                     } catch (const std::bad_alloc&) {
+                       throw;  // main names the stage; "std::bad_alloc" alone would say nothing
                      } catch (const std::exception& e) {
                        throw Error(one_line(e.what()));
                      }
