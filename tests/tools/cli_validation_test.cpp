@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "tests/tools/cli_runner.h"
 #include "weights/safetensors.h"
@@ -94,6 +96,30 @@ TEST_F(CliValidation, ResumeRefusesOtherTrainingOptionsAndNamesThem) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resume with a changed option: workers: 2 -> 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("resume with a changed option: log-every: 20 -> 5"), std::string::npos) << r.output;
+}
+
+// Issue 12: usage errors (CLI11's) are one line like every other error, say where the
+// options are described, and exit 2; runtime errors exit 1.
+TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"nosuch", "cbst: error: unknown subcommand 'nosuch' (the subcommands are adapt, "},
+      {"weights frobnicate", "cbst: error: unknown subcommand 'frobnicate' (the subcommands are inspect, convert)"},
+      {"train --data gta5=x --epochs x", "cbst: error: --epochs: Value x not in range"},
+      {"eval --data cityscapes=x --protocol 7", "cbst: error: --protocol: 7 not in {19,16,13,nthu}"},
+      {"synth", "cbst: error: --out is required; see `cbst synth --help`"},
+  };
+  for (const auto& [args, start] : cases) {
+    const auto r = run_cbst(args, path("u.log"));
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    EXPECT_EQ(r.output.rfind(start, 0), 0u) << args << "\n" << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("--help`"), std::string::npos) << args << "\n" << r.output;
+  }
+  const auto help = run_cbst("train --help", path("h.log"));
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("--data"), std::string::npos);
+  const auto runtime = run_cbst("weights inspect " + path("missing.safetensors"), path("m.log"));
+  EXPECT_EQ(runtime.exit_code, 1) << runtime.output;
 }
 
 TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {

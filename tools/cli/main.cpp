@@ -62,6 +62,10 @@ std::string config_file_size(const std::string& path) {
          " bytes; an options file is at most 1 MiB: is it the right file?";
 }
 
+// Exit statuses (README "The cbst program"): 0 done, 1 a runtime error (bad data, files,
+// numbers), 2 a usage error (an unknown option or subcommand, a missing or malformed value).
+constexpr int kUsageError = 2;
+
 // "cbst weights inspect": the command path that was parsed, for g_stage.
 std::string command_path(const CLI::App& app) {
   std::string path = "cbst";
@@ -136,7 +140,28 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    rc = app.exit(e);
+    if (e.get_exit_code() == 0) {
+      rc = app.exit(e);  // --help, --version: to stdout, exit 0
+    } else {
+      // A usage error: one line, what was wrong and where the options are described.
+      std::string what = e.what();
+      for (char& c : what)
+        if (c == '\n') c = ' ';
+      while (!what.empty() && (what.back() == ' ' || what.back() == '.')) what.pop_back();
+      const std::string where = command_path(app);
+      // An unknown subcommand reaches CLI11 as "a subcommand is required": name it.
+      const CLI::App* at = &app;
+      while (!at->get_subcommands().empty()) at = at->get_subcommands().front();
+      int depth = 1;
+      for (const CLI::App* p = at; p->get_parent(); p = p->get_parent()) ++depth;
+      if (what == "A subcommand is required" && depth < argc && argv[depth][0] != '-') {
+        std::string names;
+        for (const CLI::App* sub : at->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+        what = "unknown subcommand '" + std::string(argv[depth]) + "' (the subcommands are " + names + ")";
+      }
+      std::fprintf(stderr, "cbst: error: %s; see `%s --help`\n", what.c_str(), where.c_str());
+      rc = kUsageError;
+    }
   } catch (const cbst::Error& e) {
     std::fprintf(stderr, "cbst: error: %s\n", e.what());
     rc = 1;
