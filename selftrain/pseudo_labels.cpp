@@ -21,6 +21,18 @@ ThresholdPolicy threshold_policy_from_name(const std::string& name) {
              "(one pool per class)");
 }
 
+const char* pool_sampling_name(PoolSampling s) {
+  return s == PoolSampling::authors ? "authors" : "pixel-index";
+}
+
+PoolSampling pool_sampling_from_name(const std::string& name) {
+  if (name == "pixel-index") return PoolSampling::pixel_index;
+  if (name == "authors") return PoolSampling::authors;
+  CBST_THROW("unknown pool sampling '", name, "'; expected 'pixel-index' (pixels whose index in ",
+             "their image is a multiple of K) or 'authors' (every K-th pixel of each class, plus ",
+             "the authors' zero per pool)");
+}
+
 namespace {
 
 constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
@@ -91,7 +103,8 @@ ClassThresholds class_thresholds(const Tensor& probs, const Tensor& spatial_prio
                       Tensor::empty({src.classes}, DType::i64, device)};
   const labeling::PoolParams pp{.global_pool = params.policy == ThresholdPolicy::st,
                                 .portion = params.portion,
-                                .pool_stride = params.pool_stride};
+                                .pool_stride = params.pool_stride,
+                                .authors_sampling = params.sampling == PoolSampling::authors};
   const int64_t images = probs.size(0);
   if (device.is_cuda()) {
 #if CBST_WITH_CUDA
