@@ -3,6 +3,7 @@
 // tree order: no float atomics, bit-reproducible. Backward: one thread per pixel.
 #include "engine/cuda/context.h"
 #include "engine/dispatch.h"
+#include "layers/cross_entropy_reduce.cuh"
 #include "layers/soft_cross_entropy_kernels.h"
 
 namespace cbst::layer_kernels::cuda {
@@ -10,7 +11,6 @@ namespace cbst::layer_kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kReduceThreads = 1024;
 
 template <class T>
 __global__ void soft_ce_pixel_kernel(T* lse, double* term, double* counted, const T* x,
@@ -32,34 +32,6 @@ __global__ void soft_ce_pixel_kernel(T* lse, double* term, double* counted, cons
     }
     term[p] = e;
     counted[p] = s != 0.0 ? 1.0 : 0.0;
-  }
-}
-
-// One block: thread j sums elements j, j + blockDim, … in order, then a shared-memory tree.
-template <class T>
-__global__ void soft_ce_reduce_kernel(T* loss, T* valid, const double* term, const double* counted,
-                                      int64_t pixels) {
-  __shared__ double s_term[kReduceThreads];
-  __shared__ double s_count[kReduceThreads];
-  double a = 0.0, b = 0.0;
-  for (int64_t p = threadIdx.x; p < pixels; p += blockDim.x) {
-    a += term[p];
-    b += counted[p];
-  }
-  s_term[threadIdx.x] = a;
-  s_count[threadIdx.x] = b;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (int(threadIdx.x) < stride) {
-      s_term[threadIdx.x] += s_term[threadIdx.x + stride];
-      s_count[threadIdx.x] += s_count[threadIdx.x + stride];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    const double v = s_count[0];
-    *loss = T(v != 0.0 ? s_term[0] / v : 0.0);
-    *valid = T(v);
   }
 }
 
@@ -96,7 +68,7 @@ void soft_cross_entropy_forward(const Tensor& loss, const Tensor& valid, const T
         lse.data<scalar_t>(), term.data<double>(), counted.data<double>(), logits.data<scalar_t>(),
         targets.data<scalar_t>(), pixels, classes, inner);
     CBST_CUDA_LAUNCH_CHECK();
-    soft_ce_reduce_kernel<scalar_t><<<1, kReduceThreads, 0, cuda_stream()>>>(
+    weighted_mean_reduce_kernel<scalar_t><<<1, kReduceThreads, 0, cuda_stream()>>>(
         loss.data<scalar_t>(), valid.data<scalar_t>(), term.data<double>(), counted.data<double>(),
         pixels);
     CBST_CUDA_LAUNCH_CHECK();
