@@ -7,7 +7,7 @@
 #include "engine/ops.h"
 #include "layers/soft_cross_entropy.h"
 #include "layers/softmax_cross_entropy.h"
-#include "selftrain/labeling_math.h"
+#include "selftrain/labeling_kernels.h"
 
 namespace cbst {
 
@@ -80,28 +80,6 @@ bool lrent_soft_label(double* soft, const float* scores, const float* thresholds
 
 namespace {
 
-// The score source of selftrain/labeling_math.h over CPU tensors (probs (N, C, h, w),
-// prior (C, Hp, Wp) or undefined), so that ŷ reads exactly the scores the thresholds saw.
-labeling::ScoreSource cpu_score_source(const Tensor& probs, const Tensor& prior, LabelSize size) {
-  labeling::ScoreSource s;
-  s.probs = probs.data<float>();
-  s.classes = int32_t(probs.size(1));
-  s.h = int32_t(probs.size(2));
-  s.w = int32_t(probs.size(3));
-  s.height = int32_t(size.height ? size.height : probs.size(2));
-  s.width = int32_t(size.width ? size.width : probs.size(3));
-  s.py = labeling::make_axis(s.h, s.height);
-  s.px = labeling::make_axis(s.w, s.width);
-  if (prior.defined()) {
-    s.prior = prior.data<float>();
-    s.hp = int32_t(prior.size(1));
-    s.wp = int32_t(prior.size(2));
-    s.qy = labeling::make_axis(s.hp, s.height);
-    s.qx = labeling::make_axis(s.wp, s.width);
-  }
-  return s;
-}
-
 Tensor cpu_f32(const Tensor& t) {
   return t.defined() ? t.to(Device::cpu()).to(DType::f32).contiguous() : Tensor();
 }
@@ -111,13 +89,12 @@ Tensor cpu_f32(const Tensor& t) {
 Tensor lrent_pseudo_labels(const Tensor& probs, const Tensor& spatial_prior,
                            const Tensor& thresholds, double alpha, LabelSize label_size) {
   CBST_CHECK(alpha > 0, "lrent: the regularizer weight α must be positive, got ", alpha);
-  // Checks the arguments as pseudo_labels does (and gives the label size).
-  const Tensor shape_probe = selection_scores(probs.narrow(0, 0, 1), spatial_prior, label_size);
-  const LabelSize size{shape_probe.size(2), shape_probe.size(3)};
-  const Tensor p = cpu_f32(probs), q = cpu_f32(spatial_prior);
+  Tensor p, q;
+  const labeling::ScoreSource src =
+      labeling::score_source("lrent", cpu_f32(probs), cpu_f32(spatial_prior), label_size, p, q);
+  const LabelSize size{src.height, src.width};
   const std::vector<float> k = cpu_f32(thresholds).to_vector<float>();
   CBST_CHECK(int64_t(k.size()) == p.size(1), "lrent: ", k.size(), " thresholds for ", p.size(1), " classes");
-  const labeling::ScoreSource src = cpu_score_source(p, q, size);
   const int64_t n = p.size(0), classes = p.size(1);
   Tensor labels = Tensor::empty({n, size.height, size.width}, DType::u8);
   uint8_t* out = labels.data<uint8_t>();
@@ -153,7 +130,8 @@ Tensor LrentTargets::build(const data::Batch& batch, int64_t target_offset, Devi
   const int64_t classes = probs_.size(1);
   CBST_CHECK(batch.draws.size() == size_t(n) && batch.indices.size() == size_t(n),
              "lrent: the batch carries no sample geometry");
-  const labeling::ScoreSource src = cpu_score_source(probs_, prior_, size_);
+  Tensor p, q;  // contiguous already: the same storage
+  const labeling::ScoreSource src = labeling::score_source("lrent", probs_, prior_, size_, p, q);
   const uint8_t* lab = labels.data<uint8_t>();
   std::vector<float> out(size_t(n * classes * h * w), 0.0f);
   std::vector<float> s(static_cast<size_t>(classes));

@@ -26,6 +26,12 @@ inline int64_t authors_zero_entries(bool global_pool, int64_t classes) {
   return global_pool ? 1 + classes : 1;
 }
 
+// Checks the inputs of the labelling ops (f32 probs (N, C, h, w), optional prior (C, Hp, Wp)
+// on the same device; `op` names the caller in errors) and describes where the scores come
+// from. `probs_c` and `prior_c` keep the contiguous copies alive while the source is used.
+ScoreSource score_source(const char* op, const Tensor& probs, const Tensor& prior, LabelSize size,
+                         Tensor& probs_c, Tensor& prior_c);
+
 // thresholds: (C) f32, pool_sizes: (C) i64.
 void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,
                           int64_t images, const PoolParams& params);
