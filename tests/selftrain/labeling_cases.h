@@ -158,6 +158,22 @@ struct ReferenceThresholds {
   std::vector<int64_t> pool_sizes;
 };
 
+// argmax_c (lowest class on ties) and max of the scores of pixel k of image i.
+struct ReferenceBest {
+  int64_t label;
+  float value;
+};
+inline ReferenceBest reference_best(const LabelingCase& c, const std::vector<float>& scores, int64_t i,
+                                    int64_t k) {
+  const int64_t pixels = c.height * c.width;
+  ReferenceBest b{0, scores[size_t((i * c.classes) * pixels + k)]};
+  for (int64_t j = 1; j < c.classes; ++j) {
+    const float s = scores[size_t((i * c.classes + j) * pixels + k)];
+    if (s > b.value) b = {j, s};
+  }
+  return b;
+}
+
 inline ReferenceThresholds reference_thresholds(const LabelingCase& c,
                                                 const std::vector<float>& scores) {
   const int64_t pixels = c.height * c.width;
@@ -167,17 +183,9 @@ inline ReferenceThresholds reference_thresholds(const LabelingCase& c,
                         std::vector<int64_t>(size_t(c.classes), 0)};
   for (int64_t i = 0; i < c.images; ++i) {
     for (int64_t k = 0; k < pixels; k += c.pool_stride) {
-      int64_t best = 0;
-      float conf = scores[size_t((i * c.classes) * pixels + k)];
-      for (int64_t j = 1; j < c.classes; ++j) {
-        const float s = scores[size_t((i * c.classes + j) * pixels + k)];
-        if (s > conf) {
-          conf = s;
-          best = j;
-        }
-      }
-      pools[size_t(global ? 0 : best)].push_back(conf);
-      ++r.pool_sizes[size_t(best)];
+      const ReferenceBest b = reference_best(c, scores, i, k);
+      pools[size_t(global ? 0 : b.label)].push_back(b.value);
+      ++r.pool_sizes[size_t(b.label)];
     }
   }
   for (int64_t j = 0; j < c.classes; ++j) {
@@ -208,17 +216,9 @@ inline ReferenceThresholds reference_authors_thresholds(const LabelingCase& c,
     std::vector<int64_t> pred(static_cast<size_t>(pixels));
     std::vector<float> conf(static_cast<size_t>(pixels));
     for (int64_t k = 0; k < pixels; ++k) {
-      int64_t best = 0;
-      float m = scores[size_t((i * c.classes) * pixels + k)];
-      for (int64_t j = 1; j < c.classes; ++j) {
-        const float s = scores[size_t((i * c.classes + j) * pixels + k)];
-        if (s > m) {
-          m = s;
-          best = j;
-        }
-      }
-      pred[size_t(k)] = best;
-      conf[size_t(k)] = m;
+      const ReferenceBest b = reference_best(c, scores, i, k);
+      pred[size_t(k)] = b.label;
+      conf[size_t(k)] = b.value;
     }
     for (int64_t j = 0; j < c.classes; ++j) {
       std::vector<float> mask;  // conf[pred == j]
@@ -280,6 +280,14 @@ inline ThresholdParams threshold_params(const LabelingCase& c) {
           .portion = c.portion,
           .pool_stride = c.pool_stride,
           .label_size = {c.height, c.width}};
+}
+
+// threshold_params of the case with the authors' sampling at every K-th pixel of a class.
+inline ThresholdParams authors_threshold_params(const LabelingCase& c, int64_t every) {
+  ThresholdParams params = threshold_params(c);
+  params.pool_stride = every;
+  params.sampling = PoolSampling::authors;
+  return params;
 }
 
 }  // namespace cbst::testing

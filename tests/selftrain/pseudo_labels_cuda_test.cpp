@@ -47,9 +47,7 @@ TEST_P(PseudoLabelsCuda, AuthorsSamplingEqualsTheCpuTwinAndTheirRule) {
   const testing::LabelingProblem p = testing::make_problem(c);
   const std::vector<float> scores = testing::reference_scores(c, p);
   for (int64_t every : {int64_t(4), c.pool_stride}) {
-    ThresholdParams params = testing::threshold_params(c);
-    params.pool_stride = every;
-    params.sampling = PoolSampling::authors;
+    const ThresholdParams params = testing::authors_threshold_params(c, every);
     const ClassThresholds gpu = class_thresholds(
         p.probs.to(Device::cuda()), p.prior.defined() ? p.prior.to(Device::cuda()) : Tensor(), params);
     const ClassThresholds cpu = class_thresholds(p.probs, p.prior, params);
