@@ -25,6 +25,7 @@ struct HostBatch {
   std::vector<float> images;
   std::vector<uint8_t> labels;
   std::vector<int64_t> indices;
+  std::vector<AugmentDraw> draws;
   std::exception_ptr error;
 };
 
@@ -113,6 +114,7 @@ struct Loader::State {
                      " gives ", hb.w, "x", hb.h, " but ", image_path(index), " gives ",
                      d.out_width, "x", d.out_height, "; use a crop size or batch size 1");
         }
+        hb.draws.push_back(d);
         augment_sample(hb.images.data() + size_t(k) * 3 * hb.h * hb.w,
                        hb.labels.data() + size_t(k) * hb.h * hb.w, s.image,
                        s.labels.ids.empty() ? nullptr : &s.labels, d, options.normalization);
@@ -247,6 +249,7 @@ std::optional<Batch> Loader::next() {
   if (hb.error) std::rethrow_exception(hb.error);
   Batch batch;
   batch.indices = std::move(hb.indices);
+  batch.draws = std::move(hb.draws);
   batch.images = Tensor::from_vector<float>(hb.images, {hb.n, 3, hb.h, hb.w});
   batch.labels = Tensor::from_vector<uint8_t>(hb.labels, {hb.n, hb.h, hb.w});
   if (!s.options.device.is_cpu()) {

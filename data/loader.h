@@ -55,6 +55,7 @@ struct Batch {
   Tensor images;                 // f32 [N, 3, H, W], normalised
   Tensor labels;                 // u8 [N, H, W], 255 = ignore (and padding)
   std::vector<int64_t> indices;  // dataset indices of the N samples
+  std::vector<AugmentDraw> draws;  // each sample's geometry (augment_label_column/row)
 };
 
 class Loader {

@@ -373,4 +373,14 @@ void augment_sample(float* image_out, uint8_t* labels_out, const Image& image, c
   }
 }
 
+int augment_label_column(const AugmentDraw& d, int x, int label_width) {
+  const int X = d.x0 + (d.flip ? d.out_width - 1 - x : x);
+  return X < d.scaled_width ? nearest_index(X, d.scaled_width, label_width) : -1;
+}
+
+int augment_label_row(const AugmentDraw& d, int y, int label_height) {
+  const int Y = d.y0 + y;
+  return Y < d.scaled_height ? nearest_index(Y, d.scaled_height, label_height) : -1;
+}
+
 }  // namespace cbst::data

@@ -101,4 +101,10 @@ AugmentDraw draw_augment(const AugmentParams& params, int width, int height, Sam
 void augment_sample(float* image_out, uint8_t* labels_out, const Image& image, const Labels* labels,
                     const AugmentDraw& draw, const Normalization& norm);
 
+// The column (row) of the file's label grid that output column x (row y) of augment_sample
+// reads by nearest neighbour, flip included; −1 where the output is padding. For per-pixel
+// targets that must follow the labels (CRST's soft pseudo-labels).
+int augment_label_column(const AugmentDraw& draw, int x, int label_width);
+int augment_label_row(const AugmentDraw& draw, int y, int label_height);
+
 }  // namespace cbst::data

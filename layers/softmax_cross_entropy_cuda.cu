@@ -4,6 +4,7 @@
 // first bad label (deterministic). Backward: one thread per logit.
 #include "engine/cuda/context.h"
 #include "engine/dispatch.h"
+#include "layers/cross_entropy_reduce.cuh"
 #include "layers/softmax_cross_entropy_kernels.h"
 
 namespace cbst::layer_kernels::cuda {
@@ -11,7 +12,6 @@ namespace cbst::layer_kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kReduceThreads = 1024;
 constexpr unsigned long long kNoBadPixel = ~0ull;
 
 template <class L>
@@ -43,34 +43,6 @@ __global__ void ce_pixel_kernel(T* lse, double* term, double* weight, unsigned l
     const double wy = w ? double(w[label]) : 1.0;
     term[p] = wy * double(l - xs[label * inner]);
     weight[p] = wy;
-  }
-}
-
-// One block: thread t sums elements t, t + blockDim, ... in order, then a shared-memory tree.
-template <class T>
-__global__ void ce_reduce_kernel(T* loss, T* weight_sum, const double* term, const double* weight,
-                                 int64_t pixels) {
-  __shared__ double s_term[kReduceThreads];
-  __shared__ double s_weight[kReduceThreads];
-  double a = 0.0, b = 0.0;
-  for (int64_t p = threadIdx.x; p < pixels; p += blockDim.x) {
-    a += term[p];
-    b += weight[p];
-  }
-  s_term[threadIdx.x] = a;
-  s_weight[threadIdx.x] = b;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (int(threadIdx.x) < stride) {
-      s_term[threadIdx.x] += s_term[threadIdx.x + stride];
-      s_weight[threadIdx.x] += s_weight[threadIdx.x + stride];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    const double total = s_weight[0];
-    *loss = T(total != 0.0 ? s_term[0] / total : 0.0);
-    *weight_sum = T(total);
   }
 }
 
@@ -129,7 +101,7 @@ int64_t cross_entropy_forward(const Tensor& loss, const Tensor& weight_sum, cons
           logits.data<scalar_t>(), labels.raw_data(), w, pixels, classes, inner, ignore_index);
       CBST_CUDA_LAUNCH_CHECK();
     });
-    ce_reduce_kernel<scalar_t><<<1, kReduceThreads, 0, cuda_stream()>>>(
+    weighted_mean_reduce_kernel<scalar_t><<<1, kReduceThreads, 0, cuda_stream()>>>(
         loss.data<scalar_t>(), weight_sum.data<scalar_t>(), term.data<double>(),
         weight.data<double>(), pixels);
     CBST_CUDA_LAUNCH_CHECK();

@@ -9,8 +9,10 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
+#include "layers/soft_cross_entropy.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/class_weights.h"
+#include "selftrain/crst.h"
 #include "selftrain/evaluate.h"
 #include "selftrain/round_labels.h"
 #include "selftrain/spatial_prior.h"
@@ -108,6 +110,18 @@ void run_adaptation(const AdaptConfig& cfg) {
 
   if (cfg.round_schedule != "constant" && cfg.round_schedule != "poly")
     CBST_THROW("--round-schedule '", cfg.round_schedule, "' is not constant or poly");
+  const Regularizer regularizer = regularizer_from_name(cfg.regularizer);
+  const double reg_weight = cfg.reg_weight < 0 ? default_reg_weight(regularizer) : cfg.reg_weight;
+  const PoolSampling pool_sampling = pool_sampling_from_name(cfg.pool_sampling);
+  if (regularizer != Regularizer::none && !adapt)
+    CBST_THROW("--regularizer ", cfg.regularizer, " regularises the pseudo-labelled target, which ",
+               "--method source-only does not have; use st, cbst, st-sp or cbst-sp");
+  if (regularizer == Regularizer::lrent && !(reg_weight > 0))
+    CBST_THROW("--reg-weight ", reg_weight, " is not a valid LRENT α; it must be positive (the ",
+               "authors use 0.25)");
+  if (regularizer == Regularizer::lrent && cfg.train.class_weights != "none")
+    CBST_THROW("--class-weights ", cfg.train.class_weights, " does not apply to LRENT's soft ",
+               "pseudo-labels; use --class-weights none with --regularizer lrent");
   const data::Dataset source = data::open_dataset(cfg.source, {.split = "train"});
   const data::Dataset target = data::open_dataset(cfg.target, {.split = cfg.target_split});
   std::optional<data::Dataset> eval_set;
@@ -123,7 +137,10 @@ void run_adaptation(const AdaptConfig& cfg) {
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
   run.log("cbst adapt: " + std::string(adapt_method_name(cfg.method)) + ", " + std::to_string(cfg.rounds) +
-          " rounds on " + cfg.train.device.str());
+          " rounds on " + cfg.train.device.str() +
+          (regularizer != Regularizer::none
+               ? ", regularizer " + std::string(regularizer_name(regularizer)) + " (weight " + json_number(reg_weight) + ")"
+               : std::string()));
   run.log("  model  : " + built.description);
   run.log("  source : " + source.describe());
   run.log("  target : " + target.describe());
@@ -156,8 +173,10 @@ void run_adaptation(const AdaptConfig& cfg) {
     const double lr = cfg.train.lr / std::pow(cfg.lr_decay, double(r));
     const size_t n_source = std::max<size_t>(1, size_t(std::floor(source_portion * double(source.size()))));
     std::vector<data::Dataset> parts{subset(source, order, n_source)};
+    std::shared_ptr<const LrentTargets> soft_targets;
     JsonObject round_info;
-    round_info.add("event", "round").add("method", adapt_method_name(cfg.method)).add("portion", portion)
+    round_info.add("event", "round").add("method", adapt_method_name(cfg.method))
+        .add("regularizer", regularizer_name(regularizer)).add("reg_weight", reg_weight).add("portion", portion)
         .add("source_portion", source_portion).add("source_images", int64_t(n_source)).add("lr", lr);
     data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention,
                                             cfg.train.seed + uint64_t(r) * 1000003u);
@@ -166,7 +185,8 @@ void run_adaptation(const AdaptConfig& cfg) {
                                          ? ThresholdPolicy::st : ThresholdPolicy::cbst;
       const RoundLabels labels = generate_round_labels(
           model, target, prior,
-          {.policy = policy, .portion = portion, .pool_stride = cfg.pool_stride, .inference = cfg.inference,
+          {.policy = policy, .portion = portion, .pool_stride = cfg.pool_stride, .sampling = pool_sampling,
+           .lrent_alpha = regularizer == Regularizer::lrent ? reg_weight : 0.0, .inference = cfg.inference,
            .input_convention = built.input_convention, .device = cfg.train.device, .space = space,
            .previews = cfg.previews,
            .cache = prob_cache_from_name(cfg.prob_cache_memory, cfg.prob_cache_precision, cfg.train.device)},
@@ -195,6 +215,7 @@ void run_adaptation(const AdaptConfig& cfg) {
               json_number(100.0 * double(labelled) / double(labels.pixels)) + "% of target pixels" +
               (checked ? ", " + json_number(100.0 * double(correct) / double(checked)) + "% correct" : ""));
       parts.push_back(labels.dataset);
+      soft_targets = labels.soft_targets;
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
     }
     if (cfg.train.rare_class_sampling > 0)
@@ -211,6 +232,19 @@ void run_adaptation(const AdaptConfig& cfg) {
     Sgd optimizer = make_optimizer(
         model, cfg.train, lr,
         cfg.round_schedule == "poly" ? std::max<int64_t>(1, cfg.epochs_per_round * loader.batches_per_epoch()) : 0);
+    // CRST's losses (crst.h); the plain cross-entropy otherwise.
+    std::function<Tensor(const Tensor&, const data::Batch&)> crst_loss;
+    const int64_t target_offset = int64_t(n_source);
+    if (regularizer == Regularizer::mrkld)
+      crst_loss = [&, target_offset](const Tensor& logits, const data::Batch& batch) {
+        std::vector<bool> regularized;
+        for (int64_t index : batch.indices) regularized.push_back(index >= target_offset);
+        return mrkld_loss(logits, batch.labels, regularized, reg_weight, class_weights);
+      };
+    else if (regularizer == Regularizer::lrent && soft_targets)
+      crst_loss = [soft_targets, target_offset](const Tensor& logits, const data::Batch& batch) {
+        return soft_cross_entropy(logits, soft_targets->build(batch, target_offset, logits.device()));
+      };
     double loss = 0;
     for (int64_t e = 0; e < cfg.epochs_per_round; ++e) {
       const EpochStats s = train_epoch(model, optimizer, loader,
@@ -218,7 +252,7 @@ void run_adaptation(const AdaptConfig& cfg) {
                                         .run = &run, .label = "round " + std::to_string(r) + " epoch " + std::to_string(e),
                                         .log_every = cfg.train.log_every,
                                         .last_checkpoint = fs::exists(latest) ? read_text(latest) : std::string(),
-                                        .class_weights = class_weights});
+                                        .class_weights = class_weights, .loss = crst_loss});
       loss = s.mean_loss;
     }
     round_info.add("train_loss", loss).add("train_images", loader.size());
@@ -243,7 +277,11 @@ void run_adaptation(const AdaptConfig& cfg) {
       fs::remove(run.file("checkpoints/" + previous.substr(0, previous.find('\n'))));
   }
   // summary.json: every round's record, in order.
-  std::string summary = "{\"method\": " + data::json_string(adapt_method_name(cfg.method)) + ", \"rounds\": [";
+  std::string summary = "{\"method\": " + data::json_string(adapt_method_name(cfg.method)) +
+                        ", \"regularizer\": " + data::json_string(regularizer_name(regularizer)) +
+                        ", \"reg_weight\": " + json_number(reg_weight) +
+                        ", \"pool_sampling\": " + data::json_string(pool_sampling_name(pool_sampling)) +
+                        ", \"rounds\": [";
   for (int64_t r = 0; r < cfg.rounds; ++r) {
     std::string s = read_text(run.file("rounds/" + std::to_string(r) + "/summary.json"));
     while (!s.empty() && (s.back() == '\n')) s.pop_back();

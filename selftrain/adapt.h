@@ -51,6 +51,11 @@ struct AdaptConfig {
   // not a snapshot of SGD's noise at a constant rate).
   std::string round_schedule = "constant";
   int64_t pool_stride = 1;
+  std::string pool_sampling = "pixel-index";  // or "authors" (selftrain/pseudo_labels.h)
+  // CRST (selftrain/crst.h): "none", "mrkld" or "lrent", with its weight (MRKLD's W, LRENT's
+  // α); a negative weight means the regulariser's default (0.01, 0.25).
+  std::string regularizer = "none";
+  double reg_weight = -1.0;
   MiningOptions mining = {};
   TrainingOptions train = {};
   InferenceOptions inference = {};

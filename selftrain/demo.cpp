@@ -12,6 +12,7 @@
 #include "data/synthetic.h"
 #include "engine/check.h"
 #include "selftrain/checkpoint.h"
+#include "selftrain/crst.h"
 #include "selftrain/demo_report.h"
 #include "selftrain/evaluate.h"
 #include "selftrain/inference.h"
@@ -250,6 +251,10 @@ void run_demo(const DemoConfig& cfg) {
     s.add("rounds", std::to_string(cfg.rounds)).add("round-schedule", cfg.round_schedule).add("portion", portion)
         .add("source-portion", source_portion)
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
+    if (cfg.regularizer != "none") {
+      s.add("regularizer", cfg.regularizer);
+      if (cfg.reg_weight >= 0) s.add("reg-weight", num(cfg.reg_weight));
+    }
     training_flags(s, cfg.adapt_lr, true);
     s.add("run", at(name));
     AdaptConfig a;
@@ -262,6 +267,8 @@ void run_demo(const DemoConfig& cfg) {
     if (sp) a.prior = at("prior.safetensors");
     a.rounds = cfg.rounds;
     a.round_schedule = cfg.round_schedule;
+    a.regularizer = cfg.regularizer;
+    a.reg_weight = cfg.reg_weight;
     a.portion = cfg.portion;
     a.source_portion = cfg.source_portion;
     a.epochs_per_round = cfg.epochs_per_round;
@@ -331,7 +338,11 @@ void run_demo(const DemoConfig& cfg) {
   results.add("generator", "cbst demo").add("seed", int64_t(cfg.seed)).add("device", device)
       .add("size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width)).add("quick", int64_t(cfg.quick))
       .add("source_images", cfg.source_images).add("target_train", cfg.target_train)
-      .add("target_val", cfg.target_val).add("seconds", report.total_seconds);
+      .add("target_val", cfg.target_val).add("seconds", report.total_seconds)
+      .add("regularizer", cfg.regularizer)
+      .add("reg_weight", cfg.regularizer == "none" ? 0.0
+                         : cfg.reg_weight >= 0 ? cfg.reg_weight
+                                               : default_reg_weight(regularizer_from_name(cfg.regularizer)));
   std::string methods_json = "[";
   for (size_t i = 0; i < report.methods.size(); ++i) {
     const DemoMethodResult& m = report.methods[i];

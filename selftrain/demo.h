@@ -64,6 +64,9 @@ struct DemoConfig {
   // The source subset mixed into each round (DESIGN §7.6): a fifth of each round's images, as
   // the authors' 3% of GTA5 (748 images) beside Cityscapes' 2,975; growing.
   PortionSchedule source_portion = {0.2, 0.05, 0.5};
+  // CRST's regulariser for ST, CBST and CBST-SP (selftrain/crst.h); weight < 0: its default.
+  std::string regularizer = "none";
+  double reg_weight = -1.0;
   // Spatial prior grid: the image size divided by this. 1 keeps the paper's recipe exactly
   // (counts at full resolution, then the Gaussian); at our small sizes a coarser grid would
   // leave the Gaussian less than a cell wide.

@@ -8,6 +8,7 @@
 
 #include "data/label_map.h"
 #include "engine/check.h"
+#include "selftrain/crst.h"
 #include "selftrain/report.h"
 #include "weights/json.h"
 
@@ -512,7 +513,13 @@ std::string demo_report_html(const DemoReportInput& in) {
        "scenes with another colour table, textures, noise, blur, illumination and more people and bicycles "
        "(Cityscapes layout). ST, CBST and CBST-SP start from the same source model and run the same schedule (" +
        std::to_string(cfg.rounds) + " rounds × " + std::to_string(cfg.epochs_per_round) +
-       " epoch, portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round); the oracle "
+       " epoch, portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round, CRST regulariser " +
+       html_escape(cfg.regularizer) +
+       (cfg.regularizer == "none" ? std::string()
+                                  : " with weight " + fmt(cfg.reg_weight >= 0 ? cfg.reg_weight
+                                                                               : default_reg_weight(regularizer_from_name(cfg.regularizer)),
+                                                          2)) +
+       "); the oracle "
        "trains on the target's own labels. All five are evaluated on the same val images with the same inference "
        "(single scale, no flip).</p>";
 

@@ -15,7 +15,22 @@ struct PoolParams {
   bool global_pool = false;  // ST
   double portion = 0.2;
   int64_t pool_stride = 1;
+  // The authors' sampling: every pool_stride-th entry of each class per image in raster
+  // order, and one 0.0 per class pool (1 + C in ST's global pool); see pseudo_labels.h.
+  bool authors_sampling = false;
 };
+
+// The authors' spurious zeros: one per class pool; ST's global pool gathers the pool 0.0
+// it starts from and every class pool's own, 1 + C.
+inline int64_t authors_zero_entries(bool global_pool, int64_t classes) {
+  return global_pool ? 1 + classes : 1;
+}
+
+// Checks the inputs of the labelling ops (f32 probs (N, C, h, w), optional prior (C, Hp, Wp)
+// on the same device; `op` names the caller in errors) and describes where the scores come
+// from. `probs_c` and `prior_c` keep the contiguous copies alive while the source is used.
+ScoreSource score_source(const char* op, const Tensor& probs, const Tensor& prior, LabelSize size,
+                         Tensor& probs_c, Tensor& prior_c);
 
 // thresholds: (C) f32, pool_sizes: (C) i64.
 void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,

@@ -21,14 +21,26 @@ ThresholdPolicy threshold_policy_from_name(const std::string& name) {
              "(one pool per class)");
 }
 
+const char* pool_sampling_name(PoolSampling s) {
+  return s == PoolSampling::authors ? "authors" : "pixel-index";
+}
+
+PoolSampling pool_sampling_from_name(const std::string& name) {
+  if (name == "pixel-index") return PoolSampling::pixel_index;
+  if (name == "authors") return PoolSampling::authors;
+  CBST_THROW("unknown pool sampling '", name, "'; expected 'pixel-index' (pixels whose index in ",
+             "their image is a multiple of K) or 'authors' (every K-th pixel of each class, plus ",
+             "the authors' zero per pool)");
+}
+
 namespace {
 
 constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
 
-// Checks the inputs and describes where the scores come from. `probs_c` and `prior_c` keep
-// the contiguous copies alive for as long as the source is used.
-labeling::ScoreSource score_source(const char* op, const Tensor& probs, const Tensor& prior,
-                                   LabelSize size, Tensor& probs_c, Tensor& prior_c) {
+}  // namespace
+
+labeling::ScoreSource labeling::score_source(const char* op, const Tensor& probs, const Tensor& prior,
+                                             LabelSize size, Tensor& probs_c, Tensor& prior_c) {
   CBST_CHECK(probs.defined(), op, ": probs is undefined");
   CBST_CHECK(probs.dim() == 4, op, ": probs must be (N, C, h, w), got ", probs.str());
   CBST_CHECK(probs.dtype() == DType::f32, op, ": probs must be f32, got ", probs.str());
@@ -75,8 +87,6 @@ labeling::ScoreSource score_source(const char* op, const Tensor& probs, const Te
   return s;
 }
 
-}  // namespace
-
 ClassThresholds class_thresholds(const Tensor& probs, const Tensor& spatial_prior,
                                  const ThresholdParams& params) {
   const char* op = "class_thresholds";
@@ -85,13 +95,14 @@ ClassThresholds class_thresholds(const Tensor& probs, const Tensor& spatial_prio
   CBST_CHECK(params.pool_stride >= 1, op, ": pool_stride must be ≥ 1, got ", params.pool_stride);
   Tensor probs_c, prior_c;
   const labeling::ScoreSource src =
-      score_source(op, probs, spatial_prior, params.label_size, probs_c, prior_c);
+      labeling::score_source(op, probs, spatial_prior, params.label_size, probs_c, prior_c);
   const Device device = probs.device();
   ClassThresholds out{Tensor::empty({src.classes}, DType::f32, device),
                       Tensor::empty({src.classes}, DType::i64, device)};
   const labeling::PoolParams pp{.global_pool = params.policy == ThresholdPolicy::st,
                                 .portion = params.portion,
-                                .pool_stride = params.pool_stride};
+                                .pool_stride = params.pool_stride,
+                                .authors_sampling = params.sampling == PoolSampling::authors};
   const int64_t images = probs.size(0);
   if (device.is_cuda()) {
 #if CBST_WITH_CUDA
@@ -114,7 +125,7 @@ PseudoLabels pseudo_labels(const Tensor& probs, const Tensor& spatial_prior,
   const char* op = "pseudo_labels";
   Tensor probs_c, prior_c;
   const labeling::ScoreSource src =
-      score_source(op, probs, spatial_prior, params.label_size, probs_c, prior_c);
+      labeling::score_source(op, probs, spatial_prior, params.label_size, probs_c, prior_c);
   CBST_CHECK(thresholds.defined() && thresholds.dim() == 1 && thresholds.size(0) == src.classes &&
                  thresholds.dtype() == DType::f32,
              op, ": thresholds must be f32 (C) with C = ", src.classes, ", got ",
@@ -148,7 +159,7 @@ Tensor selection_scores(const Tensor& probs, const Tensor& spatial_prior, LabelS
   const char* op = "selection_scores";
   Tensor probs_c, prior_c;
   const labeling::ScoreSource src =
-      score_source(op, probs, spatial_prior, label_size, probs_c, prior_c);
+      labeling::score_source(op, probs, spatial_prior, label_size, probs_c, prior_c);
   const Device device = probs.device();
   const int64_t images = probs.size(0);
   Tensor out = Tensor::empty({images, src.classes, src.height, src.width}, DType::f32, device);

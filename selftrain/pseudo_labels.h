@@ -15,14 +15,18 @@
 //          threshold = pool[t−1], the t-th largest value. An empty pool or t = 0 gives 1.0
 //          (the class can then only be labelled where s ≥ 1), and so does a threshold that
 //          comes out ≤ 0, as in the authors' code (`cls_thresh[cls_thresh == 0] = 1`).
-//   pool_stride K: a pixel enters the pools iff its flat index y·W + x *within its image*
-//          is a multiple of K (K = 1: every pixel). The authors' code instead keeps every
-//          4th pixel of each class in raster order (`[0::4]` per image and class) and
-//          prepends one 0.0 to each pool; both are systematic samples of the same set, but
-//          ours needs no per-class prefix count, so the GPU pass stays a single sweep. We
-//          do not reproduce the spurious zeros.
-//   pool_sizes[c] = number of pool entries predicted as class c (for ST the global pool
-//          size is their sum).
+//   pool_stride K, sampling pixel_index (the default): a pixel enters the pools iff its flat
+//          index y·W + x *within its image* is a multiple of K (K = 1: every pixel).
+//   pool_stride K, sampling authors: exactly the authors' MXNet code (solve_ST.py): per image
+//          and class, the confidences of that class's pixels in raster order, of which every
+//          K-th is kept (`[0::K]`, K = 4 there), and each class pool starts from one spurious
+//          0.0 (`np.float32(0)`); ST's global pool starts from its own 0.0 and gathers every
+//          class pool with its zero, so it holds 1 + C zeros. The zeros count in n (so in
+//          t = ⌊n·p⌋) and sort last. Both samplings are systematic samples of the same set;
+//          pixel_index needs no per-class prefix count, so its GPU pass is one sweep, while
+//          the authors' needs a per-tile rank pass first.
+//   pool_sizes[c] = number of pool entries predicted as class c, the spurious zeros not
+//          counted (for ST the global pool size is their sum).
 //
 // Labels (pseudo_labels):
 //   r_n(c) = s_n(c) / threshold(c);  label_n = argmax_c r_n(c) (lowest class on ties) if
@@ -53,10 +57,18 @@ struct LabelSize {
   int64_t width = 0;
 };
 
+enum class PoolSampling : uint8_t {
+  pixel_index,  // flat index within the image a multiple of K
+  authors,      // every K-th pixel of each class per image, plus the spurious zeros
+};
+const char* pool_sampling_name(PoolSampling s);  // "pixel-index", "authors"
+PoolSampling pool_sampling_from_name(const std::string& name);
+
 struct ThresholdParams {
   ThresholdPolicy policy = ThresholdPolicy::cbst;
   double portion = 0.2;     // p in [0, 1]: the fraction of each pool that is selected
   int64_t pool_stride = 1;  // K ≥ 1: sub-sampling of the pools (see above)
+  PoolSampling sampling = PoolSampling::pixel_index;
   LabelSize label_size = {};
 };
 

@@ -38,14 +38,20 @@ void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSou
   const int64_t classes = src.classes;
   const int64_t width = src.width;
   const int64_t pixels = int64_t(src.height) * width;
-  const int64_t stride = params.pool_stride;
-  const int64_t per_image = (pixels + stride - 1) / stride;  // flat indices 0, K, 2K, … < H·W
+  // Pixel-index sampling visits flat indices 0, K, 2K, … < H·W; the authors' visits every
+  // pixel and keeps every K-th of each class.
+  const int64_t stride = params.authors_sampling ? 1 : params.pool_stride;
+  const int64_t per_image = (pixels + stride - 1) / stride;
   const GridTaps taps(src);
 
   std::vector<std::vector<uint32_t>> pools(params.global_pool ? 1 : classes);
+  if (params.authors_sampling)
+    for (auto& pool : pools)
+      pool.assign(size_t(authors_zero_entries(params.global_pool, classes)), order_key(0.0f));
   std::vector<int64_t> counts(classes, 0);
   std::vector<uint8_t> label(per_image);
   std::vector<uint32_t> key(per_image);
+  std::vector<int64_t> seen(classes);  // the authors' sampling: pixels of each class so far
   for (int64_t i = 0; i < images; ++i) {
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < per_image; ++m) {
@@ -54,7 +60,9 @@ void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSou
       label[m] = uint8_t(b.label);
       key[m] = order_key(b.value);
     }
+    std::fill(seen.begin(), seen.end(), 0);
     for (int64_t m = 0; m < per_image; ++m) {
+      if (params.authors_sampling && seen[label[m]]++ % params.pool_stride != 0) continue;
       pools[params.global_pool ? 0 : label[m]].push_back(key[m]);
       ++counts[label[m]];
     }

@@ -10,6 +10,9 @@
 //   pass 2 (narrow): the same sweep, but only entries with key >> 16 = b of their pool
 //          count, into hist[pool][key & 0xffff];
 //   select: the low 16 bits l at rank r; threshold = value of (b << 16 | l).
+// The authors' sampling (every K-th pixel of each class per image) first ranks each pixel
+// within its class by tiles (tile_class_rank_kernel, tile_prefix_kernel), and their spurious
+// zeros are added to the histograms as counts.
 // Counting is exact integer work, so the result is the value a full descending sort would
 // put at index t−1, ties included, and is deterministic.
 //
@@ -50,13 +53,26 @@ int sweep_blocks(int64_t n) {
   return std::min(cuda_blocks(n, kThreads), std::max(1, sms * 8));
 }
 
+// The authors' sampling (PoolParams::authors_sampling) of a chunk of images: each pixel's
+// rank among the pixels of its class in its tile (kThreads consecutive pixels of one image),
+// and per tile and class the number of that class's pixels in the image's earlier tiles.
+// Pixel k of image i is the (prefix[tile][c] + rank[i·H·W + k])-th pixel of its class c in
+// raster order, and is kept iff that is a multiple of K.
+struct ClassRanks {
+  const uint8_t* rank = nullptr;    // (images, H·W); null: pixel-index sampling
+  const u64* prefix = nullptr;      // (images · tiles_per_image, C)
+  int64_t tiles_per_image = 0;
+  int64_t every = 1;                // K
+};
+
 // Pass 1 (kNarrow = false) and pass 2 (kNarrow = true) over the pool entries: flat pixel
-// k = m·K of each image, m = 0 … ⌈H·W/K⌉ − 1.
+// k = m·K of each image, m = 0 … ⌈H·W/K⌉ − 1 (pixel-index
+// sampling), or every pixel k with the authors' per-class rule.
 template <bool kNarrow>
 __global__ void __launch_bounds__(kThreads)
     pool_histogram_kernel(u64* __restrict__ hist, u64* __restrict__ class_counts,
                           const uint32_t* __restrict__ selected, ScoreSource src, int64_t images,
-                          int64_t stride, bool global_pool) {
+                          int64_t stride, bool global_pool, ClassRanks ranks) {
   __shared__ unsigned int counts[256];
   if (!kNarrow) {
     for (int c = threadIdx.x; c < src.classes; c += blockDim.x) counts[c] = 0;
@@ -78,9 +94,13 @@ __global__ void __launch_bounds__(kThreads)
       const Best b = best_class(src, i, pixel_taps(src, k / src.width, k % src.width), nullptr);
       const uint32_t key = order_key(b.value);
       pool = global_pool ? 0 : b.label;
-      if (!kNarrow)
+      const bool kept =
+          ranks.rank == nullptr ||
+          (ranks.prefix[(i * ranks.tiles_per_image + k / kThreads) * src.classes + b.label] +
+           ranks.rank[m]) % u64(ranks.every) == 0;
+      if (kept && !kNarrow)
         id = (uint32_t(b.label) << kBucketBits) | (key >> kBucketBits);
-      else if ((key >> kBucketBits) == selected[pool])
+      else if (kept && (key >> kBucketBits) == selected[pool])
         id = (uint32_t(b.label) << kBucketBits) | (key & kBucketMask);
     }
     const unsigned group = __match_any_sync(0xffffffffu, id);
@@ -95,6 +115,71 @@ __global__ void __launch_bounds__(kThreads)
     for (int c = threadIdx.x; c < src.classes; c += blockDim.x)
       if (counts[c] != 0) atomicAdd(&class_counts[c], u64(counts[c]));
   }
+}
+
+// Per tile of kThreads consecutive pixels of one image (one block): each pixel's rank among
+// the tile's pixels of its class, in raster order, and the tile's count of each class.
+// Within a warp the lanes of one class find each other with __match_any_sync; the warps'
+// counts go through shared memory.
+__global__ void __launch_bounds__(kThreads)
+    tile_class_rank_kernel(uint8_t* __restrict__ rank, u64* __restrict__ tile_counts,
+                           ScoreSource src, int64_t tiles_per_image) {
+  constexpr int kWarps = kThreads / 32;
+  __shared__ unsigned int warp_counts[kWarps][256];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  for (int c = threadIdx.x; c < kWarps * 256; c += blockDim.x) (&warp_counts[0][0])[c] = 0;
+  __syncthreads();
+  const int64_t tile = blockIdx.x;
+  const int64_t i = tile / tiles_per_image;
+  const int64_t k = (tile - i * tiles_per_image) * kThreads + threadIdx.x;
+  const int64_t pixels = int64_t(src.height) * src.width;
+  uint32_t id = kNoBucket;
+  if (k < pixels)
+    id = uint32_t(best_class(src, i, pixel_taps(src, k / src.width, k % src.width), nullptr).label);
+  const unsigned group = __match_any_sync(0xffffffffu, id);
+  const unsigned below = group & ((1u << lane) - 1u);
+  if (id != kNoBucket && below == 0) warp_counts[warp][id] = __popc(group);
+  __syncthreads();
+  if (id != kNoBucket) {
+    unsigned r = __popc(below);
+    for (int w = 0; w < warp; ++w) r += warp_counts[w][id];
+    rank[i * pixels + k] = uint8_t(r);  // < kThreads = 256
+  }
+  for (int c = threadIdx.x; c < src.classes; c += blockDim.x) {
+    unsigned n = 0;
+    for (int w = 0; w < kWarps; ++w) n += warp_counts[w][c];
+    tile_counts[tile * src.classes + c] = n;
+  }
+}
+
+// Exclusive prefix sums of the tile counts along each image's tiles, one thread per
+// (image, class), in place.
+__global__ void tile_prefix_kernel(u64* __restrict__ tile_counts, int64_t images,
+                                   int64_t tiles_per_image, int classes) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= images * classes) return;
+  const int64_t i = j / classes, c = j - i * classes;
+  u64 running = 0;
+  for (int64_t t = 0; t < tiles_per_image; ++t) {
+    u64& v = tile_counts[(i * tiles_per_image + t) * classes + c];
+    const u64 n = v;
+    v = running;
+    running += n;
+  }
+}
+
+// The authors' spurious zeros: `zeros` entries of value 0.0 in every pool, added to the wide
+// histogram, or to the narrow one when the pool's selected bucket is the zero's.
+template <bool kNarrow>
+__global__ void add_zero_entries_kernel(u64* __restrict__ hist, const uint32_t* __restrict__ selected,
+                                        int pools, u64 zeros) {
+  const int pool = int(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (pool >= pools) return;
+  const uint32_t key = order_key(0.0f);
+  if (!kNarrow)
+    hist[int64_t(pool) * kBuckets + (key >> kBucketBits)] += zeros;
+  else if (selected[pool] == (key >> kBucketBits))
+    hist[int64_t(pool) * kBuckets + (key & kBucketMask)] += zeros;
 }
 
 __device__ void write_threshold(float* thresholds, int pool, int classes, bool global_pool,
@@ -206,15 +291,63 @@ void class_thresholds_cuda(float* thresholds, int64_t* pool_sizes, const ScoreSo
   CBST_CUDA_CHECK(cudaMemsetAsync(wide, 0, hist.nbytes(), stream));
   CBST_CUDA_CHECK(cudaMemsetAsync(class_counts, 0, sizeof(u64) * src.classes, stream));
 
-  const int blocks = sweep_blocks(entries);
-  pool_histogram_kernel<false><<<blocks, kThreads, 0, stream>>>(
-      wide, class_counts, nullptr, src, images, params.pool_stride, params.global_pool);
+  if (!params.authors_sampling) {
+    const int blocks = sweep_blocks(entries);
+    pool_histogram_kernel<false><<<blocks, kThreads, 0, stream>>>(
+        wide, class_counts, nullptr, src, images, params.pool_stride, params.global_pool, {});
+    CBST_CUDA_LAUNCH_CHECK();
+    select_bucket_kernel<false><<<pools, kSelectThreads, 0, stream>>>(
+        selected, residual, thresholds, wide, params.portion, src.classes, params.global_pool);
+    CBST_CUDA_LAUNCH_CHECK();
+    pool_histogram_kernel<true><<<blocks, kThreads, 0, stream>>>(
+        narrow, nullptr, selected, src, images, params.pool_stride, params.global_pool, {});
+    CBST_CUDA_LAUNCH_CHECK();
+    select_bucket_kernel<true><<<pools, kSelectThreads, 0, stream>>>(
+        selected, residual, thresholds, narrow, params.portion, src.classes, params.global_pool);
+    CBST_CUDA_LAUNCH_CHECK();
+    return;
+  }
+
+  // The authors' sampling: per chunk of images (at most ~2^28 pixels, so the rank buffer
+  // stays bounded), class ranks by tile, then the histogram sweep over every pixel keeping
+  // every K-th of each class. The narrow pass recomputes the ranks rather than keeping them.
+  const int64_t tiles_per_image = (pixels + kThreads - 1) / kThreads;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 28) / std::max<int64_t>(1, pixels));
+  const int64_t chunk_images = std::min(images, chunk);
+  Tensor rank = Tensor::empty({chunk_images * pixels}, DType::u8, device);
+  Tensor prefix = Tensor::empty({chunk_images * tiles_per_image, src.classes}, DType::i64, device);
+  u64* prefix_data = reinterpret_cast<u64*>(prefix.data<int64_t>());
+  const u64 zeros = u64(authors_zero_entries(params.global_pool, src.classes));
+  auto sweep = [&](bool narrow_pass) {
+    for (int64_t i0 = 0; i0 < images; i0 += chunk_images) {
+      const int64_t n = std::min(chunk_images, images - i0);
+      ScoreSource sub = src;
+      sub.probs += i0 * src.classes * int64_t(src.h) * src.w;
+      tile_class_rank_kernel<<<unsigned(n * tiles_per_image), kThreads, 0, stream>>>(
+          rank.data<uint8_t>(), prefix_data, sub, tiles_per_image);
+      CBST_CUDA_LAUNCH_CHECK();
+      tile_prefix_kernel<<<cuda_blocks(n * src.classes, kThreads), kThreads, 0, stream>>>(
+          prefix_data, n, tiles_per_image, src.classes);
+      CBST_CUDA_LAUNCH_CHECK();
+      const ClassRanks ranks{.rank = rank.data<uint8_t>(), .prefix = prefix_data,
+                             .tiles_per_image = tiles_per_image, .every = params.pool_stride};
+      if (!narrow_pass)
+        pool_histogram_kernel<false><<<sweep_blocks(n * pixels), kThreads, 0, stream>>>(
+            wide, class_counts, nullptr, sub, n, 1, params.global_pool, ranks);
+      else
+        pool_histogram_kernel<true><<<sweep_blocks(n * pixels), kThreads, 0, stream>>>(
+            narrow, nullptr, selected, sub, n, 1, params.global_pool, ranks);
+      CBST_CUDA_LAUNCH_CHECK();
+    }
+  };
+  sweep(false);
+  add_zero_entries_kernel<false><<<1, 256, 0, stream>>>(wide, selected, pools, zeros);
   CBST_CUDA_LAUNCH_CHECK();
   select_bucket_kernel<false><<<pools, kSelectThreads, 0, stream>>>(
       selected, residual, thresholds, wide, params.portion, src.classes, params.global_pool);
   CBST_CUDA_LAUNCH_CHECK();
-  pool_histogram_kernel<true><<<blocks, kThreads, 0, stream>>>(
-      narrow, nullptr, selected, src, images, params.pool_stride, params.global_pool);
+  sweep(true);
+  add_zero_entries_kernel<true><<<1, 256, 0, stream>>>(narrow, selected, pools, zeros);
   CBST_CUDA_LAUNCH_CHECK();
   select_bucket_kernel<true><<<pools, kSelectThreads, 0, stream>>>(
       selected, residual, thresholds, narrow, params.portion, src.classes, params.global_pool);

@@ -38,8 +38,11 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
 
   const LabelSize size{height, width};
   const ClassThresholds thr = class_thresholds(all, prior, {.policy = o.policy, .portion = o.portion,
-                                                            .pool_stride = o.pool_stride, .label_size = size});
-  const Tensor labels = pseudo_labels(all, prior, thr.thresholds, {.label_size = size}).labels.to(Device::cpu());
+                                                            .pool_stride = o.pool_stride, .sampling = o.sampling,
+                                                            .label_size = size});
+  const Tensor labels = o.lrent_alpha > 0
+                            ? lrent_pseudo_labels(all, prior, thr.thresholds, o.lrent_alpha, size)
+                            : pseudo_labels(all, prior, thr.thresholds, {.label_size = size}).labels.to(Device::cpu());
 
   RoundLabels r{.dataset = data::Dataset("pseudo", run.path(), "round " + std::to_string(round),
                                          class_id_encoding(o.space), {})};
@@ -80,6 +83,8 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
   }
   r.dataset = data::Dataset("pseudo", run.path(), "round " + std::to_string(round), class_id_encoding(o.space),
                             std::move(samples));
+  if (o.lrent_alpha > 0)
+    r.soft_targets = std::make_shared<const LrentTargets>(all, prior, thr.thresholds, o.lrent_alpha, size);
   return r;
 }
 

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
 #include "models/segmentation_model.h"
+#include "selftrain/crst.h"
 #include "selftrain/inference.h"
 #include "selftrain/prob_cache.h"
 #include "selftrain/pseudo_labels.h"
@@ -22,6 +24,10 @@ struct RoundLabelOptions {
   ThresholdPolicy policy = ThresholdPolicy::cbst;
   double portion = 0.2;
   int64_t pool_stride = 1;
+  PoolSampling sampling = PoolSampling::pixel_index;
+  // > 0: CRST's LRENT with α = lrent_alpha: the label files hold argmax ŷ where its rule keeps
+  // the pixel, and RoundLabels::soft_targets the soft labels for training (crst.h).
+  double lrent_alpha = 0.0;
   InferenceOptions inference = {};
   std::string input_convention;
   Device device = Device::cpu();
@@ -40,6 +46,7 @@ struct RoundLabels {
   int64_t pixels = 0;                  // all target pixels
   bool has_ground_truth = false;
   std::vector<std::string> preview_stems = {};
+  std::shared_ptr<const LrentTargets> soft_targets = {};  // LRENT only
 };
 
 RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset& target,

@@ -31,7 +31,8 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
     if (abort_step >= 0 && ctx.global_step && *ctx.global_step == abort_step) std::_Exit(137);
     optimizer.zero_grad();
     const Tensor logits = model.forward(batch->images);
-    const Tensor loss = softmax_cross_entropy(logits, batch->labels, {.class_weights = ctx.class_weights});
+    const Tensor loss = ctx.loss ? ctx.loss(logits, *batch)
+                                 : softmax_cross_entropy(logits, batch->labels, {.class_weights = ctx.class_weights});
     const double l = loss.item<float>();
     const int64_t step = ctx.global_step ? *ctx.global_step : stats.steps;
     if (!std::isfinite(l)) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "data/loader.h"
@@ -22,6 +23,8 @@ struct EpochContext {
   int64_t log_every = 20;      // steps between metric lines
   std::string last_checkpoint; // named in the NaN error
   Tensor class_weights;        // (C) cross-entropy weights; undefined: plain cross-entropy
+  // Replaces the cross-entropy when set (CRST's regularised losses, selftrain/crst.h).
+  std::function<Tensor(const Tensor& logits, const data::Batch& batch)> loss = {};
 };
 
 struct EpochStats {

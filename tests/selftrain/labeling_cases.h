@@ -158,6 +158,22 @@ struct ReferenceThresholds {
   std::vector<int64_t> pool_sizes;
 };
 
+// argmax_c (lowest class on ties) and max of the scores of pixel k of image i.
+struct ReferenceBest {
+  int64_t label;
+  float value;
+};
+inline ReferenceBest reference_best(const LabelingCase& c, const std::vector<float>& scores, int64_t i,
+                                    int64_t k) {
+  const int64_t pixels = c.height * c.width;
+  ReferenceBest b{0, scores[size_t((i * c.classes) * pixels + k)]};
+  for (int64_t j = 1; j < c.classes; ++j) {
+    const float s = scores[size_t((i * c.classes + j) * pixels + k)];
+    if (s > b.value) b = {j, s};
+  }
+  return b;
+}
+
 inline ReferenceThresholds reference_thresholds(const LabelingCase& c,
                                                 const std::vector<float>& scores) {
   const int64_t pixels = c.height * c.width;
@@ -167,17 +183,9 @@ inline ReferenceThresholds reference_thresholds(const LabelingCase& c,
                         std::vector<int64_t>(size_t(c.classes), 0)};
   for (int64_t i = 0; i < c.images; ++i) {
     for (int64_t k = 0; k < pixels; k += c.pool_stride) {
-      int64_t best = 0;
-      float conf = scores[size_t((i * c.classes) * pixels + k)];
-      for (int64_t j = 1; j < c.classes; ++j) {
-        const float s = scores[size_t((i * c.classes + j) * pixels + k)];
-        if (s > conf) {
-          conf = s;
-          best = j;
-        }
-      }
-      pools[size_t(global ? 0 : best)].push_back(conf);
-      ++r.pool_sizes[size_t(best)];
+      const ReferenceBest b = reference_best(c, scores, i, k);
+      pools[size_t(global ? 0 : b.label)].push_back(b.value);
+      ++r.pool_sizes[size_t(b.label)];
     }
   }
   for (int64_t j = 0; j < c.classes; ++j) {
@@ -188,6 +196,55 @@ inline ReferenceThresholds reference_thresholds(const LabelingCase& c,
     if (thr <= 0.0f) thr = 1.0f;
     r.thresholds[size_t(j)] = thr;
   }
+  return r;
+}
+
+// The authors' pools (CBST's MXNet solve_ST.py, `--pool-sampling authors`), replayed as their
+// Python does it: every pool starts as np.float32(0); per image and class the confidences of
+// the pixels predicted as that class, in raster order, sub-sampled [0::K] and appended; CBST
+// sorts each class pool, ST starts a global pool from 0.0 and appends every class pool, zero
+// included; len_thresh = floor(len·p), threshold = pool[len_thresh − 1] (Python's index −1,
+// the smallest entry, when len_thresh = 0 in ST; CBST skips that case), then 0 → 1.0.
+inline ReferenceThresholds reference_authors_thresholds(const LabelingCase& c,
+                                                        const std::vector<float>& scores,
+                                                        int64_t every) {
+  const int64_t pixels = c.height * c.width;
+  std::vector<std::vector<float>> array_cls(size_t(c.classes), std::vector<float>{0.0f});
+  ReferenceThresholds r{std::vector<float>(size_t(c.classes), 0.0f),
+                        std::vector<int64_t>(size_t(c.classes), 0)};
+  for (int64_t i = 0; i < c.images; ++i) {
+    std::vector<int64_t> pred(static_cast<size_t>(pixels));
+    std::vector<float> conf(static_cast<size_t>(pixels));
+    for (int64_t k = 0; k < pixels; ++k) {
+      const ReferenceBest b = reference_best(c, scores, i, k);
+      pred[size_t(k)] = b.label;
+      conf[size_t(k)] = b.value;
+    }
+    for (int64_t j = 0; j < c.classes; ++j) {
+      std::vector<float> mask;  // conf[pred == j]
+      for (int64_t k = 0; k < pixels; ++k)
+        if (pred[size_t(k)] == j) mask.push_back(conf[size_t(k)]);
+      for (size_t k = 0; k < mask.size(); k += size_t(every)) {  // [0::every]
+        array_cls[size_t(j)].push_back(mask[k]);
+        ++r.pool_sizes[size_t(j)];
+      }
+    }
+  }
+  auto threshold_of = [&](std::vector<float> pool, bool python_negative_index) {
+    std::sort(pool.begin(), pool.end(), std::greater<float>());
+    const int64_t len_thresh = int64_t(std::floor(double(pool.size()) * c.portion));
+    if (len_thresh == 0) return python_negative_index ? pool.back() : 0.0f;
+    return pool[size_t(len_thresh - 1)];
+  };
+  if (c.policy == ThresholdPolicy::st) {
+    std::vector<float> array_pixel{0.0f};
+    for (const auto& pool : array_cls) array_pixel.insert(array_pixel.end(), pool.begin(), pool.end());
+    std::fill(r.thresholds.begin(), r.thresholds.end(), threshold_of(array_pixel, true));
+  } else {
+    for (int64_t j = 0; j < c.classes; ++j) r.thresholds[size_t(j)] = threshold_of(array_cls[size_t(j)], false);
+  }
+  for (float& t : r.thresholds)
+    if (t == 0.0f) t = 1.0f;  // cls_thresh[cls_thresh == 0] = 1.0
   return r;
 }
 
@@ -223,6 +280,14 @@ inline ThresholdParams threshold_params(const LabelingCase& c) {
           .portion = c.portion,
           .pool_stride = c.pool_stride,
           .label_size = {c.height, c.width}};
+}
+
+// threshold_params of the case with the authors' sampling at every K-th pixel of a class.
+inline ThresholdParams authors_threshold_params(const LabelingCase& c, int64_t every) {
+  ThresholdParams params = threshold_params(c);
+  params.pool_stride = every;
+  params.sampling = PoolSampling::authors;
+  return params;
 }
 
 }  // namespace cbst::testing

@@ -39,6 +39,25 @@ TEST_P(PseudoLabelsCuda, ThresholdsAndLabelsEqualTheCpuTwin) {
             selection_scores(p.probs, p.prior, {c.height, c.width}).to_vector<float>());
 }
 
+// --pool-sampling authors on the GPU (tile ranks, prefix counts, zeros as histogram counts):
+// the CPU twin's thresholds and the authors' rule replayed, bit for bit.
+TEST_P(PseudoLabelsCuda, AuthorsSamplingEqualsTheCpuTwinAndTheirRule) {
+  if (!cbst::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const LabelingCase& c = GetParam();
+  const testing::LabelingProblem p = testing::make_problem(c);
+  const std::vector<float> scores = testing::reference_scores(c, p);
+  for (int64_t every : {int64_t(4), c.pool_stride}) {
+    const ThresholdParams params = testing::authors_threshold_params(c, every);
+    const ClassThresholds gpu = class_thresholds(
+        p.probs.to(Device::cuda()), p.prior.defined() ? p.prior.to(Device::cuda()) : Tensor(), params);
+    const ClassThresholds cpu = class_thresholds(p.probs, p.prior, params);
+    const testing::ReferenceThresholds want = testing::reference_authors_thresholds(c, scores, every);
+    EXPECT_EQ(gpu.thresholds.to(Device::cpu()).to_vector<float>(), cpu.thresholds.to_vector<float>());
+    EXPECT_EQ(gpu.thresholds.to(Device::cpu()).to_vector<float>(), want.thresholds);
+    EXPECT_EQ(gpu.pool_sizes.to(Device::cpu()).to_vector<int64_t>(), want.pool_sizes);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, PseudoLabelsCuda, ::testing::ValuesIn(testing::labeling_cases()),
                          [](const auto& info) { return info.param.name; });
 
@@ -63,6 +82,19 @@ TEST(PseudoLabelsCudaLarge, ThresholdsEqualTheCpuTwinOnCityscapesLikeShapes) {
     EXPECT_EQ(gpu.pool_sizes.to(Device::cpu()).to_vector<int64_t>(),
               cpu.pool_sizes.to_vector<int64_t>())
         << c.name;
+    // The authors' sampling over many tiles per image (257·513 pixels: 515 tiles).
+    ThresholdParams authors = params;
+    authors.sampling = PoolSampling::authors;
+    authors.pool_stride = 4;
+    const ClassThresholds acpu = class_thresholds(p.probs, p.prior, authors);
+    const ClassThresholds agpu = class_thresholds(
+        p.probs.to(Device::cuda()), p.prior.defined() ? p.prior.to(Device::cuda()) : Tensor(),
+        authors);
+    EXPECT_EQ(agpu.thresholds.to(Device::cpu()).to_vector<float>(), acpu.thresholds.to_vector<float>())
+        << c.name << " (authors)";
+    EXPECT_EQ(agpu.pool_sizes.to(Device::cpu()).to_vector<int64_t>(),
+              acpu.pool_sizes.to_vector<int64_t>())
+        << c.name << " (authors)";
   }
 }
 

@@ -40,6 +40,51 @@ INSTANTIATE_TEST_SUITE_P(Cases, PseudoLabelsBruteForce,
                          ::testing::ValuesIn(testing::labeling_cases()),
                          [](const auto& info) { return info.param.name; });
 
+// --pool-sampling authors: bit for bit the thresholds of the authors' rule, with their K = 4
+// and with each case's own stride as K.
+TEST_P(PseudoLabelsBruteForce, AuthorsSamplingMatchesTheirPoolsBitForBit) {
+  const LabelingCase& c = GetParam();
+  const testing::LabelingProblem p = testing::make_problem(c);
+  const std::vector<float> scores = testing::reference_scores(c, p);
+  for (int64_t every : {int64_t(4), c.pool_stride}) {
+    const ThresholdParams params = testing::authors_threshold_params(c, every);
+    const testing::ReferenceThresholds want = testing::reference_authors_thresholds(c, scores, every);
+    const ClassThresholds got = class_thresholds(p.probs, p.prior, params);
+    EXPECT_EQ(got.thresholds.to_vector<float>(), want.thresholds) << "K = " << every;
+    EXPECT_EQ(got.pool_sizes.to_vector<int64_t>(), want.pool_sizes) << "K = " << every;
+  }
+}
+
+// The spurious zeros move the rank: a pool of 4 confidences plus the authors' 0.0 has n = 5,
+// so p = 0.4 selects the 2nd largest (⌊5·0.4⌋ = 2), where pixel-index sampling (n = 4,
+// ⌊1.6⌋ = 1) selects the largest; and at p = 1 the zero itself is selected and becomes 1.0.
+TEST(ClassThresholds, AuthorsZeroEntryCountsInTheRank) {
+  // One image 1×4, one class: every pixel is class 0 with confidence 1 (softmax of one class),
+  // so use two classes with class 0 always winning.
+  const Tensor probs = Tensor::from_vector<float>({0.9f, 0.8f, 0.7f, 0.6f, 0.1f, 0.2f, 0.3f, 0.4f},
+                                                  {1, 2, 1, 4});
+  ThresholdParams params{.policy = ThresholdPolicy::cbst, .portion = 0.4, .pool_stride = 1};
+  EXPECT_EQ(class_thresholds(probs, Tensor(), params).thresholds.to_vector<float>()[0], 0.9f);
+  params.sampling = PoolSampling::authors;
+  const ClassThresholds a = class_thresholds(probs, Tensor(), params);
+  EXPECT_EQ(a.thresholds.to_vector<float>()[0], 0.8f);
+  EXPECT_EQ(a.pool_sizes.to_vector<int64_t>(), (std::vector<int64_t>{4, 0}));
+  params.portion = 1.0;
+  EXPECT_EQ(class_thresholds(probs, Tensor(), params).thresholds.to_vector<float>()[0], 1.0f);
+  // Every 2nd pixel of the class in raster order: 0.9 and 0.7, plus the zero.
+  params.portion = 0.5;
+  params.pool_stride = 2;
+  const ClassThresholds b = class_thresholds(probs, Tensor(), params);
+  EXPECT_EQ(b.thresholds.to_vector<float>()[0], 0.9f);  // ⌊3·0.5⌋ = 1
+  EXPECT_EQ(b.pool_sizes.to_vector<int64_t>(), (std::vector<int64_t>{2, 0}));
+}
+
+TEST(PoolSampling, NamesRoundTrip) {
+  for (PoolSampling s : {PoolSampling::pixel_index, PoolSampling::authors})
+    EXPECT_EQ(pool_sampling_from_name(pool_sampling_name(s)), s);
+  EXPECT_THROW(pool_sampling_from_name("every-4th"), Error);
+}
+
 TEST(SelectionScores, MatchTheIndependentResizeBitForBit) {
   for (const LabelingCase& c : testing::labeling_cases()) {
     const testing::LabelingProblem p = testing::make_problem(c);

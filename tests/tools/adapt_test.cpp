@@ -137,6 +137,49 @@ TEST_F(AdaptCommand, ResumeWithoutARunAndANewRunOverAnOldOneAreErrors) {
   EXPECT_NE(r.output.find("already holds a run"), std::string::npos) << r.output;
 }
 
+// The share of target pixels that carry a pseudo-label in round 0 (rounds/0/summary.json).
+double round0_coverage(const std::string& summary) {
+  const std::string key = "\"pseudo_coverage\": ";
+  const size_t at = summary.find(key);
+  return at == std::string::npos ? -1.0 : std::stod(summary.substr(at + key.size()));
+}
+
+// CRST end to end: both regularisers train, the records name them, and LRENT's rule labels a
+// superset of hard CBST's pixels (round 0: same model, same thresholds).
+TEST_F(AdaptCommand, CrstRegularizersRunAndAreRecorded) {
+  auto r = run_cbst(adapt_args("cbst", "crst_none") + " --pool-sampling authors", path("crst_none.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst(adapt_args("cbst", "crst_mrkld") + " --regularizer mrkld", path("crst_mrkld.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst(adapt_args("cbst", "crst_lrent") + " --regularizer lrent --pool-sampling authors",
+               path("crst_lrent.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string none = read("crst_none/summary.json"), mrkld = read("crst_mrkld/summary.json"),
+                    lrent = read("crst_lrent/summary.json");
+  EXPECT_NE(none.find("\"regularizer\": \"none\", \"reg_weight\": 0, \"pool_sampling\": \"authors\""),
+            std::string::npos) << none;
+  EXPECT_NE(mrkld.find("\"regularizer\": \"mrkld\", \"reg_weight\": 0.01, \"pool_sampling\": \"pixel-index\""),
+            std::string::npos) << mrkld;
+  EXPECT_NE(lrent.find("\"regularizer\": \"lrent\", \"reg_weight\": 0.25"), std::string::npos) << lrent;
+  EXPECT_EQ(read("crst_none/rounds/0/thresholds.json").substr(0, 200),
+            read("crst_lrent/rounds/0/thresholds.json").substr(0, 200)) << "the regulariser leaves the thresholds";
+  const double hard = round0_coverage(read("crst_none/rounds/0/summary.json"));
+  const double soft = round0_coverage(read("crst_lrent/rounds/0/summary.json"));
+  EXPECT_GT(hard, 0.0);
+  EXPECT_GE(soft, hard);
+  EXPECT_NE(mrkld, none);  // the regulariser changed the training
+}
+
+TEST_F(AdaptCommand, CrstRegularizerMisuseIsAUserError) {
+  auto r = run_cbst(adapt_args("source-only", "crst_e1") + " --regularizer mrkld", path("crst_e1.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("cbst: error: --regularizer mrkld"), std::string::npos) << r.output;
+  r = run_cbst(adapt_args("cbst", "crst_e2") + " --regularizer lrent --class-weights balanced", path("crst_e2.log"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--class-weights none"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(".cpp"), std::string::npos) << r.output;
+}
+
 TEST_F(AdaptCommand, SpatialPriorMethodsNeedAPrior) {
   std::string args = adapt_args("cbst-sp", "noprior");
   args.replace(args.find("--prior"), std::string("--prior ").size() + path("prior.safetensors").size(), "");

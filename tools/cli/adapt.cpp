@@ -30,7 +30,17 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--round-schedule", c->round_schedule,
                                   "learning rate within a round: constant (the authors') or poly (decayed to 0 by its end)")
                        ->check(CLI::IsMember({"constant", "poly"}))->capture_default_str();
-                   cmd.add_option("--pool-stride", c->pool_stride, "keep every K-th pixel in the threshold pools")->check(CLI::Range(1, 1024));
+                   cmd.add_option("--pool-stride", c->pool_stride, "keep every K-th pixel in the threshold pools (default 1; 4 with --pool-sampling authors)")->check(CLI::Range(1, 1024));
+                   cmd.add_option("--pool-sampling", c->pool_sampling,
+                                  "which pixels enter the threshold pools: pixel-index (index in the image a multiple of K) or "
+                                  "authors (every K-th pixel of each class per image, plus one 0.0 per pool, as the authors' code)")
+                       ->check(CLI::IsMember({"pixel-index", "authors"}))->capture_default_str();
+                   cmd.add_option("--regularizer", c->regularizer,
+                                  "CRST regulariser: none, mrkld (KL(uniform||p) on the target pixels) or lrent (soft pseudo-labels)")
+                       ->check(CLI::IsMember({"none", "mrkld", "lrent"}))->capture_default_str();
+                   cmd.add_option("--reg-weight", c->reg_weight,
+                                  "regulariser weight: MRKLD's W (default 0.01, the authors' effective 0.1*0.1) or LRENT's alpha (default 0.25)")
+                       ->check(CLI::Range(0.0, 1e6));
                    cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(CLI::Range(0.0, 1.0))->capture_default_str();
                    cmd.add_option("--rare-fraction", c->mining.rare_fraction, "predicted share under which a class is rare")->capture_default_str();
                    cli::add_training_options(cmd, c->train, *f);
@@ -47,6 +57,7 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                      c->portion = PortionSchedule::parse(*portion);
                      c->source_portion = PortionSchedule::parse(*source_portion);
                      cli::finish_training_options(c->train, *f, c->inference);
+                     if (c->pool_sampling == "authors" && cmd.get_option("--pool-stride")->count() == 0) c->pool_stride = 4;
                      c->config_text = "[adapt]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads
                      run_adaptation(*c);
                    });

@@ -111,6 +111,11 @@ cli::Command reg(
       cmd.add_option("--workers", g.workers, "data-loading threads")->check(CLI::Range(0, 64));
       cmd.add_option("--style-gap", g.style_gap, "how far the target's look is from the source's, 0..1 (as cbst synth; "
                                                   "default 1)")->check(CLI::Range(0.0, 1.0));
+      cmd.add_option("--regularizer", g.regularizer,
+                     "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
+          ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
+      cmd.add_option("--reg-weight", g.reg_weight,
+                     "its weight: MRKLD's W (default 0.01) or LRENT's alpha (default 0.25)")->check(CLI::Range(0.0, 1e6));
       cmd.callback([f, &cmd] {
         const DemoConfig& g = f->given;
         DemoConfig c = demo_defaults(g.quick);
@@ -137,6 +142,8 @@ cli::Command reg(
         take("--warmup-iters", c.warmup_iters, g.warmup_iters);
         take("--class-weights", c.class_weights, g.class_weights);
         take("--rare-class-sampling", c.rare_class_sampling, g.rare_class_sampling);
+        take("--regularizer", c.regularizer, g.regularizer);
+        take("--reg-weight", c.reg_weight, g.reg_weight);
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
