@@ -1,7 +1,9 @@
 #include "selftrain/run_dir.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -55,7 +57,7 @@ JsonObject& JsonObject::add(const std::string& k, const std::vector<std::string>
 JsonObject& JsonObject::add_raw(const std::string& k, const std::string& json) { key(k); body_ += json; return *this; }
 
 // An atomic write killed before its rename leaves ".NAME.tmp.PID.N" beside NAME; nothing
-// else in a run folder is named like that.
+// else in a run folder is named like that. Those of a process that still runs are left.
 static void remove_stale_temporaries(const std::string& path) {
   std::error_code ec;
   std::vector<fs::path> stale;
@@ -64,8 +66,11 @@ static void remove_stale_temporaries(const std::string& path) {
     const std::string name = it->path().filename().string();
     const size_t tmp = name.rfind(".tmp.");
     if (name.size() > 1 && name[0] == '.' && tmp != std::string::npos && tmp > 1 && it->is_regular_file(ec) &&
-        name.find_first_not_of("0123456789.", tmp + 5) == std::string::npos)
-      stale.push_back(it->path());
+        name.find_first_not_of("0123456789.", tmp + 5) == std::string::npos) {
+      const long pid = std::atol(name.c_str() + tmp + 5);
+      const bool alive = pid > 0 && pid != long(::getpid()) && (::kill(pid_t(pid), 0) == 0 || errno == EPERM);
+      if (!alive) stale.push_back(it->path());
+    }
   }
   for (const fs::path& p : stale) fs::remove(p, ec);
 }
@@ -87,8 +92,10 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
   CBST_CHECK(!ec, "cannot create run folder ", path, ": ", ec.message(), "; choose a writable --run");
   log_ = std::fopen((fs::path(path) / "log.txt").c_str(), "a");
   CBST_CHECK(log_ != nullptr, "cannot write ", path, "/log.txt; choose a writable --run");
+  // A run killed before its first checkpoint is started again without --resume: its
+  // temporaries go either way.
+  remove_stale_temporaries(path);
   if (resume) {
-    remove_stale_temporaries(path);
     std::ifstream in(fs::path(path) / "metrics.jsonl");
     std::string line;
     while (std::getline(in, line)) {
