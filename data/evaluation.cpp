@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "data/evaluation_kernels.h"
 #include "engine/check.h"
 
@@ -130,44 +132,14 @@ std::string format_table(const EvalResult& r) {
   return os.str();
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += char(ch);
-    } else if (ch < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      out += buf;
-    } else {
-      out += char(ch);
-    }
-  }
-  return out + "\"";
-}
-
-std::string to_json(const EvalResult& r) {
-  std::ostringstream os;
-  char num[64];
-  auto f = [&](double v) {
-    std::snprintf(num, sizeof num, "%.6f", v);
-    return std::string(num);
-  };
-  os << "{\n  \"protocol\": " << json_string(r.protocol) << ",\n  \"images\": " << r.images
-     << ",\n  \"valid_pixels\": " << r.valid_pixels << ",\n  \"miou\": " << f(r.miou)
-     << ",\n  \"pixel_accuracy\": " << f(r.pixel_accuracy) << ",\n  \"mean_accuracy\": "
-     << f(r.mean_accuracy) << ",\n  \"classes\": [\n";
-  for (size_t i = 0; i < r.classes.size(); ++i) {
-    const ClassScore& c = r.classes[i];
-    os << "    {\"name\": " << json_string(c.name) << ", \"iou\": " << f(c.iou)
-       << ", \"accuracy\": " << f(c.accuracy) << ", \"ground_truth_pixels\": " << c.ground_truth_pixels
-       << ", \"predicted_pixels\": " << c.predicted_pixels
-       << ", \"absent\": " << (c.absent ? "true" : "false") << "}"
-       << (i + 1 < r.classes.size() ? "," : "") << "\n";
-  }
-  os << "  ]\n}\n";
-  return os.str();
+Json to_json(const EvalResult& r) {
+  Json classes = Json::array();
+  for (const ClassScore& c : r.classes)
+    classes.push_back({{"name", c.name}, {"iou", c.iou}, {"accuracy", c.accuracy},
+                       {"ground_truth_pixels", c.ground_truth_pixels}, {"predicted_pixels", c.predicted_pixels},
+                       {"absent", c.absent}});
+  return {{"protocol", r.protocol}, {"images", r.images}, {"valid_pixels", r.valid_pixels}, {"miou", r.miou},
+          {"pixel_accuracy", r.pixel_accuracy}, {"mean_accuracy", r.mean_accuracy}, {"classes", classes}};
 }
 
 }  // namespace cbst::data

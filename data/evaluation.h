@@ -16,6 +16,7 @@
 
 #include "data/image.h"
 #include "data/label_map.h"
+#include "engine/json.h"
 #include "engine/tensor.h"
 
 namespace cbst::data {
@@ -68,9 +69,8 @@ EvalResult compute_metrics(const ConfusionMatrix& cm, const Protocol& protocol, 
 
 // A table in the paper's class order (percent, 2 decimals), absent classes marked '*'.
 std::string format_table(const EvalResult& result);
-// {"protocol":..,"miou":..,"pixel_accuracy":..,"mean_accuracy":..,"classes":[{"name":..,"iou":..},..]}
-std::string to_json(const EvalResult& result);
-// Quotes and escapes a string for JSON.
-std::string json_string(const std::string& s);
+// {"protocol", "images", "valid_pixels", "miou", "pixel_accuracy", "mean_accuracy",
+//  "classes": [{"name", "iou", "accuracy", "ground_truth_pixels", "predicted_pixels", "absent"}]}
+Json to_json(const EvalResult& result);
 
 }  // namespace cbst::data

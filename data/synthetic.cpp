@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
-#include <sstream>
 #include <tuple>
+
+#include <nlohmann/json.hpp>
 
 #include "data/label_map.h"
 #include "data/synthetic_draw.h"
 #include "engine/check.h"
+#include "engine/json.h"
 
 namespace cbst::data {
 
@@ -99,14 +101,11 @@ void make_dir(const std::string& path) {
 }
 
 std::string params_json(const SynthBenchmarkOptions& o) {
-  std::ostringstream js;
-  js << "{\n  \"generator\": \"cbst synth\",\n  \"version\": 1,\n  \"seed\": " << o.params.seed
-     << ",\n  \"height\": " << o.params.height << ",\n  \"width\": " << o.params.width
-     << ",\n  \"style_gap\": " << o.params.style_gap << ",\n  \"source\": " << o.source
-     << ",\n  \"target_train\": " << o.target_train << ",\n  \"target_val\": " << o.target_val
-     << ",\n  \"target_val_index_base\": " << kSynthValIndexBase << ",\n  \"city\": \"" << o.city
-     << "\"\n}\n";
-  return js.str();
+  const Json js = {{"generator", "cbst synth"}, {"version", 1}, {"seed", o.params.seed}, {"height", o.params.height},
+                   {"width", o.params.width}, {"style_gap", o.params.style_gap}, {"source", o.source},
+                   {"target_train", o.target_train}, {"target_val", o.target_val},
+                   {"target_val_index_base", kSynthValIndexBase}, {"city", o.city}};
+  return json_text(js, 2) + "\n";
 }
 
 }  // namespace

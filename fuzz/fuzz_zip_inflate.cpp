@@ -1,8 +1,8 @@
-// The zip directory reader and inflate, as the .pth zip reader uses them: every entry of
-// the archive is read (inflated and CRC-checked).
+// The zip directory reader and zlib's inflate as the .pth zip reader uses them: every entry
+// of the archive is read (inflated and CRC-checked). Input that is not a zip is a raw DEFLATE
+// stream after a 4-byte declared size, for inflate_raw and its bounds alone.
 #include "fuzz/fuzz_common.h"
 #include "weights/byte_source.h"
-#include "weights/inflate.h"
 #include "weights/zip_reader.h"
 
 void fuzz_one(const uint8_t* data, size_t size) {
@@ -16,8 +16,7 @@ void fuzz_one(const uint8_t* data, size_t size) {
       }
     }
   } else if (size >= 4) {
-    // A raw DEFLATE stream after a 4-byte declared size.
     const uint64_t declared = uint64_t(data[0]) | uint64_t(data[1]) << 8 | uint64_t(data[2]) << 16 | uint64_t(data[3]) << 24;
-    cbst::weights::inflate(data + 4, size - 4, declared);
+    cbst::weights::inflate_raw(data + 4, size - 4, declared);
   }
 }

@@ -6,6 +6,8 @@
 #include <numeric>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
@@ -139,7 +141,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("cbst adapt: " + std::string(adapt_method_name(cfg.method)) + ", " + std::to_string(cfg.rounds) +
           " rounds on " + cfg.train.device.str() +
           (regularizer != Regularizer::none
-               ? ", regularizer " + std::string(regularizer_name(regularizer)) + " (weight " + json_number(reg_weight) + ")"
+               ? ", regularizer " + std::string(regularizer_name(regularizer)) + " (weight " + json_text(Json(reg_weight)) + ")"
                : std::string()));
   run.log("  model  : " + built.description);
   run.log("  source : " + source.describe());
@@ -162,9 +164,9 @@ void run_adaptation(const AdaptConfig& cfg) {
     run.log("  resume : after round " + std::to_string(loaded.position.round) + " from " + ckpt);
   } else if (eval_set) {
     const data::EvalResult e = evaluate_model(model, *eval_set, eval_options);
-    run.write_text("eval/initial.json", data::to_json(e) + "\n");
-    run.metric(JsonObject().add("event", "initial_eval").add("miou", e.miou).add("iou", eval_ious(e)), -1);
-    run.log("initial model: mIoU " + json_number(100 * e.miou));
+    run.write_text("eval/initial.json", json_text(data::to_json(e), 2) + "\n");
+    run.metric({{"event", "initial_eval"}, {"miou", e.miou}, {"iou", eval_ious(e)}}, -1);
+    run.log("initial model: mIoU " + format_fixed(100 * e.miou, 2));
   }
 
   const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
@@ -174,10 +176,10 @@ void run_adaptation(const AdaptConfig& cfg) {
     const size_t n_source = std::max<size_t>(1, size_t(std::floor(source_portion * double(source.size()))));
     std::vector<data::Dataset> parts{subset(source, order, n_source)};
     std::shared_ptr<const LrentTargets> soft_targets;
-    JsonObject round_info;
-    round_info.add("event", "round").add("method", adapt_method_name(cfg.method))
-        .add("regularizer", regularizer_name(regularizer)).add("reg_weight", reg_weight).add("portion", portion)
-        .add("source_portion", source_portion).add("source_images", int64_t(n_source)).add("lr", lr);
+    Json round_info = {{"event", "round"}, {"method", adapt_method_name(cfg.method)},
+                       {"regularizer", regularizer_name(regularizer)}, {"reg_weight", reg_weight},
+                       {"portion", portion}, {"source_portion", source_portion},
+                       {"source_images", int64_t(n_source)}, {"lr", lr}};
     data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention,
                                             cfg.train.seed + uint64_t(r) * 1000003u);
     if (adapt) {
@@ -201,19 +203,18 @@ void run_adaptation(const AdaptConfig& cfg) {
         correct += labels.correct[c];
       }
       const std::vector<int> rare = rare_classes(labels.pool_sizes, cfg.mining);
-      std::vector<int64_t> rare64(rare.begin(), rare.end());
-      JsonObject thr;
-      thr.add("round", r).add("policy", threshold_policy_name(policy)).add("portion", portion)
-          .add("thresholds", labels.thresholds).add("pool_sizes", labels.pool_sizes)
-          .add("coverage", coverage).add("accuracy", accuracy).add("rare_classes", rare64)
-          .add("previews", labels.preview_stems);
-      run.write_text("rounds/" + std::to_string(r) + "/thresholds.json", thr.str() + "\n");
-      round_info.add("pseudo_coverage", double(labelled) / double(labels.pixels))
-          .add("pseudo_accuracy", checked ? double(correct) / double(checked) : NAN)
-          .add("class_coverage", coverage).add("class_accuracy", accuracy).add("thresholds", labels.thresholds);
-      run.log("round " + std::to_string(r) + ": portion " + json_number(portion) + ", pseudo-labels cover " +
-              json_number(100.0 * double(labelled) / double(labels.pixels)) + "% of target pixels" +
-              (checked ? ", " + json_number(100.0 * double(correct) / double(checked)) + "% correct" : ""));
+      const Json thr = {{"round", r}, {"policy", threshold_policy_name(policy)}, {"portion", portion},
+                        {"thresholds", labels.thresholds}, {"pool_sizes", labels.pool_sizes}, {"coverage", coverage},
+                        {"accuracy", accuracy}, {"rare_classes", rare}, {"previews", labels.preview_stems}};
+      run.write_text("rounds/" + std::to_string(r) + "/thresholds.json", json_text(thr) + "\n");
+      round_info["pseudo_coverage"] = double(labelled) / double(labels.pixels);
+      round_info["pseudo_accuracy"] = checked ? double(correct) / double(checked) : NAN;
+      round_info["class_coverage"] = coverage;
+      round_info["class_accuracy"] = accuracy;
+      round_info["thresholds"] = labels.thresholds;
+      run.log("round " + std::to_string(r) + ": portion " + format_fixed(portion, 2) + ", pseudo-labels cover " +
+              format_fixed(100.0 * double(labelled) / double(labels.pixels), 1) + "% of target pixels" +
+              (checked ? ", " + format_fixed(100.0 * double(correct) / double(checked), 1) + "% correct" : ""));
       parts.push_back(labels.dataset);
       soft_targets = labels.soft_targets;
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
@@ -255,18 +256,21 @@ void run_adaptation(const AdaptConfig& cfg) {
                                         .class_weights = class_weights, .loss = crst_loss});
       loss = s.mean_loss;
     }
-    round_info.add("train_loss", loss).add("train_images", loader.size());
+    round_info["train_loss"] = loss;
+    round_info["train_images"] = loader.size();
     if (eval_set) {
       const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
-      run.write_text("eval/round_" + std::to_string(r) + ".json", data::to_json(ev) + "\n");
-      round_info.add("miou", ev.miou).add("iou", eval_ious(ev)).add("classes", eval_names(ev));
-      run.log("round " + std::to_string(r) + ": mIoU " + json_number(100 * ev.miou) + "\n" + data::format_table(ev));
+      run.write_text("eval/round_" + std::to_string(r) + ".json", json_text(data::to_json(ev), 2) + "\n");
+      round_info["miou"] = ev.miou;
+      round_info["iou"] = eval_ious(ev);
+      round_info["classes"] = eval_names(ev);
+      run.log("round " + std::to_string(r) + ": mIoU " + format_fixed(100 * ev.miou, 2) + "\n" + data::format_table(ev));
     }
     // The round's records, then its checkpoint, then `latest` (each atomic): a kill before
     // `latest` moves resumes this round, whose records resume drops and the round rewrites;
     // a kill after it finds them complete.
     run.metric(round_info, r);
-    run.write_text("rounds/" + std::to_string(r) + "/summary.json", round_info.str() + "\n");
+    run.write_text("rounds/" + std::to_string(r) + "/summary.json", json_text(round_info) + "\n");
     const std::string name = "round_" + std::to_string(r) + ".safetensors";
     save_training_checkpoint(run.file("checkpoints/" + name), model, &optimizer,
                              {.round = r, .epoch = cfg.epochs_per_round, .global_step = global_step},
@@ -277,20 +281,20 @@ void run_adaptation(const AdaptConfig& cfg) {
       fs::remove(run.file("checkpoints/" + previous.substr(0, previous.find('\n'))));
   }
   // summary.json: every round's record, in order.
-  std::string summary = "{\"method\": " + data::json_string(adapt_method_name(cfg.method)) +
-                        ", \"regularizer\": " + data::json_string(regularizer_name(regularizer)) +
-                        ", \"reg_weight\": " + json_number(reg_weight) +
-                        ", \"pool_sampling\": " + data::json_string(pool_sampling_name(pool_sampling)) +
-                        ", \"rounds\": [";
+  Json rounds = Json::array();
   for (int64_t r = 0; r < cfg.rounds; ++r) {
-    std::string s = read_text(run.file("rounds/" + std::to_string(r) + "/summary.json"));
-    while (!s.empty() && (s.back() == '\n')) s.pop_back();
-    if (s.empty())
-      CBST_THROW(run.file("rounds/" + std::to_string(r) + "/summary.json"), " is missing or empty; "
-                 "the run folder is incomplete: resume it from an earlier round or start a new run");
-    summary += (r ? ", " : "") + s;
+    const std::string path = run.file("rounds/" + std::to_string(r) + "/summary.json");
+    Json round = Json::parse(read_text(path), nullptr, /*allow_exceptions=*/false);
+    if (!round.is_object())
+      CBST_THROW(path, " is missing or not a round record; the run folder is incomplete: resume it from an ",
+                 "earlier round or start a new run");
+    rounds.push_back(std::move(round));
   }
-  run.write_text("summary.json", summary + "]}\n");
+  run.write_text("summary.json", json_text({{"method", adapt_method_name(cfg.method)},
+                                            {"regularizer", regularizer_name(regularizer)},
+                                            {"reg_weight", reg_weight},
+                                            {"pool_sampling", pool_sampling_name(pool_sampling)},
+                                            {"rounds", std::move(rounds)}}) + "\n");
   const std::string name = read_text(latest);
   write_final_weights(run.file("checkpoints/" + name.substr(0, name.find('\n'))), run.file("checkpoints/final.safetensors"));
   run.log("cbst adapt: done; final weights in " + run.file("checkpoints/final.safetensors"));

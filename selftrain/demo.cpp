@@ -7,6 +7,8 @@
 #include <memory>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "data/dataset.h"
 #include "data/label_map.h"
 #include "data/synthetic.h"
@@ -75,7 +77,7 @@ struct StepOptions {
     std::string s = "# written by cbst demo\n[" + subcommand + "]\n";
     for (auto& [k, v] : options) {
       const bool number = !v.empty() && v.find_first_not_of("0123456789.-e") == std::string::npos;
-      s += k + " = " + (v.empty() ? "true" : number ? v : data::json_string(v)) + "\n";
+      s += k + " = " + (v.empty() ? "true" : number ? v : json_text(v)) + "\n";  // a JSON string is a TOML one
     }
     return s;
   }
@@ -125,10 +127,9 @@ void run_demo(const DemoConfig& cfg) {
   const fs::path out(cfg.out);
   auto at = [&](const std::string& rel) { return (out / rel).string(); };
   {
-    JsonObject marker;
-    marker.add("generator", "cbst demo").add("seed", int64_t(cfg.seed)).add("height", cfg.height)
-        .add("width", cfg.width).add("quick", int64_t(cfg.quick)).add("device", cfg.device.str());
-    data::write_text_atomic(at("demo.json"), marker.str() + "\n");
+    const Json marker = {{"generator", "cbst demo"}, {"seed", cfg.seed}, {"height", cfg.height}, {"width", cfg.width},
+                         {"quick", int64_t(cfg.quick)}, {"device", cfg.device.str()}};
+    data::write_text_atomic(at("demo.json"), json_text(marker) + "\n");
   }
   const int kStages = 8;
   std::vector<DemoStep> steps;
@@ -334,26 +335,19 @@ void run_demo(const DemoConfig& cfg) {
   report.total_seconds = seconds_since(t_start);
   const std::string table = demo_table_text(report.methods);
   data::write_text_atomic(at("table.md"), demo_table_markdown(report.methods));
-  JsonObject results;
-  results.add("generator", "cbst demo").add("seed", int64_t(cfg.seed)).add("device", device)
-      .add("size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width)).add("quick", int64_t(cfg.quick))
-      .add("source_images", cfg.source_images).add("target_train", cfg.target_train)
-      .add("target_val", cfg.target_val).add("seconds", report.total_seconds)
-      .add("regularizer", cfg.regularizer)
-      .add("reg_weight", cfg.regularizer == "none" ? 0.0
-                         : cfg.reg_weight >= 0 ? cfg.reg_weight
-                                               : default_reg_weight(regularizer_from_name(cfg.regularizer)));
-  std::string methods_json = "[";
-  for (size_t i = 0; i < report.methods.size(); ++i) {
-    const DemoMethodResult& m = report.methods[i];
-    methods_json += (i ? ", " : "") + JsonObject().add("method", m.name).add("label", m.label)
-                                          .add("seconds", m.seconds).add_raw("eval", data::to_json(m.eval)).str();
-  }
-  results.add_raw("methods", methods_json + "]");
-  std::vector<std::string> commands;
-  for (const DemoStep& s : steps) commands.push_back(s.command);
-  results.add("commands", commands);
-  data::write_text_atomic(at("results.json"), results.str() + "\n");
+  Json results = {{"generator", "cbst demo"}, {"seed", cfg.seed}, {"device", device},
+                  {"size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width)},
+                  {"quick", int64_t(cfg.quick)}, {"source_images", cfg.source_images},
+                  {"target_train", cfg.target_train}, {"target_val", cfg.target_val},
+                  {"seconds", report.total_seconds}, {"regularizer", cfg.regularizer},
+                  {"reg_weight", cfg.regularizer == "none" ? 0.0
+                                 : cfg.reg_weight >= 0    ? cfg.reg_weight
+                                                          : default_reg_weight(regularizer_from_name(cfg.regularizer))},
+                  {"methods", Json::array()}, {"commands", Json::array()}};
+  for (const DemoMethodResult& m : report.methods)
+    results["methods"].push_back({{"method", m.name}, {"label", m.label}, {"seconds", m.seconds}, {"eval", data::to_json(m.eval)}});
+  for (const DemoStep& s : steps) results["commands"].push_back(s.command);
+  data::write_text_atomic(at("results.json"), json_text(results, 2) + "\n");
   write_demo_report(report);
 
   std::printf("\nPer-class IoU (%%) on the synthetic target val split (%d images, %dx%d, seed %llu):\n\n%s\n",

@@ -51,34 +51,37 @@ struct RunRecord {
   std::vector<RoundRecord> rounds;
 };
 
-double number(const weights::JsonValue* v) {
-  return v && v->is_number() ? std::strtod(v->text.c_str(), nullptr) : kNaN;
+// Member `key` of `j`; NaN when absent or not a number (NaN is written as null).
+double number(const nlohmann::json& j, const char* key) {
+  const auto v = j.find(key);
+  return v != j.end() && v->is_number() ? v->get<double>() : kNaN;
 }
-std::vector<double> numbers(const weights::JsonValue* v) {
+std::vector<double> numbers(const nlohmann::json& j, const char* key) {
   std::vector<double> out;
-  if (v && v->is_array())
-    for (const weights::JsonValue& e : v->array) out.push_back(number(&e));
+  const auto v = j.find(key);
+  if (v != j.end() && v->is_array())
+    for (const nlohmann::json& e : *v) out.push_back(e.is_number() ? e.get<double>() : kNaN);
   return out;
 }
-weights::JsonValue read_json(const std::string& path) {
+nlohmann::json read_json(const std::string& path) {
   const std::vector<uint8_t> bytes = data::read_file_bytes(path);
   return weights::parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 RunRecord read_run(const std::string& dir) {
   RunRecord r;
-  if (fs::exists(dir + "/eval/initial.json")) r.initial_miou = number(read_json(dir + "/eval/initial.json").find("miou"));
-  const weights::JsonValue summary = read_json(dir + "/summary.json");
-  const weights::JsonValue* rounds = summary.find("rounds");
-  CBST_CHECK(rounds && rounds->is_array(), dir, "/summary.json has no rounds");
-  for (size_t i = 0; i < rounds->array.size(); ++i) {
-    const weights::JsonValue& j = rounds->array[i];
-    RoundRecord rr{.miou = number(j.find("miou")), .portion = number(j.find("portion")), .lr = number(j.find("lr")),
-                   .coverage = number(j.find("pseudo_coverage")), .accuracy = number(j.find("pseudo_accuracy")),
-                   .class_coverage = numbers(j.find("class_coverage")),
-                   .class_accuracy = numbers(j.find("class_accuracy")), .thresholds = numbers(j.find("thresholds"))};
+  if (fs::exists(dir + "/eval/initial.json")) r.initial_miou = number(read_json(dir + "/eval/initial.json"), "miou");
+  const nlohmann::json summary = read_json(dir + "/summary.json");
+  const auto rounds = summary.find("rounds");
+  CBST_CHECK(rounds != summary.end() && rounds->is_array(), dir, "/summary.json has no rounds");
+  for (size_t i = 0; i < rounds->size(); ++i) {
+    const nlohmann::json& j = (*rounds)[i];
+    RoundRecord rr{.miou = number(j, "miou"), .portion = number(j, "portion"), .lr = number(j, "lr"),
+                   .coverage = number(j, "pseudo_coverage"), .accuracy = number(j, "pseudo_accuracy"),
+                   .class_coverage = numbers(j, "class_coverage"),
+                   .class_accuracy = numbers(j, "class_accuracy"), .thresholds = numbers(j, "thresholds")};
     const std::string thr = dir + "/rounds/" + std::to_string(i) + "/thresholds.json";
-    if (fs::exists(thr)) rr.pool_sizes = numbers(read_json(thr).find("pool_sizes"));
+    if (fs::exists(thr)) rr.pool_sizes = numbers(read_json(thr), "pool_sizes");
     r.rounds.push_back(std::move(rr));
   }
   return r;
@@ -322,8 +325,8 @@ std::vector<double> read_losses(const std::string& dir) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
     if (end > start) {
-      const weights::JsonValue j = weights::parse_json(std::string_view(text).substr(start, end - start));
-      if (!j.find("event") && j.find("loss") && j.find("step")) losses.push_back(number(j.find("loss")));
+      const nlohmann::json j = weights::parse_json(std::string_view(text).substr(start, end - start));
+      if (!j.contains("event") && j.contains("loss") && j.contains("step")) losses.push_back(number(j, "loss"));
     }
     start = end + 1;
   }

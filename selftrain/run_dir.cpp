@@ -11,7 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/evaluation.h"
+#include <nlohmann/json.hpp>
+
 #include "data/image.h"
 #include "engine/check.h"
 
@@ -19,42 +20,11 @@ namespace cbst {
 
 namespace fs = std::filesystem;
 
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
+std::string format_fixed(double v, int decimals) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
 }
-
-void JsonObject::key(const std::string& k) {
-  if (!body_.empty()) body_ += ", ";
-  body_ += data::json_string(k) + ": ";
-}
-JsonObject& JsonObject::add(const std::string& k, double v) { key(k); body_ += json_number(v); return *this; }
-JsonObject& JsonObject::add(const std::string& k, int64_t v) { key(k); body_ += std::to_string(v); return *this; }
-JsonObject& JsonObject::add(const std::string& k, const std::string& v) { key(k); body_ += data::json_string(v); return *this; }
-JsonObject& JsonObject::add(const std::string& k, const std::vector<double>& v) {
-  key(k);
-  body_ += "[";
-  for (size_t i = 0; i < v.size(); ++i) body_ += (i ? ", " : "") + json_number(v[i]);
-  body_ += "]";
-  return *this;
-}
-JsonObject& JsonObject::add(const std::string& k, const std::vector<int64_t>& v) {
-  key(k);
-  body_ += "[";
-  for (size_t i = 0; i < v.size(); ++i) body_ += (i ? ", " : "") + std::to_string(v[i]);
-  body_ += "]";
-  return *this;
-}
-JsonObject& JsonObject::add(const std::string& k, const std::vector<std::string>& v) {
-  key(k);
-  body_ += "[";
-  for (size_t i = 0; i < v.size(); ++i) body_ += (i ? ", " : "") + data::json_string(v[i]);
-  body_ += "]";
-  return *this;
-}
-JsonObject& JsonObject::add_raw(const std::string& k, const std::string& json) { key(k); body_ += json; return *this; }
 
 // An atomic write killed before its rename leaves ".NAME.tmp.PID.N" beside NAME; nothing
 // else in a run folder is named like that. Those of a process that still runs are left.
@@ -98,11 +68,13 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
   if (resume) {
     std::ifstream in(fs::path(path) / "metrics.jsonl");
     std::string line;
-    while (std::getline(in, line)) {
-      // Each line starts with {"round": R, ...} as metric() writes it.
-      const size_t colon = line.find(':');
-      int64_t r = colon == std::string::npos ? -1 : std::atoll(line.c_str() + colon + 1);
-      metrics_.emplace_back(r, line);
+    for (int64_t n = 1; std::getline(in, line); ++n) {
+      const Json record = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+      const auto round = record.is_object() ? record.find("round") : record.end();
+      if (round == record.end() || !round->is_number_integer())
+        CBST_THROW(path, "/metrics.jsonl line ", n, " is not a record of cbst (no \"round\"); the run folder is ",
+                   "damaged: start a new run");
+      metrics_.emplace_back(round->get<int64_t>(), line);
     }
   }
 }
@@ -179,10 +151,10 @@ void RunDir::log(const std::string& line) {
   std::fflush(log_);
 }
 
-void RunDir::metric(const JsonObject& object, int64_t round) {
-  std::string s = object.str();
-  s = "{\"round\": " + std::to_string(round) + (s.size() > 2 ? ", " + s.substr(1) : "}");
-  metrics_.emplace_back(round, s);
+void RunDir::metric(const Json& object, int64_t round) {
+  Json record = {{"round", round}};
+  for (const auto& [key, value] : object.items()) record[key] = value;
+  metrics_.emplace_back(round, json_text(record));
   flush_metrics();
 }
 

@@ -9,29 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/json.h"
 #include "engine/tensor.h"
 
 namespace cbst {
 
-// A small JSON object builder for the run's files (numbers printed with full precision).
-class JsonObject {
- public:
-  JsonObject& add(const std::string& key, double value);
-  JsonObject& add(const std::string& key, int64_t value);
-  JsonObject& add(const std::string& key, int value) { return add(key, int64_t(value)); }
-  JsonObject& add(const std::string& key, const std::string& value);
-  JsonObject& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
-  JsonObject& add(const std::string& key, const std::vector<double>& values);
-  JsonObject& add(const std::string& key, const std::vector<int64_t>& values);
-  JsonObject& add(const std::string& key, const std::vector<std::string>& values);
-  JsonObject& add_raw(const std::string& key, const std::string& json);
-  std::string str() const { return "{" + body_ + "}"; }
-
- private:
-  void key(const std::string& k);
-  std::string body_;
-};
-std::string json_number(double v);  // "null" for NaN/Inf (JSON has no such numbers)
+// A number for log lines, rounded for people: `decimals` digits after the point.
+std::string format_fixed(double v, int decimals);
 
 class RunDir {
  public:
@@ -55,9 +39,9 @@ class RunDir {
 
   // A line to stdout and log.txt (appended, flushed).
   void log(const std::string& line);
-  // One JSON object per line in metrics.jsonl; `round` lets resume drop lines of a round
-  // that did not finish.
-  void metric(const JsonObject& object, int64_t round);
+  // One JSON object per line in metrics.jsonl, `{"round": round, ...object}`; `round` lets
+  // resume drop lines of a round that did not finish.
+  void metric(const Json& object, int64_t round);
   void drop_metrics_from_round(int64_t round);
   void write_text(const std::string& relative, const std::string& text) const;
   bool resuming() const { return resume_; }

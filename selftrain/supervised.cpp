@@ -4,6 +4,8 @@
 #include <fstream>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
@@ -71,16 +73,16 @@ void run_supervised(const SupervisedConfig& cfg) {
                                       .log_every = cfg.train.log_every,
                                       .last_checkpoint = fs::exists(latest) ? run.file("checkpoints/last.safetensors") : "",
                                       .class_weights = class_weights});
-    JsonObject info;
-    info.add("event", "epoch").add("epoch", e).add("train_loss", s.mean_loss).add("seconds", s.seconds);
+    Json info = {{"event", "epoch"}, {"epoch", e}, {"train_loss", s.mean_loss}, {"seconds", s.seconds}};
     const bool last = e + 1 == cfg.epochs;
     if (eval_set && (last || (cfg.eval_every > 0 && (e + 1) % cfg.eval_every == 0))) {
       const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
-      run.write_text("eval/epoch_" + std::to_string(e) + ".json", data::to_json(ev) + "\n");
-      info.add("miou", ev.miou);
-      run.log("epoch " + std::to_string(e + 1) + ": mIoU " + json_number(100 * ev.miou) +
+      const std::string eval_json = json_text(data::to_json(ev), 2) + "\n";
+      run.write_text("eval/epoch_" + std::to_string(e) + ".json", eval_json);
+      info["miou"] = ev.miou;
+      run.log("epoch " + std::to_string(e + 1) + ": mIoU " + format_fixed(100 * ev.miou, 2) +
               (last ? "\n" + data::format_table(ev) : ""));
-      if (last) run.write_text("eval/final.json", data::to_json(ev) + "\n");
+      if (last) run.write_text("eval/final.json", eval_json);
     }
     // The epoch's record first, then the checkpoint: a kill in between resumes this epoch,
     // and resume drops the record before the epoch writes it again.

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/autograd.h"
 #include "layers/softmax_cross_entropy.h"
 
@@ -52,11 +54,10 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
     std::snprintf(status, sizeof status, "loss %.4f", l);
     progress.update(stats.steps, status);
     if (ctx.run && (stats.steps % ctx.log_every == 0 || stats.steps == loader.batches_per_epoch())) {
-      ctx.run->metric(JsonObject()
-                          .add("epoch", ctx.epoch)
-                          .add("step", ctx.global_step ? *ctx.global_step : stats.steps)
-                          .add("loss", window / double(window_n))
-                          .add("lr", optimizer.current_lr()),
+      ctx.run->metric({{"epoch", ctx.epoch},
+                       {"step", ctx.global_step ? *ctx.global_step : stats.steps},
+                       {"loss", window / double(window_n)},
+                       {"lr", optimizer.current_lr()}},
                       ctx.round);
       window = 0;
       window_n = 0;

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages cbst needs that are missing (as root, via apt-get); a no-op
-# when everything is present. Sourced by tools/test.sh and tools/demo.sh.
+# Installs the Debian packages cbst needs that are missing (as root, or through sudo, via
+# apt-get); a no-op when everything is present. On a host without dpkg or apt-get nothing is
+# installed: CMake then finds the dependencies through their CMake config and pkg-config
+# files (or in CBST_DEPS_DIR, tools/gpu_host_deps.sh) and names any that is missing. Sourced
+# by tools/test.sh, tools/demo.sh and tools/gpu_host_deps.sh.
 set -euo pipefail
 
 cbst_install_deps() {
   local pkgs=(cmake ninja-build g++ pkg-config libpng-dev zlib1g-dev libgtest-dev libcli11-dev
-              libstb-dev libopenblas-dev)
+              nlohmann-json3-dev libstb-dev libopenblas-dev)
+  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    echo "cbst: no dpkg/apt-get on this host; not installing packages (CMake checks the dependencies)"
+    return 0
+  fi
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +28,10 @@ cbst_install_deps() {
       return 1
     fi
   fi
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}")
+  # The package lists may be missing or stale (a fresh container): update them once, then retry.
+  if ! "${install[@]}"; then
+    $sudo apt-get update -q
+    "${install[@]}"
+  fi
 }

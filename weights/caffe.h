@@ -1,4 +1,5 @@
 // Caffe `.caffemodel` (binary NetParameter), read with our own protobuf wire reader.
+// Ours: libprotobuf would need caffe.proto compiled into the build for the few fields read here.
 //
 // Both the current `layer` field (100, LayerParameter) and the deprecated `layers` field
 // (2, V1LayerParameter, with its optional V0 `layer`) are read. A blob's shape is its

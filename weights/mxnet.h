@@ -1,4 +1,5 @@
 // MXNet NDArray files (`mx.nd.save`, `.params` of `save_checkpoint`).
+// Ours: only MXNet itself reads this format, and linking a whole framework for it is out of scale.
 //
 // u64 magic 0x112 | u64 reserved | u64 n | n NDArray records | u64 n_names | names.
 // Every record layout MXNet ever wrote is read: legacy (pre-2017-05, u32 dims), V1

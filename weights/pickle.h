@@ -1,5 +1,6 @@
 // A restricted pickle machine for PyTorch checkpoints (protocol 2, plus the protocol-4
 // framing opcodes).
+// Ours: no C or C++ library reads pickles, and Python's unpickler runs any global it meets.
 //
 // It knows only the opcodes that PyTorch's `weights_only=True` unpickler allows and only the
 // globals needed for tensors, storages and containers (collections.OrderedDict, torch._utils

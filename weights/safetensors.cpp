@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/atomic_file.h"
+#include "engine/json.h"
 #include "weights/json.h"
 #include "weights/raw_dtype.h"
 
@@ -26,44 +27,43 @@ struct Span {
 const char* const kUnsupportedDtypes[] = {"F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0",
                                           "F8_E4M3FNUZ", "F8_E5M2FNUZ", "C64"};
 
-RawDType parse_dtype(const std::string& name, const JsonValue& v) {
+RawDType parse_dtype(const std::string& name, const nlohmann::json& v) {
   if (!v.is_string()) CBST_THROW("tensor '", name, "': \"dtype\" is not a string");
-  if (auto t = raw_dtype_from_safetensors(v.text)) return *t;
+  const std::string& text = v.get_ref<const std::string&>();
+  if (auto t = raw_dtype_from_safetensors(text)) return *t;
   for (const char* u : kUnsupportedDtypes)
-    if (v.text == u)
-      CBST_THROW("tensor '", name, "' has dtype ", v.text,
-                 ", which cbst does not support; convert it to F32 or F16 first");
-  CBST_THROW("tensor '", name, "' has unknown dtype '", v.text, "'");
+    if (text == u)
+      CBST_THROW("tensor '", name, "' has dtype ", text, ", which cbst does not support; convert it to F32 or F16 first");
+  CBST_THROW("tensor '", name, "' has unknown dtype '", printable(text), "'");
 }
 
-uint64_t parse_u64(const std::string& name, const char* field, const JsonValue& v) {
-  uint64_t out;
-  if (!v.as_u64(out))
-    CBST_THROW("tensor '", name, "': \"", field, "\" holds '", v.is_number() ? v.text : json_kind_name(v.kind),
+// Exact for every non-negative integer below 2^64 (nlohmann parses those as unsigned);
+// a sign, a fraction, an exponent or a larger value makes it another kind of number.
+uint64_t parse_u64(const std::string& name, const char* field, const nlohmann::json& v) {
+  if (!v.is_number_unsigned())
+    CBST_THROW("tensor '", name, "': \"", field, "\" holds '", v.is_number() ? v.dump() : v.type_name(),
                "', not a non-negative integer");
-  return out;
+  return v.get<uint64_t>();
 }
 
-Span parse_entry(const std::string& name, const JsonValue& v) {
-  if (!v.is_object()) CBST_THROW("tensor '", name, "': entry is a ", json_kind_name(v.kind), ", not an object");
-  const JsonValue* dtype = v.find("dtype");
-  const JsonValue* shape = v.find("shape");
-  const JsonValue* offsets = v.find("data_offsets");
-  if (!dtype || !shape || !offsets)
+Span parse_entry(const std::string& name, const nlohmann::json& v) {
+  if (!v.is_object()) CBST_THROW("tensor '", name, "': entry is a ", v.type_name(), ", not an object");
+  const auto dtype = v.find("dtype"), shape = v.find("shape"), offsets = v.find("data_offsets");
+  if (dtype == v.end() || shape == v.end() || offsets == v.end())
     CBST_THROW("tensor '", name, "': entry lacks \"dtype\", \"shape\" or \"data_offsets\"");
   Span s{name, parse_dtype(name, *dtype), {}, 0, 0};
   if (!shape->is_array()) CBST_THROW("tensor '", name, "': \"shape\" is not an array");
-  if (shape->array.size() > size_t(kMaxDims))
-    CBST_THROW("tensor '", name, "' has ", shape->array.size(), " dimensions; the engine supports ", kMaxDims);
-  for (const JsonValue& d : shape->array) {
+  if (shape->size() > size_t(kMaxDims))
+    CBST_THROW("tensor '", name, "' has ", shape->size(), " dimensions; the engine supports ", kMaxDims);
+  for (const nlohmann::json& d : *shape) {
     const uint64_t dim = parse_u64(name, "shape", d);
     if (dim > uint64_t(INT64_MAX)) CBST_THROW("tensor '", name, "': dimension ", dim, " is too large");
     s.shape.push_back(int64_t(dim));
   }
-  if (!offsets->is_array() || offsets->array.size() != 2)
+  if (!offsets->is_array() || offsets->size() != 2)
     CBST_THROW("tensor '", name, "': \"data_offsets\" is not a [begin, end] pair");
-  s.begin = parse_u64(name, "data_offsets", offsets->array[0]);
-  s.end = parse_u64(name, "data_offsets", offsets->array[1]);
+  s.begin = parse_u64(name, "data_offsets", (*offsets)[0]);
+  s.end = parse_u64(name, "data_offsets", (*offsets)[1]);
   return s;
 }
 
@@ -98,39 +98,22 @@ Layout plan_layout(const TensorMap& map) {
     const size_t sa = dtype_size(a.second.dtype()), sb = dtype_size(b.second.dtype());
     return sa != sb ? sa > sb : a.first < b.first;
   });
-  std::string& h = layout.header;
-  h += '{';
-  bool first = true;
-  if (!map.metadata.empty()) {
-    h += "\"__metadata__\":{";
-    for (const auto& [k, v] : map.metadata) {
-      if (!first) h += ',';
-      first = false;
-      append_json_string(h, k);
-      h += ':';
-      append_json_string(h, v);
-    }
-    h += '}';
-    first = false;
-  }
+  // Compact, in this order, as the reference writer (serde_json) prints it.
+  Json header = Json::object();
+  if (!map.metadata.empty()) header["__metadata__"] = map.metadata;
   uint64_t offset = 0;
   for (const auto& [name, t] : layout.tensors) {
     CBST_CHECK(name != "__metadata__", "a tensor cannot be named __metadata__");
-    if (!first) h += ',';
-    first = false;
-    append_json_string(h, name);
-    h += ":{\"dtype\":\"";
-    h += raw_dtype_name(raw_dtype_of(t.dtype()));
-    h += "\",\"shape\":[";
-    for (size_t d = 0; d < t.shape().size(); ++d) {
-      if (d) h += ',';
-      h += std::to_string(t.shape()[d]);
-    }
-    h += "],\"data_offsets\":[" + std::to_string(offset) + ",";
-    offset += t.nbytes();
-    h += std::to_string(offset) + "]}";
+    const uint64_t end = offset + uint64_t(t.nbytes());
+    header[name] = {{"dtype", raw_dtype_name(raw_dtype_of(t.dtype()))}, {"shape", t.shape()}, {"data_offsets", {offset, end}}};
+    offset = end;
   }
-  h += '}';
+  std::string& h = layout.header;
+  try {
+    h = header.dump();  // strict: a name that is not UTF-8 would make a header no reader accepts
+  } catch (const Json::type_error&) {
+    CBST_THROW("a tensor name or metadata entry is not valid UTF-8 and cannot be saved in safetensors");
+  }
   // Space padding to a multiple of 8 puts every tensor of the data buffer on an 8-byte
   // boundary when the file is memory-mapped.
   while (h.size() % 8 != 0) h += ' ';
@@ -155,24 +138,23 @@ TensorMap read_safetensors(const ByteSource& src) {
     CBST_THROW("safetensors: header of ", n, " bytes does not fit in a file of ", size,
                " bytes; the file is truncated or corrupt");
   const std::string header = cur.string(n);
-  if (!is_valid_utf8(header)) CBST_THROW("safetensors: header is not valid UTF-8; the file is corrupt");
-  JsonValue root;
+  nlohmann::json root;
   try {
     root = parse_json(header);
   } catch (const Error& e) {
     CBST_THROW("safetensors: header: ", e.what());
   }
-  if (!root.is_object()) CBST_THROW("safetensors: header is a JSON ", json_kind_name(root.kind), ", not an object");
+  if (!root.is_object()) CBST_THROW("safetensors: header is a JSON ", root.type_name(), ", not an object");
 
   TensorMap map;
   map.format = "safetensors";
   std::vector<Span> spans;
-  for (const auto& [key, value] : root.object) {
+  for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
       if (!value.is_object()) CBST_THROW("safetensors: __metadata__ is not an object");
-      for (const auto& [mk, mv] : value.object) {
-        if (!mv.is_string()) CBST_THROW("safetensors: __metadata__ value of '", mk, "' is not a string");
-        map.metadata[mk] = mv.text;
+      for (const auto& [mk, mv] : value.items()) {
+        if (!mv.is_string()) CBST_THROW("safetensors: __metadata__ value of '", printable(mk), "' is not a string");
+        map.metadata[mk] = mv.get<std::string>();
       }
       continue;
     }

@@ -1,10 +1,14 @@
 #include "weights/zip_reader.h"
 
+#define ZLIB_CONST  // next_in points at const bytes
+#include <zlib.h>
+
 #include <algorithm>
-#include <array>
+#include <climits>
+#include <memory>
+#include <new>
 
 #include "engine/check.h"
-#include "weights/inflate.h"
 
 namespace cbst::weights {
 
@@ -34,19 +38,47 @@ uint64_t find_end_record(const ByteSource& src) {
 
 }  // namespace
 
-uint32_t crc32(const uint8_t* data, size_t n, uint32_t crc) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
+std::vector<uint8_t> inflate_raw(const uint8_t* src, size_t src_size, uint64_t size) {
+  // DEFLATE cannot expand more than 1032:1 (258-byte matches coded in 2 bits); a larger
+  // declared size is a lie, and refusing it here avoids allocating it.
+  if (size / 1032 > src_size + 1)
+    CBST_THROW("deflate: declared size ", size, " is impossible for ", src_size, " compressed bytes; the file is corrupt");
+  z_stream zs{};
+  // Negative window bits: a raw stream (no zlib header or Adler-32), 32 KiB window.
+  const int init = inflateInit2(&zs, -15);
+  if (init == Z_MEM_ERROR) throw std::bad_alloc();
+  if (init != Z_OK) CBST_THROW("deflate: zlib ", zlibVersion(), " refused to start (error ", init, ")");
+  const std::unique_ptr<z_stream, int (*)(z_streamp)> end(&zs, inflateEnd);
+  std::vector<uint8_t> out(size_t(size), 0);
+  uint8_t no_room = 0;  // zlib refuses a null output pointer even when it has no room to use
+  // zlib counts in 32-bit uInt: hand it both buffers in pieces.
+  uint64_t in_left = src_size, out_left = size;
+  zs.next_in = src;
+  zs.next_out = size ? out.data() : &no_room;
+  while (true) {
+    if (zs.avail_in == 0 && in_left > 0) {
+      zs.avail_in = uInt(std::min<uint64_t>(in_left, UINT_MAX));
+      in_left -= zs.avail_in;
     }
-    return t;
-  }();
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xff] ^ (crc >> 8);
-  return ~crc;
+    if (zs.avail_out == 0 && out_left > 0) {
+      zs.avail_out = uInt(std::min<uint64_t>(out_left, UINT_MAX));
+      out_left -= zs.avail_out;
+    }
+    const int ret = inflate(&zs, Z_NO_FLUSH);
+    if (ret == Z_STREAM_END) break;
+    if (ret == Z_OK) continue;  // progress was made
+    if (ret == Z_MEM_ERROR) throw std::bad_alloc();
+    if (ret == Z_DATA_ERROR) CBST_THROW("deflate: ", zs.msg ? zs.msg : "invalid data", "; the file is corrupt");
+    if (ret != Z_BUF_ERROR) CBST_THROW("deflate: zlib error ", ret, "; the file is corrupt");
+    // No progress possible: out of input, or out of room for the output.
+    if (zs.avail_in == 0 && in_left == 0)
+      CBST_THROW("deflate: compressed data ends early; the file is truncated; was the download interrupted?");
+    CBST_THROW("deflate: output exceeds the declared ", size, " bytes; the file is corrupt");
+  }
+  const uint64_t produced = size - out_left - zs.avail_out;
+  if (produced != size)
+    CBST_THROW("deflate: produced ", produced, " bytes, the zip directory declares ", size, "; the file is corrupt");
+  return out;
 }
 
 ZipArchive::ZipArchive(const ByteSource& src) : src_(src) {
@@ -150,9 +182,13 @@ std::vector<uint8_t> ZipArchive::read(const ZipEntry& e) const {
     data = src_.read_vector(at, e.size);
   } else {
     const std::vector<uint8_t> packed = src_.read_vector(at, e.compressed_size);
-    data = inflate(packed.data(), packed.size(), e.size);
+    try {
+      data = inflate_raw(packed.data(), packed.size(), e.size);
+    } catch (const Error& err) {
+      CBST_THROW("zip: entry '", printable(e.name), "': ", err.what());
+    }
   }
-  const uint32_t crc = crc32(data.data(), data.size());
+  const uint32_t crc = uint32_t(crc32_z(0, data.data(), data.size()));
   if (crc != e.crc32)
     CBST_THROW("zip: entry '", printable(e.name), "' fails its CRC-32 check (stored ", e.crc32, ", computed ", crc,
                "); the file is corrupt; download it again");

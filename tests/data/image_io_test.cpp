@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "data/image.h"
 #include "engine/check.h"
@@ -171,15 +172,6 @@ TEST(BadInput, NonImageFileNamesTheFile) {
 
 namespace {
 
-uint32_t crc32_of(const uint8_t* p, size_t n) {
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) {
-    c ^= p[i];
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
-
 void put_be32(std::vector<uint8_t>& out, uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out.push_back(uint8_t(v >> s));
 }
@@ -189,7 +181,7 @@ void put_chunk(std::vector<uint8_t>& out, const char* type, const std::vector<ui
   std::vector<uint8_t> typed(type, type + 4);
   typed.insert(typed.end(), data.begin(), data.end());
   out.insert(out.end(), typed.begin(), typed.end());
-  put_be32(out, crc32_of(typed.data(), typed.size()));
+  put_be32(out, uint32_t(crc32_z(0, typed.data(), typed.size())));
 }
 
 // A PNG whose IHDR (with valid CRCs) claims width x height 8-bit grey, followed by a small

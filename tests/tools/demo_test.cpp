@@ -116,15 +116,14 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_TRUE(fs::exists(out / "cbst-sp" / "rounds" / "1" / "thresholds.json"));
 
   // results.json: valid JSON with the five methods in order, each with 19 class scores.
-  const weights::JsonValue results = weights::parse_json(read_text(out / "results.json"));
-  const weights::JsonValue* ms = results.find("methods");
-  ASSERT_TRUE(ms && ms->is_array());
-  ASSERT_EQ(ms->array.size(), 5u);
+  const nlohmann::json results = weights::parse_json(read_text(out / "results.json"));
+  ASSERT_TRUE(results.contains("methods") && results["methods"].is_array());
+  const nlohmann::json& ms = results["methods"];
+  ASSERT_EQ(ms.size(), 5u);
   for (size_t i = 0; i < methods.size(); ++i) {
-    EXPECT_EQ(ms->array[i].find("method")->text, methods[i]);
-    const weights::JsonValue* eval = ms->array[i].find("eval");
-    ASSERT_TRUE(eval && eval->find("classes"));
-    EXPECT_EQ(eval->find("classes")->array.size(), 19u);
+    EXPECT_EQ(ms[i].value("method", ""), methods[i]);
+    ASSERT_TRUE(ms[i].contains("eval") && ms[i]["eval"].contains("classes"));
+    EXPECT_EQ(ms[i]["eval"]["classes"].size(), 19u);
   }
 
   // The style gap reached the benchmark, the blur every run trained on the source (not the
@@ -163,7 +162,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   // A loss curve per run: each run folder's metrics.jsonl holds logged losses.
   EXPECT_NE(html.find("<h2>Training loss</h2>"), std::string::npos);
   for (const std::string& m : methods)
-    EXPECT_NE(read_text(out / m / "metrics.jsonl").find("\"loss\": "), std::string::npos) << m;
+    EXPECT_NE(read_text(out / m / "metrics.jsonl").find("\"loss\":"), std::string::npos) << m;
   EXPECT_NE(html.find("src=\"data:image/png;base64,"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("src=\"http"), std::string::npos);

@@ -58,11 +58,9 @@ std::vector<std::pair<std::string, int64_t>> metric_records(const fs::path& file
   std::ifstream in(file);
   std::string line;
   while (std::getline(in, line)) {
-    const weights::JsonValue v = weights::parse_json(line);
-    const weights::JsonValue* event = v.find("event");
-    const weights::JsonValue* index = v.find(index_key);
-    uint64_t i = 0;
-    if (event && index && index->as_u64(i)) out.emplace_back(event->text, int64_t(i));
+    const nlohmann::json v = weights::parse_json(line);
+    if (v.contains("event") && v.contains(index_key) && v[index_key].is_number_unsigned())
+      out.emplace_back(v["event"].get<std::string>(), v[index_key].get<int64_t>());
   }
   return out;
 }
@@ -190,9 +188,9 @@ TEST_F(KillResumeSlow, AdaptKilledAnywhereResumesToTheUninterruptedRun) {
       EXPECT_TRUE(rounds.insert(i).second);
     }
   EXPECT_EQ(rounds, (std::set<int64_t>{0, 1, 2}));
-  const weights::JsonValue summary = weights::parse_json(read_text(path("adapt_killed/summary.json")));
-  ASSERT_NE(summary.find("rounds"), nullptr);
-  EXPECT_EQ(summary.find("rounds")->array.size(), 3u);
+  const nlohmann::json summary = weights::parse_json(read_text(path("adapt_killed/summary.json")));
+  ASSERT_TRUE(summary.contains("rounds"));
+  EXPECT_EQ(summary["rounds"].size(), 3u);
   EXPECT_EQ(read_text(path("adapt_whole/summary.json")), read_text(path("adapt_killed/summary.json")));
   expect_no_temporaries("adapt_killed");
   expect_same_final("adapt_whole", "adapt_killed");

@@ -122,20 +122,40 @@ TEST(LoadWeights, CheckpointsWithNanOrInfiniteWeightsAreRefusedByName) {
 }
 
 TEST(Json, ParsesAndRejects) {
-  const JsonValue v = parse_json(" {\"a\": [1, -2.5e3, true, null, \"\\u00e9\\ud83d\\ude00\\n\"], \"b\": {}} ");
+  const nlohmann::json v = parse_json(" {\"a\": [1, -2.5e3, true, null, \"\\u00e9\\ud83d\\ude00\\n\"], \"b\": {}} ");
   ASSERT_TRUE(v.is_object());
-  EXPECT_EQ(v.find("a")->array.size(), 5u);
-  EXPECT_EQ(v.find("a")->array[4].text, "\xc3\xa9\xf0\x9f\x98\x80\n");
-  uint64_t u = 0;
-  EXPECT_TRUE(parse_json("18446744073709551615").as_u64(u));
-  EXPECT_EQ(u, UINT64_MAX);
-  EXPECT_FALSE(parse_json("18446744073709551616").as_u64(u));
+  EXPECT_EQ(v.at("a").size(), 5u);
+  EXPECT_EQ(v.at("a")[4].get<std::string>(), "\xc3\xa9\xf0\x9f\x98\x80\n");
+  EXPECT_TRUE(parse_json("18446744073709551615").is_number_unsigned());
+  EXPECT_EQ(parse_json("18446744073709551615").get<uint64_t>(), UINT64_MAX);
+  EXPECT_FALSE(parse_json("18446744073709551616").is_number_unsigned());
   for (const char* bad : {"{", "{\"a\":1,}", "[1 2]", "01", "\"\\x\"", "\"\\ud800\"", "{\"a\":1,\"a\":2}", "nul", "1 2",
-                          "\"a\x01\""})
+                          "\"a\x01\"", "\"\xff\"", "\"\xc0\xaf\"", "[1e999]"})
     EXPECT_THROW(parse_json(bad), Error) << bad;
-  std::string out;
-  append_json_string(out, "q\"b\\\x01");
-  EXPECT_EQ(out, "\"q\\\"b\\\\\\u0001\"");
+}
+
+TEST(Json, ErrorsSayWhatAndWhereInOneLine) {
+  const std::string syntax = ::cbst::testing::error_of([] { parse_json("{\"a\": nul}"); });
+  EXPECT_EQ(syntax.rfind("invalid JSON at byte 10: syntax error while parsing value - invalid literal", 0), 0u) << syntax;
+  EXPECT_EQ(syntax.find("json.exception"), std::string::npos) << syntax;
+  // The token of an unterminated string runs to the end of the text; the message stays short.
+  const std::string unterminated = ::cbst::testing::error_of([] { parse_json("[\"" + std::string(100000, 'x')); });
+  EXPECT_NE(unterminated.find("missing closing quote"), std::string::npos) << unterminated.substr(0, 300);
+  EXPECT_LT(unterminated.size(), 220u);
+  const std::string duplicate = ::cbst::testing::error_of([] { parse_json("{\"a\": {\"k\": 1, \"k\\n\": 2, \"k\": 3}}"); });
+  EXPECT_EQ(duplicate, "invalid JSON: duplicate member name 'k'");
+  // The same name in different objects is no duplicate.
+  EXPECT_NO_THROW(parse_json("{\"a\": {\"k\": 1}, \"b\": {\"k\": 1}, \"k\": [{\"k\": 0}]}"));
+}
+
+TEST(Json, NestingAndValueCountAreBounded) {
+  const auto nested = [](int levels) { return std::string(size_t(levels), '[') + std::string(size_t(levels), ']'); };
+  EXPECT_NO_THROW(parse_json(nested(65))) << "64 levels inside the outermost array";
+  EXPECT_EQ(::cbst::testing::error_of([&] { parse_json(nested(66)); }), "invalid JSON: nesting deeper than 64 levels");
+  std::string values = "[0";
+  for (size_t i = 1; i < (size_t(1) << 21) - 1; ++i) values += ",0";
+  EXPECT_EQ(parse_json(values + "]").size(), (size_t(1) << 21) - 1) << "the array and its elements: 2^21 values";
+  EXPECT_EQ(::cbst::testing::error_of([&] { parse_json(values + ",0]"); }), "invalid JSON: more than 2097152 values");
 }
 
 TEST(HalfFloat, EveryHalfValueConvertsExactly) {

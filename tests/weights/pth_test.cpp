@@ -6,6 +6,7 @@
 #include <new>
 
 #include "weights/load_weights.h"
+#include "weights/zip_reader.h"
 #include "tests/support/expect_close.h"
 #include "weights_fixtures.h"
 

@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <zlib.h>
+
 #include "engine/tensor.h"
 #include "weights/byte_source.h"
-#include "weights/zip_reader.h"
 
 namespace cbst::weights::testing {
 
@@ -192,7 +193,7 @@ inline Bytes make_zip(const std::vector<ZipMember>& members) {
     w.u16(pad);
     for (int i = 0; i < pad; ++i) w.u8('Z');
     w.raw(payload);
-    const uint32_t crc = crc32(m.data.data(), m.data.size());
+    const uint32_t crc = uint32_t(crc32_z(0, m.data.data(), m.data.size()));
     w.u32(0x08074b50);
     w.u32(crc);
     w.u32(uint32_t(payload.size()));

@@ -17,13 +17,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
+#include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "layers/conv2d.h"
@@ -180,22 +183,16 @@ void run(ConvBenchOptions o) {
                 r.fwd_tflops, r.bwd_ms, r.bwd_tflops, frac, r.max_rel_err);
   }
   if (!o.json.empty()) {
-    std::ofstream f(o.json);
-    CBST_CHECK(f.good(), "bench conv: cannot write ", o.json);
-    f << "{\"benchmark\": \"conv\", \"device\": \"" << o.device << "\", \"size\": " << o.size
-      << ", \"batch\": " << o.batch << ", \"tf32\": " << (d.is_cuda() && tf32_enabled() ? "true" : "false")
-      << ", \"tf32_peak_tflops\": " << peak << ", \"rows\": [";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const ConvRow& r = rows[i];
-      f << (i ? ", " : "") << "{\"case\": \"" << r.name << "\", \"n\": " << r.n << ", \"ci\": " << r.ci
-        << ", \"co\": " << r.co << ", \"hw\": " << r.hw << ", \"dilation\": " << r.dilation
-        << ", \"fwd_ms\": " << r.fwd_ms << ", \"bwd_ms\": " << r.bwd_ms
-        << ", \"fwd_tflops\": " << r.fwd_tflops << ", \"bwd_tflops\": " << r.bwd_tflops
-        << ", \"fwd_peak_fraction\": " << (peak > 0 ? r.fwd_tflops / peak : 0.0)
-        << ", \"bwd_peak_fraction\": " << (peak > 0 ? r.bwd_tflops / peak : 0.0)
-        << ", \"max_rel_err\": " << r.max_rel_err << "}";
-    }
-    f << "]}\n";
+    Json js = {{"benchmark", "conv"}, {"device", o.device}, {"size", o.size}, {"batch", o.batch},
+               {"tf32", d.is_cuda() && tf32_enabled()}, {"tf32_peak_tflops", peak}, {"rows", Json::array()}};
+    for (const ConvRow& r : rows)
+      js["rows"].push_back({{"case", r.name}, {"n", r.n}, {"ci", r.ci}, {"co", r.co}, {"hw", r.hw},
+                            {"dilation", r.dilation}, {"fwd_ms", r.fwd_ms}, {"bwd_ms", r.bwd_ms},
+                            {"fwd_tflops", r.fwd_tflops}, {"bwd_tflops", r.bwd_tflops},
+                            {"fwd_peak_fraction", peak > 0 ? r.fwd_tflops / peak : 0.0},
+                            {"bwd_peak_fraction", peak > 0 ? r.bwd_tflops / peak : 0.0},
+                            {"max_rel_err", r.max_rel_err}});
+    write_text_atomic(o.json, json_text(js, 2) + "\n");
   }
   // Sampled check: TF32 inputs keep 10 mantissa bits, so a relative error (over Σ|terms|)
   // above 1e-2 means a wrong result, not rounding.

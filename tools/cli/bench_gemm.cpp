@@ -2,10 +2,13 @@
 // (cuBLAS, with and without TF32). Each variant is checked against the f64 CPU result first.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
+#include "engine/json.h"
 #include "engine/kernels.h"
 #include "engine/ops.h"
 #include "engine/random.h"
@@ -76,14 +79,10 @@ void run(const GemmBenchOptions& o) {
   for (const GemmRow& r : rows)
     std::printf("%-18s %10.2f %10.1f %12.2e\n", r.variant.c_str(), r.ms, r.gflops, r.max_rel_err);
   if (!o.json.empty()) {
-    std::ofstream f(o.json);
-    CBST_CHECK(f.good(), "cannot write ", o.json);
-    f << "{\"benchmark\": \"gemm\", \"m\": " << n << ", \"n\": " << n << ", \"k\": " << n
-      << ", \"rows\": [";
-    for (size_t i = 0; i < rows.size(); ++i)
-      f << (i ? ", " : "") << "{\"variant\": \"" << rows[i].variant << "\", \"ms\": " << rows[i].ms
-        << ", \"gflops\": " << rows[i].gflops << ", \"max_rel_err\": " << rows[i].max_rel_err << "}";
-    f << "]}\n";
+    Json js = {{"benchmark", "gemm"}, {"m", n}, {"n", n}, {"k", n}, {"rows", Json::array()}};
+    for (const GemmRow& r : rows)
+      js["rows"].push_back({{"variant", r.variant}, {"ms", r.ms}, {"gflops", r.gflops}, {"max_rel_err", r.max_rel_err}});
+    write_text_atomic(o.json, json_text(js, 2) + "\n");
   }
 }
 

@@ -21,12 +21,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/atomic_file.h"
 #include "engine/cuda_context.h"
+#include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "selftrain/labeling_kernels.h"
@@ -167,7 +170,7 @@ void run(const BenchLabelingOptions& o) {
   std::printf("%-11s %10s %10s %12s %12s %8s %8s\n", "pass", "ms", "Mpix/s", "GB/s moved",
               "GB/s equiv", "% copy", "% copy");
   std::printf("%-11s %10s %10s %12s %12s %8s %8s\n", "", "", "", "", "", "moved", "equiv");
-  std::string rows;
+  Json passes = Json::array();
   for (int k = 0; k < 2; ++k) {
     const double s = ms[k] * 1e-3;
     const double gbs_moved = moved[k] / s / 1e9, gbs_equiv = equiv / s / 1e9;
@@ -175,25 +178,17 @@ void run(const BenchLabelingOptions& o) {
     const double f_equiv = copy_gbs > 0 ? 100.0 * gbs_equiv / copy_gbs : 0.0;
     std::printf("%-11s %10.3f %10.1f %12.2f %12.2f %8.1f %8.1f\n", names[k], ms[k],
                 pixels / s / 1e6, gbs_moved, gbs_equiv, f_moved, f_equiv);
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "%s{\"pass\": \"%s\", \"ms\": %.6f, \"mpix_per_s\": %.3f, \"bytes_moved\": %.0f, "
-                  "\"gbs_moved\": %.4f, \"bytes_equiv\": %.0f, \"gbs_equiv\": %.4f, "
-                  "\"copy_fraction_moved\": %.5f, \"copy_fraction_equiv\": %.5f}",
-                  k ? ",\n    " : "", names[k], ms[k], pixels / s / 1e6, moved[k], gbs_moved,
-                  equiv, gbs_equiv, f_moved / 100.0, f_equiv / 100.0);
-    rows += buf;
+    passes.push_back({{"pass", names[k]}, {"ms", ms[k]}, {"mpix_per_s", pixels / s / 1e6}, {"bytes_moved", moved[k]},
+                      {"gbs_moved", gbs_moved}, {"bytes_equiv", equiv}, {"gbs_equiv", gbs_equiv},
+                      {"copy_fraction_moved", f_moved / 100.0}, {"copy_fraction_equiv", f_equiv / 100.0}});
   }
   if (!o.json.empty()) {
-    std::ofstream f(o.json);
-    CBST_CHECK(f.good(), "bench labeling: cannot write ", o.json);
-    f << "{\n  \"bench\": \"labeling\", \"device\": \"" << device.str() << "\", \"images\": "
-      << o.images << ", \"classes\": " << o.classes << ", \"height\": " << size.height
-      << ", \"width\": " << size.width << ", \"probs_height\": " << h << ", \"probs_width\": " << w
-      << ", \"prior\": " << (prior.defined() ? "true" : "false") << ", \"policy\": \"" << o.policy
-      << "\", \"portion\": " << o.portion << ", \"pool_stride\": " << o.pool_stride
-      << ", \"repeats\": " << repeats << ", \"threads\": " << threads
-      << ", \"copy_gbs\": " << copy_gbs << ",\n  \"passes\": [\n    " << rows << "\n  ]\n}\n";
+    const Json js = {{"bench", "labeling"}, {"device", device.str()}, {"images", o.images}, {"classes", o.classes},
+                     {"height", size.height}, {"width", size.width}, {"probs_height", h}, {"probs_width", w},
+                     {"prior", prior.defined()}, {"policy", o.policy}, {"portion", o.portion},
+                     {"pool_stride", o.pool_stride}, {"repeats", repeats}, {"threads", threads},
+                     {"copy_gbs", copy_gbs}, {"passes", passes}};
+    write_text_atomic(o.json, json_text(js, 2) + "\n");
   }
 }
 

@@ -19,13 +19,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
+#include "engine/json.h"
 #include "engine/kernels.h"
 #include "engine/ops.h"
 #include "engine/random.h"
@@ -256,22 +259,17 @@ void run(const LayersOptions& o) {
                   "-", "-", "-");
   }
   if (o.json.empty()) return;
-  std::ofstream f(o.json);
-  CBST_CHECK(f.good(), "bench layers: cannot write ", o.json);
-  f << "{\"benchmark\": \"layers\", \"implementation\": \"cbst\", \"threads\": " << omp_get_max_threads()
-    << ", \"repeats\": " << o.repeats << ", \"rows\": [";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const LayerRow& r = rows[i];
+  Json js = {{"benchmark", "layers"}, {"implementation", "cbst"}, {"threads", omp_get_max_threads()},
+             {"repeats", o.repeats}, {"rows", Json::array()}};
+  for (const LayerRow& r : rows) {
     const LayerCase& c = *r.lc;
-    f << (i ? ",\n  " : "\n  ") << "{\"case\": \"" << c.name << "\", \"op\": \"" << c.op << "\", \"n\": " << c.n
-      << ", \"c\": " << c.c << ", \"h\": " << c.h << ", \"w\": " << c.w << ", \"co\": " << c.co << ", \"k\": " << c.k
-      << ", \"stride\": " << c.stride << ", \"pad\": " << c.pad << ", \"dilation\": " << c.dilation
-      << ", \"bias\": " << (c.bias ? "true" : "false") << ", \"ceil_mode\": " << (c.ceil_mode ? "true" : "false")
-      << ", \"out_h\": " << c.out_h << ", \"out_w\": " << c.out_w << ", \"fwd_ms\": " << r.fwd_ms
-      << ", \"bwd_ms\": " << r.bwd_ms << ", \"fwd_flops\": " << r.flops << ", \"sgemm_fwd_ms\": " << r.gemm_fwd_ms
-      << ", \"sgemm_bwd_ms\": " << r.gemm_bwd_ms << "}";
+    js["rows"].push_back({{"case", c.name}, {"op", c.op}, {"n", c.n}, {"c", c.c}, {"h", c.h}, {"w", c.w}, {"co", c.co},
+                          {"k", c.k}, {"stride", c.stride}, {"pad", c.pad}, {"dilation", c.dilation}, {"bias", c.bias},
+                          {"ceil_mode", c.ceil_mode}, {"out_h", c.out_h}, {"out_w", c.out_w}, {"fwd_ms", r.fwd_ms},
+                          {"bwd_ms", r.bwd_ms}, {"fwd_flops", r.flops}, {"sgemm_fwd_ms", r.gemm_fwd_ms},
+                          {"sgemm_bwd_ms", r.gemm_bwd_ms}});
   }
-  f << "\n]}\n";
+  write_text_atomic(o.json, json_text(js, 2) + "\n");
 }
 
 cli::Command reg({.parent = "bench", .name = "layers",

@@ -8,21 +8,24 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "data/dataset.h"
-#include "data/evaluation.h"
 #include "data/loader.h"
 #include "data/sample_rng.h"
 #include "engine/check.h"
+#include "engine/json.h"
 #include "tools/cli/registry.h"
 
 namespace {
 
 using namespace cbst::data;
+using cbst::Json;
+using cbst::json_text;
 namespace fs = std::filesystem;
 
 struct BenchLoaderOptions {
@@ -117,16 +120,13 @@ void run_bench(const BenchLoaderOptions& o) {
   for (const Row& r : rows)
     std::printf("| %7d | %6lld | %7.2f | %8.2f |\n", r.workers, (long long)r.images, r.seconds, r.images_per_s);
   if (!o.json.empty()) {
-    std::ostringstream js;
-    js << "{\n  \"benchmark\": \"loader\",\n  \"source\": " << json_string(o.data.empty() ? "generated" : o.data)
-       << ",\n  \"width\": " << o.width << ",\n  \"height\": " << o.height << ",\n  \"crop\": " << o.crop << ",\n  \"mean_file_bytes\": " << mean_bytes
-       << ",\n  \"hardware_threads\": " << std::thread::hardware_concurrency() << ",\n  \"runs\": [\n";
-    for (size_t i = 0; i < rows.size(); ++i)
-      js << "    {\"workers\": " << rows[i].workers << ", \"images\": " << rows[i].images
-         << ", \"seconds\": " << rows[i].seconds << ", \"images_per_s\": " << rows[i].images_per_s << "}"
-         << (i + 1 < rows.size() ? "," : "") << "\n";
-    js << "  ]\n}\n";
-    write_text_atomic(o.json, js.str());
+    Json runs = Json::array();
+    for (const Row& r : rows)
+      runs.push_back({{"workers", r.workers}, {"images", r.images}, {"seconds", r.seconds}, {"images_per_s", r.images_per_s}});
+    const Json js = {{"benchmark", "loader"}, {"source", o.data.empty() ? "generated" : o.data}, {"width", o.width},
+                     {"height", o.height}, {"crop", o.crop}, {"mean_file_bytes", mean_bytes},
+                     {"hardware_threads", std::thread::hardware_concurrency()}, {"runs", runs}};
+    write_text_atomic(o.json, json_text(js, 2) + "\n");
     std::fprintf(stderr, "wrote %s\n", o.json.c_str());
   }
 }

@@ -25,14 +25,17 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <iomanip>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
+#include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "engine/storage.h"
@@ -191,18 +194,15 @@ void run(TrainStepOptions o) {
                                                : r.peak_kind == "rss" ? "process peak RSS over the timed steps (VmHWM)"
                                                                       : "process peak RSS since start (VmHWM; reset refused)");
   if (!o.json.empty()) {
-    std::ofstream f(o.json);
-    CBST_CHECK(f.good(), "bench train-step: cannot write ", o.json);
-    f << "{\"benchmark\": \"train-step\", \"mode\": \"" << o.mode << "\", \"implementation\": \"cbst\", \"threads\": "
-      << omp_get_max_threads() << ", \"model\": \"" << o.model
-      << "\", \"device\": \"" << (d.is_cuda() ? "cuda" : "cpu") << "\", \"device_name\": \""
-      << (d.is_cuda() ? cuda_device_name(d.index) : std::string("cpu")) << "\", \"size\": " << o.size
-      << ", \"batch\": " << o.batch << ", \"classes\": " << o.classes << ", \"steps\": " << o.steps
-      << ", \"warmup\": " << o.warmup << ", \"tf32\": " << (d.is_cuda() && tf32_enabled() ? "true" : "false")
-      << ", \"parameters\": " << r.parameters << ", \"trainable_parameters\": " << r.trainable
-      << ", \"ms_per_step\": " << r.ms_per_step << ", \"images_per_s\": " << r.images_per_s
-      << ", \"peak_memory_bytes\": " << static_cast<long long>(r.peak_bytes) << ", \"peak_memory_kind\": \""
-      << r.peak_kind << "\", \"first_loss\": " << std::setprecision(9) << r.first_loss << ", \"last_loss\": " << r.last_loss << "}\n";
+    const Json js = {{"benchmark", "train-step"}, {"mode", o.mode}, {"implementation", "cbst"},
+                     {"threads", omp_get_max_threads()}, {"model", o.model}, {"device", d.is_cuda() ? "cuda" : "cpu"},
+                     {"device_name", d.is_cuda() ? cuda_device_name(d.index) : std::string("cpu")}, {"size", o.size},
+                     {"batch", o.batch}, {"classes", o.classes}, {"steps", o.steps}, {"warmup", o.warmup},
+                     {"tf32", d.is_cuda() && tf32_enabled()}, {"parameters", r.parameters},
+                     {"trainable_parameters", r.trainable}, {"ms_per_step", r.ms_per_step},
+                     {"images_per_s", r.images_per_s}, {"peak_memory_bytes", static_cast<long long>(r.peak_bytes)},
+                     {"peak_memory_kind", r.peak_kind}, {"first_loss", r.first_loss}, {"last_loss", r.last_loss}};
+    write_text_atomic(o.json, json_text(js, 2) + "\n");
   }
   if (!d.is_cuda())
     std::printf("cpu block cache over the timed steps: %lld hits, %lld misses, %.0f MiB cached at the end\n",

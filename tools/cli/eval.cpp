@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "data/dataset.h"
 #include "data/evaluation.h"
 #include "data/predictions.h"
@@ -24,6 +26,7 @@
 namespace {
 
 using namespace cbst::data;
+using cbst::json_text;
 
 struct EvalOptions {
   std::string data;         // KIND=PATH
@@ -152,7 +155,7 @@ void run_eval(const EvalOptions& o) {
   std::fputs(format_table(result).c_str(), stdout);
   std::fflush(stdout);
   if (!o.json.empty()) {
-    write_text_atomic(o.json, to_json(result));
+    write_text_atomic(o.json, json_text(to_json(result), 2) + "\n");
     std::fprintf(stderr, "wrote %s\n", o.json.c_str());
   }
 }
