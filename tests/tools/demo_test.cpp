@@ -139,7 +139,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* flag : {"--source-portion 0.3,0.1,0.5", "--round-schedule constant"})
     EXPECT_NE(commands.find(flag), std::string::npos) << flag;
   EXPECT_NE(read_text(out / "oracle" / "config.toml").find("scale-range = \"0.75,1.5\""), std::string::npos);
-  for (const std::string& m : {"source-only", "st", "cbst", "cbst-sp"})
+  for (const char* m : {"source-only", "st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("blur"), std::string::npos) << m;
   EXPECT_EQ(read_text(out / "oracle" / "config.toml").find("blur"), std::string::npos);
 
