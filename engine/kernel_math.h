@@ -86,6 +86,7 @@ CBST_HOST_DEVICE T apply_binary(BinaryOp op, T a, T b) {
     case BinaryOp::pow: return T(std::pow(x, y));
     case BinaryOp::maximum: return is_nan(x) ? a : is_nan(y) ? b : (x >= y ? a : b);
     case BinaryOp::minimum: return is_nan(x) ? a : is_nan(y) ? b : (x <= y ? a : b);
+    case BinaryOp::relu_backward: return y > M(0) ? a : T(0);
     default: return a;
   }
 }

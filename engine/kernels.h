@@ -32,6 +32,7 @@ enum class UnaryOp {
 };
 enum class BinaryOp {
   add, sub, mul, div, pow, maximum, minimum,
+  relu_backward,  // a where b > 0, else 0: ReLU's gradient g given its output y (a = g, b = y)
   // comparisons: output u8
   eq, ne, lt, le, gt, ge,
 };

@@ -241,7 +241,8 @@ Tensor abs(const Tensor& a) {
 Tensor relu(const Tensor& a) {
   Tensor out = unary_kernel(UnaryOp::relu, "relu", a);
   return record("relu", out, {a}, [y = out.detach()](const Tensor& g) {
-    return std::vector<Tensor>{where(gt(y, 0.0), g, scalar_like(0.0, g))};
+    // One pass: g where y > 0, else 0 (what where(gt(y, 0), g, 0) gives, without its mask).
+    return std::vector<Tensor>{binary_kernel(BinaryOp::relu_backward, "relu backward", g, y)};
   });
 }
 

@@ -21,6 +21,8 @@
 // the kernel and k order of the whole product (engine/cpu/gemm.cpp). Backward-filter sums
 // over pixels, so bands would reorder its sums: it keeps the whole col.
 // CBST_CPU_CONV_BAND_KB overrides kBandBytes (0: no bands), for tests and measurements.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <vector>
@@ -152,7 +154,7 @@ class Workspace {
  public:
   explicit Workspace(int64_t n) : t_(n > 0 ? Tensor::empty({n}, dtype_of<T>) : Tensor()) {}
   bool empty() const { return !t_.defined(); }
-  T* data() const { return t_.data<T>(); }
+  T* data() const { return t_.defined() ? t_.data<T>() : nullptr; }  // null for a pointwise conv
 
  private:
   Tensor t_;
@@ -164,29 +166,75 @@ kern::GemmArgs gemm_args(DType dtype) {
   return a;
 }
 
+// Samples at once, one per thread, when each sample's convolution is small (one band):
+// every thread then runs its samples' im2col and one GEMM each, instead of both threads
+// meeting at a barrier in every im2col and splitting every small GEMM (the per-step fork and
+// join, and packing op(A) once per half of C, were most of small-deeplabv3plus's conv time).
+// The bits do not change: a sample's GEMM is computed with the same kernel and k order as
+// one call or as blocks of C (engine/cpu/gemm.cpp), and no sum runs across samples here.
+// Backward-filter sums over the batch in sample order, so it stays sequential over samples.
+// CBST_CPU_CONV_SAMPLES=0 turns this off (tests compare both ways).
+int sample_team(const Dims& d, size_t bands) {
+  const char* env = std::getenv("CBST_CPU_CONV_SAMPLES");
+  if (env && std::strtol(env, nullptr, 10) == 0) return 1;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads < 2 || bands != 1 || d.n < threads) return 1;
+  if (d.n % threads != 0 && d.n < 4 * int64_t(threads)) return 1;  // 3 samples on 2 threads: 2:1
+  return threads;
+}
+
+template <class T>
+void forward_band(T* col, const T* xn, T* yn, const T* w, const Dims& d, const ConvGeometry& g,
+                  bool pointwise, int64_t oh0, int64_t oh1) {
+  const int64_t cols = (oh1 - oh0) * d.wo;
+  if (!pointwise) im2col(col, xn, d, g, oh0, oh1);
+  kern::GemmArgs a = gemm_args(dtype_of<T>);
+  a.m = d.co, a.n = cols, a.k = d.ckk();
+  a.a = w, a.lda = d.ckk();
+  a.b = pointwise ? xn + oh0 * d.wo : col, a.ldb = pointwise ? d.hwo() : cols;
+  a.c = yn + oh0 * d.wo, a.ldc = d.hwo();
+  kern::cpu::gemm(a);
+}
+
 template <class T>
 void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeometry& g) {
   const Dims d = dims_of(x, w, g);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
+  const T* wp = w.data<T>();
   const bool pointwise = is_pointwise(d, g);
   const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
+  const int team = sample_team(d, row_bands.size());
+  if (team > 1) {
+    const int64_t per_thread = pointwise ? 0 : d.ckk() * d.hwo();
+    Workspace<T> cols(per_thread * team);
+#pragma omp parallel for schedule(static) num_threads(team)
+    for (int64_t n = 0; n < d.n; ++n)
+      forward_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread,
+                   xp + n * d.ci * d.h * d.w, yp + n * d.co * d.hwo(), wp, d, g, pointwise, 0, d.ho);
+    return;
+  }
   int64_t widest = 0;
   for (const auto& [lo, hi] : row_bands) widest = std::max(widest, hi - lo);
   Workspace<T> col(pointwise ? 0 : d.ckk() * widest * d.wo);
-  for (int64_t n = 0; n < d.n; ++n) {
-    const T* xn = xp + n * d.ci * d.h * d.w;
-    for (const auto& [oh0, oh1] : row_bands) {
-      const int64_t cols = (oh1 - oh0) * d.wo;
-      if (!pointwise) im2col(col.data(), xn, d, g, oh0, oh1);
-      kern::GemmArgs a = gemm_args(x.dtype());
-      a.m = d.co, a.n = cols, a.k = d.ckk();
-      a.a = w.data<T>(), a.lda = d.ckk();
-      a.b = pointwise ? xn + oh0 * d.wo : col.data(), a.ldb = pointwise ? d.hwo() : cols;
-      a.c = yp + n * d.co * d.hwo() + oh0 * d.wo, a.ldc = d.hwo();
-      kern::cpu::gemm(a);
-    }
-  }
+  for (int64_t n = 0; n < d.n; ++n)
+    for (const auto& [oh0, oh1] : row_bands)
+      forward_band(col.data(), xp + n * d.ci * d.h * d.w, yp + n * d.co * d.hwo(), wp, d, g, pointwise, oh0, oh1);
+}
+
+// dx_n for output rows [oh0, oh1): col = Wᵀ · dy_n[:, band], scattered into dx_n (zeroed by
+// the caller before the first band).
+template <class T>
+void backward_data_band(T* col, T* dxn, const T* dyn, const T* w, const Dims& d, const ConvGeometry& g,
+                        bool pointwise, int64_t oh0, int64_t oh1) {
+  kern::GemmArgs a = gemm_args(dtype_of<T>);
+  a.trans_a = true;
+  a.m = d.ckk(), a.n = (oh1 - oh0) * d.wo, a.k = d.co;
+  a.a = w, a.lda = d.ckk();
+  a.b = dyn + oh0 * d.wo, a.ldb = d.hwo();
+  a.c = pointwise ? dxn + oh0 * d.wo : col, a.ldc = pointwise ? d.hwo() : (oh1 - oh0) * d.wo;
+  kern::cpu::gemm(a);
+  if (!pointwise) col2im(dxn, col, d, g, oh0, oh1);
 }
 
 template <class T>
@@ -195,26 +243,31 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
   const bool pointwise = is_pointwise(d, g);
   T* dxp = dx.data<T>();
   const T* dyp = dy.data<T>();
+  const T* wp = w.data<T>();
   const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
+  const int64_t image = d.ci * d.h * d.w;
+  const int team = sample_team(d, row_bands.size());
+  if (team > 1) {
+    const int64_t per_thread = pointwise ? 0 : d.ckk() * d.hwo();
+    Workspace<T> cols(per_thread * team);
+#pragma omp parallel for schedule(static) num_threads(team)
+    for (int64_t n = 0; n < d.n; ++n) {
+      T* dxn = dxp + n * image;
+      if (!pointwise) std::fill(dxn, dxn + image, T(0));
+      backward_data_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread, dxn,
+                         dyp + n * d.co * d.hwo(), wp, d, g, pointwise, 0, d.ho);
+    }
+    return;
+  }
   int64_t widest = 0;
   for (const auto& [lo, hi] : row_bands) widest = std::max(widest, hi - lo);
   Workspace<T> col(pointwise ? 0 : d.ckk() * widest * d.wo);
   for (int64_t n = 0; n < d.n; ++n) {
-    T* dxn = dxp + n * d.ci * d.h * d.w;
-    const T* dyn = dyp + n * d.co * d.hwo();
-    if (!pointwise) std::fill(dxn, dxn + d.ci * d.h * d.w, T(0));
+    T* dxn = dxp + n * image;
+    if (!pointwise) std::fill(dxn, dxn + image, T(0));
     // Last band first: see col2im.
-    for (auto band = row_bands.rbegin(); band != row_bands.rend(); ++band) {
-      const auto [oh0, oh1] = *band;
-      kern::GemmArgs a = gemm_args(dx.dtype());
-      a.trans_a = true;
-      a.m = d.ckk(), a.n = (oh1 - oh0) * d.wo, a.k = d.co;
-      a.a = w.data<T>(), a.lda = d.ckk();
-      a.b = dyn + oh0 * d.wo, a.ldb = d.hwo();
-      a.c = pointwise ? dxn + oh0 * d.wo : col.data(), a.ldc = pointwise ? d.hwo() : (oh1 - oh0) * d.wo;
-      kern::cpu::gemm(a);
-      if (!pointwise) col2im(dxn, col.data(), d, g, oh0, oh1);
-    }
+    for (auto band = row_bands.rbegin(); band != row_bands.rend(); ++band)
+      backward_data_band(col.data(), dxn, dyp + n * d.co * d.hwo(), wp, d, g, pointwise, band->first, band->second);
   }
 }
 

@@ -1,6 +1,8 @@
 // The CPU convolution's row bands (layers/conv2d_cpu.cpp): forward and backward-data in bands
-// must give exactly the bits of one pass, and both must match the direct loop.
+// must give exactly the bits of one pass, and both must match the direct loop. The same holds
+// for small convolutions run one sample per thread (CBST_CPU_CONV_SAMPLES).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cstdlib>
 #include <string>
@@ -22,8 +24,10 @@ struct Grads {
   Tensor y, dx, dw, db;
 };
 
-Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandCase& c, const char* band_kb) {
+Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandCase& c, const char* band_kb,
+               const char* samples = "1") {
   setenv("CBST_CPU_CONV_BAND_KB", band_kb, 1);
+  setenv("CBST_CPU_CONV_SAMPLES", samples, 1);
   Tensor x = x0.detach(), w = w0.detach(), b = b0.detach();
   x.set_requires_grad(true);
   w.set_requires_grad(true);
@@ -32,6 +36,7 @@ Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandC
   Generator gen(4);
   y.backward(rand_uniform(y.shape(), -1, 1, DType::f32, Device::cpu(), &gen));
   unsetenv("CBST_CPU_CONV_BAND_KB");
+  unsetenv("CBST_CPU_CONV_SAMPLES");
   return {y.detach(), x.grad(), w.grad(), b.grad()};
 }
 
@@ -80,6 +85,36 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dBands,
                          ::testing::Values(BandCase{32, 64, 70, 1, 1, 1},    // VGG-like
                                            BandCase{32, 64, 70, 1, 2, 2},    // dilated, halo 4
                                            BandCase{32, 48, 90, 2, 1, 1}));  // strided
+
+// Four samples on two threads, one sample per thread, against the samples one after the other
+// with both threads on each: the same bits. Two threads are forced so that the test means the
+// same on any machine (on one core they time-slice).
+class Conv2dSamples : public ::testing::TestWithParam<BandCase> {};
+
+TEST_P(Conv2dSamples, OneSamplePerThreadGivesTheBitsOfSamplesInTurn) {
+  const BandCase c = GetParam();
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  Generator gen(9);
+  const Tensor x = rand_uniform({4, c.ci, c.hw, c.hw}, -1, 1, DType::f32, Device::cpu(), &gen);
+  const Tensor w = rand_uniform({c.co, c.ci, 3, 3}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
+  const Tensor b = rand_uniform({c.co}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
+  const Grads in_turn = run_conv(x, w, b, c, "4096", "0");
+  const Grads at_once = run_conv(x, w, b, c, "4096", "1");
+  omp_set_num_threads(threads);
+  EXPECT_TRUE(testing::identical(at_once.y, in_turn.y));
+  EXPECT_TRUE(testing::identical(at_once.dx, in_turn.dx));
+  EXPECT_TRUE(testing::identical(at_once.dw, in_turn.dw));
+  EXPECT_TRUE(testing::identical(at_once.db, in_turn.db));
+  CBST_EXPECT_CLOSE("one sample per thread", at_once.y, direct(x, w, b, c, at_once.y.size(2)), 1e-5, 1e-4);
+}
+
+// Sizes of small-deeplabv3plus at 96×96 (its stride-2, -4 and -8 maps). Each sample's GEMM
+// holds 4·10⁶ to 3·10⁷ multiply-adds, so samples in turn split it between the two threads.
+INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dSamples,
+                         ::testing::Values(BandCase{32, 32, 24, 1, 1, 1},
+                                           BandCase{64, 96, 24, 1, 2, 2},
+                                           BandCase{24, 32, 48, 2, 1, 1}));
 
 }  // namespace
 }  // namespace cbst
