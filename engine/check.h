@@ -11,13 +11,23 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cbst {
 
+// what() is for developers and tests: a failed check adds its expression and source location.
+// user_message() is what the command line prints: the message alone, empty for a check that
+// carried none (an internal error, which main reports without the expression).
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message) : std::runtime_error(message), user_(message) {}
+  Error(const std::string& message, std::string user_message)
+      : std::runtime_error(message), user_(std::move(user_message)) {}
+  const std::string& user_message() const { return user_; }
+
+ private:
+  std::string user_;
 };
 
 namespace detail {
@@ -42,6 +52,9 @@ std::string shape_str(const std::vector<int64_t>& shape);
 // thing) and the stage, ending with what to do. Readers bound what they allocate by the
 // input's size and documented caps, so this means a large valid input on a small machine.
 //   "<subject>: out of memory while <stage>; <what_to_do>"
+// Throws e again with context around both of its messages (what() and user_message()).
+[[noreturn]] void rethrow_with_context(const Error& e, const std::string& prefix, const std::string& suffix = "");
+
 [[noreturn]] void throw_out_of_memory(const std::string& subject, const std::string& stage,
                                       const std::string& what_to_do);
 

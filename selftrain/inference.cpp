@@ -73,9 +73,8 @@ Tensor run_logits(SegmentationModel& model, const Tensor& x, double scale) {
     return model.logits(x);
   } catch (const Error& e) {
     std::ostringstream s;
-    s << model.name() << " at test scale " << scale << " (input " << x.size(2) << "x" << x.size(3)
-      << "): " << e.what() << "; hint: use larger test scales or a larger input";
-    throw Error(s.str());
+    s << model.name() << " at test scale " << scale << " (input " << x.size(2) << "x" << x.size(3) << "): ";
+    rethrow_with_context(e, s.str(), "; hint: use larger test scales or a larger input");
   }
 }
 

@@ -97,7 +97,7 @@ auto reading_file(const std::string& name, const std::string& stage, F&& read) -
   try {
     return read();
   } catch (const Error& e) {
-    throw Error(name + ": " + e.what());
+    rethrow_with_context(e, name + ": ");
   } catch (const std::bad_alloc&) {
     throw_out_of_memory(name, stage, "free memory or use a machine with more");
   }

@@ -142,7 +142,7 @@ TensorMap read_safetensors(const ByteSource& src) {
   try {
     root = parse_json(header);
   } catch (const Error& e) {
-    CBST_THROW("safetensors: header: ", e.what());
+    rethrow_with_context(e, "safetensors: header: ");
   }
   if (!root.is_object()) CBST_THROW("safetensors: header is a JSON ", root.type_name(), ", not an object");
 

@@ -185,7 +185,7 @@ std::vector<uint8_t> ZipArchive::read(const ZipEntry& e) const {
     try {
       data = inflate_raw(packed.data(), packed.size(), e.size);
     } catch (const Error& err) {
-      CBST_THROW("zip: entry '", printable(e.name), "': ", err.what());
+      rethrow_with_context(err, "zip: entry '" + printable(e.name) + "': ");
     }
   }
   const uint32_t crc = uint32_t(crc32_z(0, data.data(), data.size()));

@@ -122,6 +122,21 @@ TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
   EXPECT_EQ(runtime.exit_code, 1) << runtime.output;
 }
 
+// Issue 12: a failed check prints its message alone: no check expression, no source path
+// (CBST_DEBUG_ERRORS=1 adds them back for developers).
+TEST_F(CliValidation, ACheckFailurePrintsItsMessageWithoutExpressionOrSourcePath) {
+  write("file", "not a folder");
+  const auto r = run_cbst("demo --out " + path("file"), path("d.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.rfind("cbst: error: " + path("file") + " exists and is not a folder; pass another --out DIR", 0),
+            0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_EQ(r.output.find("check `"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(".cpp"), std::string::npos) << r.output;
+  const auto debug = run_cbst("demo --out " + path("file"), path("e.log"), "CBST_DEBUG_ERRORS=1");
+  EXPECT_NE(debug.output.find(".cpp:"), std::string::npos) << debug.output;
+}
+
 TEST_F(CliValidation, UnknownConfigKeysAndSectionsAreErrors) {
   write("typo.toml", "[adapt]\nportoin = \"0.2,0.05,0.5\"\n");
   auto r = run_cbst("--config " + path("typo.toml") + " " + adapt_base(), path("a.log"));

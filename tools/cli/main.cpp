@@ -163,7 +163,16 @@ int main(int argc, char** argv) {
       rc = kUsageError;
     }
   } catch (const cbst::Error& e) {
-    std::fprintf(stderr, "cbst: error: %s\n", e.what());
+    // The message alone: no check expression, no source path (CBST_DEBUG_ERRORS=1 shows them).
+    const char* debug = std::getenv("CBST_DEBUG_ERRORS");
+    if (debug && *debug && std::string(debug) != "0") {
+      std::fprintf(stderr, "cbst: error: %s\n", e.what());
+    } else if (e.user_message().empty()) {
+      std::fprintf(stderr, "cbst: error: internal error (a consistency check failed); rerun with "
+                           "CBST_DEBUG_ERRORS=1 to see which, and report it with the command line\n");
+    } else {
+      std::fprintf(stderr, "cbst: error: %s\n", e.user_message().c_str());
+    }
     rc = 1;
   } catch (const std::bad_alloc&) {
     print_out_of_memory();

@@ -92,7 +92,7 @@ void convert(const ConvertOptions& o) {
   try {
     report = import_weights(source, *model);
   } catch (const Error& e) {
-    CBST_THROW(o.input, ": ", e.what());
+    rethrow_with_context(e, o.input + ": ");
   }
   if (report.tensors.empty())
     CBST_THROW(o.input, ": none of its ", source.size(), " tensors fits ", o.model, " (layout ", report.layout,
@@ -142,6 +142,8 @@ cli::Command reg({.parent = "weights", .name = "convert",
                        convert(*o);
                      } catch (const std::bad_alloc&) {
                        throw;  // main names the stage; "std::bad_alloc" alone would say nothing
+                     } catch (const Error& e) {
+                       throw Error(one_line(e.what()), one_line(e.user_message()));
                      } catch (const std::exception& e) {
                        throw Error(one_line(e.what()));
                      }
