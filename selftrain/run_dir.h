@@ -17,6 +17,10 @@ namespace cbst {
 // A number for log lines, rounded for people: `decimals` digits after the point.
 std::string format_fixed(double v, int decimals);
 
+// The current UTC time in ISO 8601: "2025-05-01T12:34:56Z", or with milliseconds
+// "2025-05-01T12:34:56.789Z".
+std::string timestamp_now(bool milliseconds = false);
+
 class RunDir {
  public:
   // Creates `path` (and parents). Without `resume`, a folder holding a previous run is an
