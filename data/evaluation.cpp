@@ -100,6 +100,13 @@ EvalResult compute_metrics(const ConfusionMatrix& cm, const Protocol& protocol, 
     r.mean_accuracy += s.accuracy;
     r.classes.push_back(s);
   }
+  for (int g : protocol.classes) {
+    std::vector<int64_t> row;
+    int64_t shown = 0;
+    for (int p : protocol.classes) shown += row.emplace_back(cm.at(g, p));
+    row.push_back(cm.ground_truth_total(g) - shown);
+    r.confusion.push_back(std::move(row));
+  }
   if (!r.classes.empty()) {
     r.miou /= double(r.classes.size());
     r.mean_accuracy /= double(r.classes.size());
@@ -139,7 +146,8 @@ Json to_json(const EvalResult& r) {
                        {"ground_truth_pixels", c.ground_truth_pixels}, {"predicted_pixels", c.predicted_pixels},
                        {"absent", c.absent}});
   return {{"protocol", r.protocol}, {"images", r.images}, {"valid_pixels", r.valid_pixels}, {"miou", r.miou},
-          {"pixel_accuracy", r.pixel_accuracy}, {"mean_accuracy", r.mean_accuracy}, {"classes", classes}};
+          {"pixel_accuracy", r.pixel_accuracy}, {"mean_accuracy", r.mean_accuracy}, {"classes", classes},
+          {"confusion_matrix", r.confusion}};
 }
 
 }  // namespace cbst::data

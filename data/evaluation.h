@@ -63,6 +63,9 @@ struct EvalResult {
   double mean_accuracy = 0;
   int64_t valid_pixels = 0;
   int64_t images = 0;
+  // Pixel counts: confusion[g][p], ground truth `classes[g]` predicted as `classes[p]`; the
+  // last column (p = classes.size()) counts predictions of no class of the protocol.
+  std::vector<std::vector<int64_t>> confusion = {};
 };
 
 EvalResult compute_metrics(const ConfusionMatrix& cm, const Protocol& protocol, int64_t images = 0);
@@ -70,7 +73,8 @@ EvalResult compute_metrics(const ConfusionMatrix& cm, const Protocol& protocol, 
 // A table in the paper's class order (percent, 2 decimals), absent classes marked '*'.
 std::string format_table(const EvalResult& result);
 // {"protocol", "images", "valid_pixels", "miou", "pixel_accuracy", "mean_accuracy",
-//  "classes": [{"name", "iou", "accuracy", "ground_truth_pixels", "predicted_pixels", "absent"}]}
+//  "classes": [{"name", "iou", "accuracy", "ground_truth_pixels", "predicted_pixels", "absent"}],
+//  "confusion_matrix": confusion}
 Json to_json(const EvalResult& result);
 
 }  // namespace cbst::data

@@ -17,6 +17,8 @@
 #include "selftrain/crst.h"
 #include "selftrain/evaluate.h"
 #include "selftrain/round_labels.h"
+#include "selftrain/run_records.h"
+#include "selftrain/run_report.h"
 #include "selftrain/spatial_prior.h"
 #include "selftrain/trainer.h"
 
@@ -92,6 +94,8 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 }  // namespace
 
 void run_adaptation(const AdaptConfig& cfg) {
@@ -151,37 +155,58 @@ void run_adaptation(const AdaptConfig& cfg) {
   EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
                                .inference = cfg.inference, .device = cfg.train.device,
                                .input_convention = built.input_convention};
+  EvalSource eval_source;
+  if (eval_set) {
+    const auto [spec, split] = split_eval_spec(cfg.eval);
+    eval_source = {.model = cfg.model, .run = run.path(), .data = spec, .split = split,
+                   .scales = cfg.inference.scales, .flip = cfg.inference.flip,
+                   .input_convention = built.input_convention};
+  }
   run.started();  // validated: from here on a failure keeps the folder (and its log)
-  int64_t start_round = 0, global_step = 0;
+  // Rounds count from 1; round 0 is the model the run starts from (run_dir.h).
+  int64_t done_rounds = 0, global_step = 0;
   const std::string latest = run.file("checkpoints/latest");
   if (cfg.resume) {
-    const std::string name = read_text(latest);
-    const std::string ckpt = run.file("checkpoints/" + name.substr(0, name.find('\n')));
+    const std::string ckpt = run.file("checkpoints/" + first_line(read_text(latest)));
     const LoadedCheckpoint loaded = load_training_checkpoint(ckpt, model, nullptr);
-    start_round = loaded.position.round + 1;
+    done_rounds = loaded.position.round;
     global_step = loaded.position.global_step;
-    run.drop_metrics_from_round(start_round);
-    run.log("  resume : after round " + std::to_string(loaded.position.round) + " from " + ckpt);
+    run.drop_metrics_from(done_rounds + 1);
+    run.log("  resume : after round " + std::to_string(done_rounds) + " from " + ckpt);
   } else if (eval_set) {
-    const data::EvalResult e = evaluate_model(model, *eval_set, eval_options);
-    run.write_text("eval/initial.json", json_text(data::to_json(e), 2) + "\n");
-    run.metric({{"event", "initial_eval"}, {"miou", e.miou}, {"iou", eval_ious(e)}}, -1);
-    run.log("initial model: mIoU " + format_fixed(100 * e.miou, 2));
+    const data::EvalResult e = evaluate_in_run(model, *eval_set, eval_options, run, "round 0 (initial model) eval");
+    EvalSource initial = eval_source;
+    initial.checkpoint = cfg.init;
+    initial.round = 0;
+    run.write_text("eval/initial.json", json_text(eval_record(e, initial), 2) + "\n");
+    run.metric({{"event", "initial_eval"}, {"round", 0}, {"miou", e.miou}, {"iou", eval_ious(e)}});
+    run.log("round 0 (initial model): mIoU " + format_fixed(100 * e.miou, 2));
   }
 
   const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
-  for (int64_t r = start_round; r < cfg.rounds; ++r) {
-    const double portion = cfg.portion.at(r), source_portion = cfg.source_portion.at(r);
-    const double lr = cfg.train.lr / std::pow(cfg.lr_decay, double(r));
-    const size_t n_source = std::max<size_t>(1, size_t(std::floor(source_portion * double(source.size()))));
+  // Round r's share of the source set; its steps, for the run's ETA.
+  auto source_images = [&](int64_t r) {
+    return std::max<size_t>(1, size_t(std::floor(cfg.source_portion.at(r - 1) * double(source.size()))));
+  };
+  int64_t total_steps = 0;
+  for (int64_t r = 1; r <= cfg.rounds; ++r)
+    total_steps += cfg.epochs_per_round *
+                   (int64_t(source_images(r) + (adapt ? target.size() : 0)) / std::max<int64_t>(1, cfg.train.batch));
+  RunEta eta(total_steps, global_step, cfg.rounds, done_rounds);
+  BestCheckpoint best(run, "round", "round");
+  for (int64_t r = done_rounds + 1; r <= cfg.rounds; ++r) {
+    // The schedules are indexed from 0: round 1 has portion P0 and the rate lr.
+    const double portion = cfg.portion.at(r - 1), source_portion = cfg.source_portion.at(r - 1);
+    const double lr = cfg.train.lr / std::pow(cfg.lr_decay, double(r - 1));
+    const size_t n_source = source_images(r);
     std::vector<data::Dataset> parts{subset(source, order, n_source)};
     std::shared_ptr<const LrentTargets> soft_targets;
-    Json round_info = {{"event", "round"}, {"method", adapt_method_name(cfg.method)},
+    Json round_info = {{"event", "round"}, {"round", r}, {"method", adapt_method_name(cfg.method)},
                        {"regularizer", regularizer_name(regularizer)}, {"reg_weight", reg_weight},
                        {"portion", portion}, {"source_portion", source_portion},
                        {"source_images", int64_t(n_source)}, {"lr", lr}};
     data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention,
-                                            cfg.train.seed + uint64_t(r) * 1000003u);
+                                            cfg.train.seed + uint64_t(r - 1) * 1000003u);
     if (adapt) {
       const ThresholdPolicy policy = (cfg.method == AdaptMethod::st || cfg.method == AdaptMethod::st_sp)
                                          ? ThresholdPolicy::st : ThresholdPolicy::cbst;
@@ -212,7 +237,7 @@ void run_adaptation(const AdaptConfig& cfg) {
       round_info["class_coverage"] = coverage;
       round_info["class_accuracy"] = accuracy;
       round_info["thresholds"] = labels.thresholds;
-      run.log("round " + std::to_string(r) + ": portion " + format_fixed(portion, 2) + ", pseudo-labels cover " +
+      run.log("round " + std::to_string(r) + "/" + std::to_string(cfg.rounds) + ": portion " + format_fixed(portion, 2) + ", pseudo-labels cover " +
               format_fixed(100.0 * double(labelled) / double(labels.pixels), 1) + "% of target pixels" +
               (checked ? ", " + format_fixed(100.0 * double(correct) / double(checked), 1) + "% correct" : ""));
       parts.push_back(labels.dataset);
@@ -247,42 +272,53 @@ void run_adaptation(const AdaptConfig& cfg) {
         return soft_cross_entropy(logits, soft_targets->build(batch, target_offset, logits.device()));
       };
     double loss = 0;
-    for (int64_t e = 0; e < cfg.epochs_per_round; ++e) {
+    const std::string previous = fs::exists(latest) ? first_line(read_text(latest)) : std::string();
+    for (int64_t e = 1; e <= cfg.epochs_per_round; ++e) {
       const EpochStats s = train_epoch(model, optimizer, loader,
-                                       {.round = r, .epoch = r * cfg.epochs_per_round + e, .global_step = &global_step,
-                                        .run = &run, .label = "round " + std::to_string(r) + " epoch " + std::to_string(e),
+                                       {.round = r, .rounds = cfg.rounds, .epoch = e, .epochs = cfg.epochs_per_round,
+                                        .loader_epoch = (r - 1) * cfg.epochs_per_round + (e - 1),
+                                        .global_step = &global_step, .run = &run, .eta = &eta,
+                                        .label = epoch_label(r, cfg.rounds, e, cfg.epochs_per_round),
                                         .log_every = cfg.train.log_every,
-                                        .last_checkpoint = fs::exists(latest) ? read_text(latest) : std::string(),
+                                        .last_checkpoint = previous.empty() ? "" : run.file("checkpoints/" + previous),
                                         .class_weights = class_weights, .loss = crst_loss});
       loss = s.mean_loss;
     }
     round_info["train_loss"] = loss;
     round_info["train_images"] = loader.size();
+    bool improved = false;
+    double miou = 0;
+    const std::string round_label = "round " + std::to_string(r) + "/" + std::to_string(cfg.rounds);
     if (eval_set) {
-      const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
-      run.write_text("eval/round_" + std::to_string(r) + ".json", json_text(data::to_json(ev), 2) + "\n");
+      const data::EvalResult ev = evaluate_in_run(model, *eval_set, eval_options, run, round_label + " eval");
+      eval_source.round = r;
+      run.write_text("eval/round_" + std::to_string(r) + ".json", json_text(eval_record(ev, eval_source), 2) + "\n");
+      miou = ev.miou;
+      improved = best.improves(miou);
       round_info["miou"] = ev.miou;
       round_info["iou"] = eval_ious(ev);
       round_info["classes"] = eval_names(ev);
-      run.log("round " + std::to_string(r) + ": mIoU " + format_fixed(100 * ev.miou, 2) + "\n" + data::format_table(ev));
+      run.log(round_label + ": mIoU " + format_fixed(100 * ev.miou, 2) + "\n" + data::format_table(ev));
     }
-    // The round's records, then its checkpoint, then `latest` (each atomic): a kill before
-    // `latest` moves resumes this round, whose records resume drops and the round rewrites;
-    // a kill after it finds them complete.
-    run.metric(round_info, r);
+    // The round's records, its checkpoint, best.safetensors, then `latest` (each atomic): a
+    // kill before `latest` moves resumes this round, whose records resume drops and the
+    // round rewrites; a kill after it finds them complete.
+    run.metric(round_info);
     run.write_text("rounds/" + std::to_string(r) + "/summary.json", json_text(round_info) + "\n");
     const std::string name = "round_" + std::to_string(r) + ".safetensors";
     save_training_checkpoint(run.file("checkpoints/" + name), model, &optimizer,
                              {.round = r, .epoch = cfg.epochs_per_round, .global_step = global_step},
                              built.input_convention);
-    const std::string previous = fs::exists(latest) ? read_text(latest) : std::string();
+    if (improved) best.save(miou, r, run.file("checkpoints/" + name), run);
     run.write_text("checkpoints/latest", name + "\n");
-    if (!cfg.keep_checkpoints && !previous.empty() && previous.substr(0, previous.find('\n')) != name)
-      fs::remove(run.file("checkpoints/" + previous.substr(0, previous.find('\n'))));
+    if (!cfg.keep_checkpoints && !previous.empty() && previous != name) fs::remove(run.file("checkpoints/" + previous));
+    eta.unit_done();
+    write_run_report(run.path());
   }
-  // summary.json: every round's record, in order.
+  // summary.json: every round's record, in order, without times (a resumed run writes the
+  // same file).
   Json rounds = Json::array();
-  for (int64_t r = 0; r < cfg.rounds; ++r) {
+  for (int64_t r = 1; r <= cfg.rounds; ++r) {
     const std::string path = run.file("rounds/" + std::to_string(r) + "/summary.json");
     Json round = Json::parse(read_text(path), nullptr, /*allow_exceptions=*/false);
     if (!round.is_object())
@@ -290,14 +326,28 @@ void run_adaptation(const AdaptConfig& cfg) {
                  "earlier round or start a new run");
     rounds.push_back(std::move(round));
   }
-  run.write_text("summary.json", json_text({{"method", adapt_method_name(cfg.method)},
+  Json initial;
+  for (const Json& record : run.records("initial_eval")) initial = {{"round", 0}, {"miou", record.value("miou", Json())}};
+  const Json final_miou = rounds.back().value("miou", Json());
+  run.write_text("summary.json", json_text({{"command", "adapt"},
+                                            {"model", cfg.model},
+                                            {"classes", cfg.num_classes},
+                                            {"method", adapt_method_name(cfg.method)},
                                             {"regularizer", regularizer_name(regularizer)},
                                             {"reg_weight", reg_weight},
                                             {"pool_sampling", pool_sampling_name(pool_sampling)},
-                                            {"rounds", std::move(rounds)}}) + "\n");
-  const std::string name = read_text(latest);
-  write_final_weights(run.file("checkpoints/" + name.substr(0, name.find('\n'))), run.file("checkpoints/final.safetensors"));
-  run.log("cbst adapt: done; final weights in " + run.file("checkpoints/final.safetensors"));
+                                            {"initial", initial},
+                                            {"rounds", std::move(rounds)},
+                                            {"best", best.json()},
+                                            {"final", {{"round", cfg.rounds}, {"miou", final_miou},
+                                                       {"checkpoint", "checkpoints/final.safetensors"}}}}) + "\n");
+  const std::string final_weights = run.file("checkpoints/final.safetensors");
+  write_final_weights(run.file("checkpoints/" + first_line(read_text(latest))), final_weights);
+  write_final_eval(run, "eval/round_" + std::to_string(cfg.rounds) + ".json", final_weights);
+  write_run_report(run.path());
+  run.log("cbst adapt: done; final weights in " + final_weights +
+          (best.json().is_null() ? std::string() : ", the best round's in " + run.file("checkpoints/best.safetensors")) +
+          ", report in " + run.file("report.html"));
 }
 
 }  // namespace cbst

@@ -1,11 +1,12 @@
-// Self-training rounds (DESIGN §7.6, the authors' solve_ST): for r = 0 … R−1,
+// Self-training rounds (DESIGN §7.6, the authors' solve_ST): for r = 1 … R (round 0 is the
+// model the run starts from, evaluated first),
 //   1. pseudo-label the target set with the current weights (ST: one global pool; CBST: one
 //      pool per class; *-SP: scores multiplied by the spatial prior), portion p_r;
 //   2. train `epochs_per_round` epochs on the shuffled mix of a source subset (portion s_r
 //      of a fixed permutation, so each subset contains the previous) and all pseudo-labelled
 //      target images, mining rare-class crops on the target;
 //   3. evaluate, checkpoint, and record the round.
-// p_r = min(p0 + r·Δp, p_max) and likewise s_r; the learning rate is lr / decay^r
+// p_r = min(p0 + (r−1)·Δp, p_max) and likewise s_r; the learning rate is lr / decay^(r−1)
 // (decay √2 by default), constant within a round (or poly-decayed, round_schedule); training continues from the previous
 // round's weights. `source-only` trains on the source subsets only: the no-adaptation
 // control with the same schedule. `resume` continues after the last finished round and

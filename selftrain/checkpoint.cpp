@@ -52,7 +52,7 @@ LoadedCheckpoint load_training_checkpoint(const std::string& path, SegmentationM
   if (m.metadata.count("dropout_seed"))
     model.dropout_generator().set_state(m.metadata_u64("dropout_seed", 0), m.metadata_u64("dropout_offset", 0));
   LoadedCheckpoint r;
-  r.position = {meta_int(m, "round", -1), meta_int(m, "epoch", 0), meta_int(m, "global_step", 0)};
+  r.position = {meta_int(m, "round", 0), meta_int(m, "epoch", 0), meta_int(m, "global_step", 0)};
   auto conv = m.metadata.find("input_convention");
   r.input_convention = conv == m.metadata.end() ? model.input_convention() : conv->second;
   return r;

@@ -13,7 +13,7 @@
 namespace cbst {
 
 struct TrainingPosition {
-  int64_t round = -1;       // last finished round (adapt); -1 for supervised runs
+  int64_t round = 0;        // rounds finished, the number of the last one (adapt); 0 for `train`
   int64_t epoch = 0;        // epochs finished (in the round, or in the run)
   int64_t global_step = 0;  // optimizer steps so far
 };

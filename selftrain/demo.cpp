@@ -314,7 +314,7 @@ void run_demo(const DemoConfig& cfg) {
   }
 
   // Panels: the first target-train images, whose pseudo-labels the last CBST-SP round wrote.
-  const std::string last_round = std::to_string(cfg.rounds - 1);
+  const std::string last_round = std::to_string(cfg.rounds);  // rounds count from 1
   report.pseudo_round = "round " + last_round;
   const data::LabelMap gt_map = target_train.label_map(data::ClassSpace::cityscapes19);
   for (size_t i = 0; i < target_train.size() && int(i) < cfg.panels; ++i) {

@@ -10,7 +10,7 @@
 #include "engine/check.h"
 #include "selftrain/crst.h"
 #include "selftrain/report.h"
-#include "weights/json.h"
+#include "selftrain/run_report.h"
 
 namespace cbst {
 
@@ -41,52 +41,6 @@ const std::vector<AdaptRun>& adapt_runs() {
 const std::string kSourceColor = "#777777";
 const std::string kOracleColor = "#7B3294";
 
-// One round of an adaptation run's summary.json.
-struct RoundRecord {
-  double miou = kNaN, portion = kNaN, lr = kNaN, coverage = kNaN, accuracy = kNaN;
-  std::vector<double> class_coverage = {}, class_accuracy = {}, thresholds = {}, pool_sizes = {};
-};
-struct RunRecord {
-  double initial_miou = kNaN;
-  std::vector<RoundRecord> rounds;
-};
-
-// Member `key` of `j`; NaN when absent or not a number (NaN is written as null).
-double number(const nlohmann::json& j, const char* key) {
-  const auto v = j.find(key);
-  return v != j.end() && v->is_number() ? v->get<double>() : kNaN;
-}
-std::vector<double> numbers(const nlohmann::json& j, const char* key) {
-  std::vector<double> out;
-  const auto v = j.find(key);
-  if (v != j.end() && v->is_array())
-    for (const nlohmann::json& e : *v) out.push_back(e.is_number() ? e.get<double>() : kNaN);
-  return out;
-}
-nlohmann::json read_json(const std::string& path) {
-  const std::vector<uint8_t> bytes = data::read_file_bytes(path);
-  return weights::parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-}
-
-RunRecord read_run(const std::string& dir) {
-  RunRecord r;
-  if (fs::exists(dir + "/eval/initial.json")) r.initial_miou = number(read_json(dir + "/eval/initial.json"), "miou");
-  const nlohmann::json summary = read_json(dir + "/summary.json");
-  const auto rounds = summary.find("rounds");
-  CBST_CHECK(rounds != summary.end() && rounds->is_array(), dir, "/summary.json has no rounds");
-  for (size_t i = 0; i < rounds->size(); ++i) {
-    const nlohmann::json& j = (*rounds)[i];
-    RoundRecord rr{.miou = number(j, "miou"), .portion = number(j, "portion"), .lr = number(j, "lr"),
-                   .coverage = number(j, "pseudo_coverage"), .accuracy = number(j, "pseudo_accuracy"),
-                   .class_coverage = numbers(j, "class_coverage"),
-                   .class_accuracy = numbers(j, "class_accuracy"), .thresholds = numbers(j, "thresholds")};
-    const std::string thr = dir + "/rounds/" + std::to_string(i) + "/thresholds.json";
-    if (fs::exists(thr)) rr.pool_sizes = numbers(read_json(thr), "pool_sizes");
-    r.rounds.push_back(std::move(rr));
-  }
-  return r;
-}
-
 double at(const std::vector<double>& v, size_t i) { return i < v.size() ? v[i] : kNaN; }
 
 std::vector<std::string> class_names(const std::vector<DemoMethodResult>& methods) {
@@ -95,38 +49,6 @@ std::vector<std::string> class_names(const std::vector<DemoMethodResult>& method
     for (const data::ClassScore& c : methods[0].eval.classes) names.push_back(c.name);
   return names;
 }
-
-const char* kStyle = R"(
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0;
-       background: #fafafa; line-height: 1.45; }
-main { max-width: 1320px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
-h1 { font-size: 26px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 1px solid #ddd; }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-p.sub, p.note { color: #555; margin: 4px 0 12px; }
-table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
-th, td { padding: 3px 6px; text-align: right; border-bottom: 1px solid #eee; }
-th { font-weight: 600; color: #333; }
-th.method, td.method { text-align: left; white-space: nowrap; }
-table.iou th.cls { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left; height: 84px;
-                   font-weight: 500; }
-table.iou td.miou, table.iou th.miou { border-left: 2px solid #bbb; font-weight: 700; }
-tr.oracle td { color: #222; font-style: italic; border-top: 2px solid #ccc; }
-td.best { font-weight: 700; text-decoration: underline; }
-.flex { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
-.card { background: #fff; }
-table.small { font-size: 12px; }
-table.small td, table.small th { padding: 2px 5px; }
-.swatches { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; margin: 8px 0 12px; }
-.swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #999; vertical-align: -2px;
-          margin-right: 4px; }
-table.panels td { padding: 4px; border: none; }
-table.panels th { text-align: center; font-weight: 600; padding: 4px; }
-table.panels img { display: block; image-rendering: pixelated; max-width: 100%; }
-pre { background: #f4f4f4; padding: 10px 12px; white-space: pre-wrap; word-break: break-all; font-size: 12px;
-      margin: 0; }
-footer { color: #777; font-size: 12px; margin-top: 32px; }
-)";
 
 std::string iou_table_html(const std::vector<DemoMethodResult>& methods) {
   const std::vector<std::string> names = class_names(methods);
@@ -221,7 +143,7 @@ std::string rare_class_table(const std::vector<DemoMethodResult>& methods) {
   return s + "</tbody></table>";
 }
 
-std::string miou_chart(const std::vector<DemoMethodResult>& methods, const std::map<std::string, RunRecord>& runs,
+std::string miou_chart(const std::vector<DemoMethodResult>& methods, const std::map<std::string, AdaptRunRecord>& runs,
                        int64_t rounds) {
   report::LineChart c{.title = "mIoU on the target val split after each round", .x_label = "self-training round",
                       .y_label = "mIoU (%)", .width = 760, .height = 340};
@@ -230,7 +152,7 @@ std::string miou_chart(const std::vector<DemoMethodResult>& methods, const std::
     c.x_tick_labels.push_back(r == 0 ? "source model" : std::to_string(r));
   }
   for (const AdaptRun& a : adapt_runs()) {
-    const RunRecord& run = runs.at(a.name);
+    const AdaptRunRecord& run = runs.at(a.name);
     report::Series s{.name = a.label, .y = {100 * run.initial_miou}, .color = a.color};
     for (const RoundRecord& rr : run.rounds) s.y.push_back(100 * rr.miou);
     c.series.push_back(s);
@@ -242,26 +164,16 @@ std::string miou_chart(const std::vector<DemoMethodResult>& methods, const std::
   return report::svg_line_chart(c);
 }
 
-std::string pseudo_label_section(const std::map<std::string, RunRecord>& runs, const std::vector<std::string>& names,
+std::string pseudo_label_section(const std::map<std::string, AdaptRunRecord>& runs, const std::vector<std::string>& names,
                                  int64_t target_pixels) {
   std::vector<std::string> abbrev;
   for (const std::string& n : names) abbrev.push_back(class_abbreviation(n));
   std::string s;
   // Totals per round.
   s += "<div class=\"flex\">";
-  for (const AdaptRun& a : adapt_runs()) {
-    s += "<div class=\"card\"><h3 style=\"color:" + a.color + "\">" + html_escape(a.label) +
-         "</h3><table class=\"small\"><thead><tr><th>round</th><th>portion</th><th>lr</th><th>labelled</th>"
-         "<th>correct</th><th>mIoU after</th></tr></thead><tbody>";
-    const RunRecord& run = runs.at(a.name);
-    for (size_t r = 0; r < run.rounds.size(); ++r) {
-      const RoundRecord& rr = run.rounds[r];
-      s += "<tr><td>" + std::to_string(r + 1) + "</td><td>" + fmt(rr.portion, 2) + "</td><td>" + fmt(rr.lr, 4) +
-           "</td><td>" + fmt(100 * rr.coverage) + "%</td><td>" + fmt(100 * rr.accuracy) + "%</td><td>" +
-           fmt(100 * rr.miou) + "</td></tr>";
-    }
-    s += "</tbody></table></div>";
-  }
+  for (const AdaptRun& a : adapt_runs())
+    s += "<div class=\"card\"><h3 style=\"color:" + a.color + "\">" + html_escape(a.label) + "</h3>" +
+         round_table_html(runs.at(a.name)) + "</div>";
   s += "</div>";
 
   // Last round, per class: the share of each class's pool that got a label (CBST's point:
@@ -272,7 +184,7 @@ std::string pseudo_label_section(const std::map<std::string, RunRecord>& runs, c
   report::BarChart acc{.title = "Pseudo-label accuracy per class against the target ground truth (last round)",
                        .y_label = "correct (%)", .categories = abbrev, .width = 1200, .y_max = 100};
   for (const AdaptRun& a : adapt_runs()) {
-    const RunRecord& run = runs.at(a.name);
+    const AdaptRunRecord& run = runs.at(a.name);
     if (run.rounds.empty()) continue;
     const RoundRecord& last = run.rounds.back();
     report::Series sh{.name = a.label, .color = a.color}, ac{.name = a.label, .color = a.color};
@@ -291,45 +203,15 @@ std::string pseudo_label_section(const std::map<std::string, RunRecord>& runs, c
 
   // Every round, per class: coverage (share of all target pixels) and accuracy.
   s += "<h3>Per class and round: pseudo-labelled share of all target pixels / accuracy</h3><div class=\"flex\">";
-  for (const AdaptRun& a : adapt_runs()) {
-    const RunRecord& run = runs.at(a.name);
-    s += "<div class=\"card\"><table class=\"small\"><thead><tr><th class=\"method\" style=\"color:" + a.color + "\">" +
-         html_escape(a.label) + "</th>";
-    for (size_t r = 0; r < run.rounds.size(); ++r)
-      s += "<th>r" + std::to_string(r + 1) + " cov</th><th>r" + std::to_string(r + 1) + " acc</th>";
-    s += "</tr></thead><tbody>";
-    for (size_t c = 0; c < names.size(); ++c) {
-      s += "<tr><td class=\"method\">" + html_escape(names[c]) + "</td>";
-      for (const RoundRecord& rr : run.rounds) {
-        const double cov = at(rr.class_coverage, c), accuracy = at(rr.class_accuracy, c);
-        s += "<td style=\"background:" + report::heat_color(std::sqrt(cov * 4), 33, 102, 172) + "\">" +
-             fmt(100 * cov, 2) + "</td><td style=\"background:" + report::heat_color(accuracy) + "\">" +
-             fmt(100 * accuracy, 0) + "</td>";
-      }
-      s += "</tr>";
-    }
-    s += "</tbody></table></div>";
-  }
+  for (const AdaptRun& a : adapt_runs())
+    s += pseudo_label_class_table_html(runs.at(a.name), names, a.label, a.color);
   return s + "</div>";
 }
 
 // The logged training loss (mean over each logging window) of a run folder's metrics.jsonl.
 std::vector<double> read_losses(const std::string& dir) {
   std::vector<double> losses;
-  const std::string path = dir + "/metrics.jsonl";
-  if (!fs::exists(path)) return losses;
-  const std::vector<uint8_t> bytes = data::read_file_bytes(path);
-  const std::string text(bytes.begin(), bytes.end());
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    if (end > start) {
-      const nlohmann::json j = weights::parse_json(std::string_view(text).substr(start, end - start));
-      if (!j.contains("event") && j.contains("loss") && j.contains("step")) losses.push_back(number(j, "loss"));
-    }
-    start = end + 1;
-  }
+  for (const LossPoint& p : read_loss_points(dir)) losses.push_back(p.loss);
   return losses;
 }
 
@@ -364,39 +246,14 @@ std::string loss_section(const DemoReportInput& in) {
   return s + "</div>";
 }
 
-std::string threshold_section(const std::map<std::string, RunRecord>& runs, const std::vector<std::string>& names) {
+std::string threshold_section(const std::map<std::string, AdaptRunRecord>& runs, const std::vector<std::string>& names) {
   std::string s =
       "<p class=\"note\">Thresholds of each round (DESIGN §7.3: the ⌊n·p⌋-th largest confidence of the pool). ST "
       "has one global threshold; CBST one per class; CBST-SP thresholds the prior-weighted score q·p, whose scale is "
       "that of the prior (log axis). A class whose pool is empty (no pixel predicted as it) gets the placeholder "
       "threshold 1.0: drawn as a hollow grey marker, never as a point of a round's line.</p><div class=\"flex\">";
-  for (const AdaptRun& a : adapt_runs()) {
-    const RunRecord& run = runs.at(a.name);
-    report::LineChart c{.title = a.label + " class thresholds", .x_label = "class", .y_label = "threshold",
-                        .width = 1200, .height = 280, .y_from_zero = a.name != "cbst-sp", .log_y = a.name == "cbst-sp"};
-    for (size_t k = 0; k < names.size(); ++k) {
-      c.x.push_back(double(k));
-      c.x_tick_labels.push_back(class_abbreviation(names[k]));
-    }
-    // An empty pool's threshold is the placeholder 1.0, not a measurement: a gap in the
-    // round's line and a hollow marker of its own.
-    Series empty{.name = "empty pool (1.0, no pixel)", .y = std::vector<double>(names.size(), kNaN),
-                 .color = "#999999", .markers_only = true};
-    bool any_empty = false;
-    for (size_t r = 0; r < run.rounds.size(); ++r) {
-      std::vector<double> y = run.rounds[r].thresholds;
-      for (size_t k = 0; k < y.size(); ++k)
-        if (at(run.rounds[r].pool_sizes, k) == 0) {
-          y[k] = kNaN;
-          if (k < empty.y.size()) empty.y[k] = 1.0;
-          any_empty = true;
-        }
-      c.series.push_back({.name = "round " + std::to_string(r + 1) + " (p = " + fmt(run.rounds[r].portion, 2) + ")",
-                          .y = y, .color = report::palette(r + 3)});
-    }
-    if (any_empty) c.series.push_back(empty);
-    s += report::svg_line_chart(c);
-  }
+  for (const AdaptRun& a : adapt_runs())
+    s += threshold_chart_svg(runs.at(a.name), names, a.label + " class thresholds", a.name == "cbst-sp");
   return s + "</div>";
 }
 
@@ -422,14 +279,6 @@ std::string panels_section(const DemoReportInput& in) {
 }
 
 }  // namespace
-
-std::string class_abbreviation(const std::string& name) {
-  static const std::map<std::string, std::string> kShort = {
-      {"sidewalk", "side"}, {"building", "build"}, {"traffic light", "light"}, {"traffic sign", "sign"},
-      {"vegetation", "veg"}, {"terrain", "terr"}, {"person", "pers"}, {"motorcycle", "motor"}, {"bicycle", "bike"}};
-  const auto it = kShort.find(name);
-  return it != kShort.end() ? it->second : name.substr(0, 5);
-}
 
 std::string rare_class_summary(const std::vector<DemoMethodResult>& methods) {
   const DemoMethodResult *st = find_method(methods, "st"), *cbst = find_method(methods, "cbst");
@@ -497,15 +346,15 @@ std::string demo_table_markdown(const std::vector<DemoMethodResult>& methods) {
 
 std::string demo_report_html(const DemoReportInput& in) {
   const DemoConfig& cfg = in.config;
-  std::map<std::string, RunRecord> runs;
-  for (const AdaptRun& a : adapt_runs()) runs[a.name] = read_run((fs::path(in.out) / a.name).string());
+  std::map<std::string, AdaptRunRecord> runs;
+  for (const AdaptRun& a : adapt_runs()) runs[a.name] = read_adapt_run((fs::path(in.out) / a.name).string());
   const std::vector<std::string> names = class_names(in.methods);
   const int64_t target_pixels = int64_t(cfg.target_train) * cfg.height * cfg.width;
 
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                   "<title>cbst demo: class-balanced self-training on the synthetic benchmark</title><style>" +
-                  std::string(kStyle) + "</style></head><body><main>";
+                  std::string(report_style()) + "</style></head><body><main>";
   h += "<h1>Class-balanced self-training on the synthetic benchmark</h1>";
   h += "<p class=\"sub\">cbst demo · seed " + std::to_string(cfg.seed) + " · " + std::to_string(cfg.height) + "×" +
        std::to_string(cfg.width) + " images · " + std::to_string(cfg.source_images) + " source (labelled), " +

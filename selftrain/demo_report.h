@@ -10,7 +10,7 @@
 //   - the class thresholds of every round;
 //   - sample panels: image | ground truth | source-only | CBST-SP | CBST-SP pseudo-label;
 //   - the equivalent `cbst` command lines of every step.
-// Per-round numbers come from the adaptation runs' summary.json files.
+// Per-round numbers come from the adaptation runs' folders (read_adapt_run, run_report.h).
 #pragma once
 
 #include <string>
@@ -19,6 +19,7 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "selftrain/demo.h"
+#include "selftrain/run_report.h"  // class_abbreviation
 
 namespace cbst {
 
@@ -50,9 +51,6 @@ struct DemoReportInput {
   double total_seconds = 0;
   std::string pseudo_round = {};  // e.g. "round 3": which round the panels' pseudo-labels come from
 };
-
-// Paper-style short class names ("sidewalk" → "side", "motorcycle" → "motor").
-std::string class_abbreviation(const std::string& name);
 
 // One row per method, classes in the protocol's order, IoU in percent with one decimal,
 // mIoU last. Monospace (terminal) and GitHub markdown.

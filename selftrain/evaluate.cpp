@@ -74,7 +74,11 @@ data::EvalResult evaluate_model(SegmentationModel& model, const data::Dataset& d
 
   InferenceOptions inference = options.inference;
   for (double& s : inference.scales) s *= options.input_scale;
-  model.to(options.device);
+  // Only when it is elsewhere: Module::to replaces the parameters even on their own device,
+  // and a training run evaluating between epochs would go on stepping an optimizer over
+  // tensors the model no longer uses (every step after the first evaluation lost).
+  const std::vector<Tensor> params = model.parameters();
+  if (params.empty() || params.front().device() != options.device) model.to(options.device);
 
   data::ConfusionMatrix cm(data::num_classes(protocol.space));
   for (size_t k = 0; k < labelled.size(); ++k) {

@@ -40,7 +40,7 @@ struct EvaluateOptions {
   // designated initialisers that leave this member out.)
   InferenceOptions inference = InferenceOptions();
   double input_scale = 1.0;           // resize factor of the input images
-  Device device = Device::cpu();      // the model is moved there (and left there)
+  Device device = Device::cpu();      // the model is moved there (and left there) unless it is there
   std::string input_convention = {};  // "caffe" / "torchvision"; empty: the model's own
   std::string save_predictions = {};  // folder for label and colour PNGs; empty: none
   int64_t save_limit = -1;            // save the first K labelled images only; -1: all

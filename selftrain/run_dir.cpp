@@ -1,11 +1,14 @@
 #include "selftrain/run_dir.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <exception>
 #include <fstream>
@@ -15,6 +18,7 @@
 
 #include "data/image.h"
 #include "engine/check.h"
+#include "engine/cuda_context.h"
 
 namespace cbst {
 
@@ -24,6 +28,30 @@ std::string format_fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
+}
+
+std::string timestamp_now(bool milliseconds) {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::string s = buf;
+  if (milliseconds) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::snprintf(buf, sizeof buf, ".%03lld", (long long)ms);
+    s += buf;
+  }
+  return s + "Z";
+}
+
+MemoryUse memory_use(Device device) {
+  MemoryUse m;
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) m.peak_rss_mib = double(usage.ru_maxrss) / 1024.0;  // KiB on Linux
+  if (device.is_cuda()) m.cuda_peak_mib = double(cuda_memory_stats(device.index).peak_allocated) / (1024.0 * 1024.0);
+  return m;
 }
 
 // An atomic write killed before its rename leaves ".NAME.tmp.PID.N" beside NAME; nothing
@@ -43,6 +71,16 @@ static void remove_stale_temporaries(const std::string& path) {
     }
   }
   for (const fs::path& p : stale) fs::remove(p, ec);
+}
+
+// The round (adapt) or else the epoch (train) a metrics record belongs to; -1 when it has none.
+static int64_t record_index(const Json& record) {
+  if (!record.is_object()) return -1;
+  for (const char* key : {"round", "epoch"}) {
+    const auto it = record.find(key);
+    if (it != record.end()) return it->is_number_integer() ? it->get<int64_t>() : -1;
+  }
+  return -1;
 }
 
 RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resume) {
@@ -70,11 +108,11 @@ RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resu
     std::string line;
     for (int64_t n = 1; std::getline(in, line); ++n) {
       const Json record = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-      const auto round = record.is_object() ? record.find("round") : record.end();
-      if (round == record.end() || !round->is_number_integer())
-        CBST_THROW(path, "/metrics.jsonl line ", n, " is not a record of cbst (no \"round\"); the run folder is ",
-                   "damaged: start a new run");
-      metrics_.emplace_back(round->get<int64_t>(), line);
+      const int64_t index = record_index(record);
+      if (index < 0)
+        CBST_THROW(path, "/metrics.jsonl line ", n, " is not a record of cbst (no \"round\" or \"epoch\"); the ",
+                   "run folder is damaged: start a new run");
+      metrics_.emplace_back(index, line);
     }
   }
 }
@@ -145,22 +183,37 @@ std::string RunDir::file(const std::string& relative) const {
 }
 
 void RunDir::log(const std::string& line) {
-  std::printf("%s\n", line.c_str());
+  const std::string stamped = timestamp_now() + " " + line;
+  // On a terminal a progress bar may hold the current line: clear it first.
+  if (::isatty(1)) std::printf("\r\033[K");
+  std::printf("%s\n", stamped.c_str());
   std::fflush(stdout);
-  std::fprintf(log_, "%s\n", line.c_str());
+  std::fprintf(log_, "%s\n", stamped.c_str());
   std::fflush(log_);
 }
 
-void RunDir::metric(const Json& object, int64_t round) {
-  Json record = {{"round", round}};
-  for (const auto& [key, value] : object.items()) record[key] = value;
-  metrics_.emplace_back(round, json_text(record));
+void RunDir::metric(const Json& record) {
+  const int64_t index = record_index(record);
+  CBST_CHECK(index >= 0, "a metrics record needs its round or epoch: ", json_text(record));
+  Json stamped = {{"time", timestamp_now(true)}};
+  for (const auto& [key, value] : record.items()) stamped[key] = value;
+  metrics_.emplace_back(index, json_text(stamped));
   flush_metrics();
 }
 
-void RunDir::drop_metrics_from_round(int64_t round) {
-  std::erase_if(metrics_, [&](const auto& m) { return m.first >= round; });
+void RunDir::drop_metrics_from(int64_t index) {
+  std::erase_if(metrics_, [&](const auto& m) { return m.first >= index; });
   flush_metrics();
+}
+
+std::vector<Json> RunDir::records(const std::string& event) const {
+  std::vector<Json> out;
+  for (const auto& [index, line] : metrics_) {
+    Json record = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object()) continue;
+    if (event.empty() || record.value("event", std::string()) == event) out.push_back(std::move(record));
+  }
+  return out;
 }
 
 void RunDir::flush_metrics() const {
@@ -179,7 +232,7 @@ static double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-static std::string hms(double s) {
+std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "--:--";
   const int64_t t = int64_t(s + 0.5);
   char buf[32];
@@ -188,8 +241,9 @@ static std::string hms(double s) {
   return buf;
 }
 
-Progress::Progress(std::string label, int64_t total, RunDir* run)
-    : label_(std::move(label)), total_(total), run_(run), start_(now_seconds()), tty_(::isatty(1) != 0) {}
+Progress::Progress(std::string label, int64_t total, RunDir* run, bool plain_lines)
+    : label_(std::move(label)), total_(total), run_(run), plain_lines_(plain_lines), start_(now_seconds()),
+      tty_(::isatty(1) != 0) {}
 
 void Progress::update(int64_t done, const std::string& status) {
   const double t = now_seconds(), elapsed = t - start_;
@@ -199,13 +253,13 @@ void Progress::update(int64_t done, const std::string& status) {
     const int fill = total_ > 0 ? int(width * done / total_) : 0;
     std::printf("\r%s [%s%s] %lld/%lld %s ETA %s %s", label_.c_str(), std::string(size_t(fill), '#').c_str(),
                 std::string(size_t(width - fill), '.').c_str(), (long long)done, (long long)total_,
-                hms(elapsed).c_str(), hms(eta).c_str(), status.c_str());
+                format_duration(elapsed).c_str(), format_duration(eta).c_str(), status.c_str());
     std::fflush(stdout);
-  } else if (t - last_print_ >= 10.0) {
+  } else if (plain_lines_ && t - last_print_ >= 10.0) {
     last_print_ = t;
     char buf[512];
     std::snprintf(buf, sizeof buf, "%s %lld/%lld elapsed %s ETA %s %s", label_.c_str(), (long long)done,
-                  (long long)total_, hms(elapsed).c_str(), hms(eta).c_str(), status.c_str());
+                  (long long)total_, format_duration(elapsed).c_str(), format_duration(eta).c_str(), status.c_str());
     std::printf("%s\n", buf);
     std::fflush(stdout);
   }
@@ -215,10 +269,31 @@ void Progress::finish(const std::string& status) {
   const double elapsed = now_seconds() - start_;
   if (tty_) std::printf("\r\033[K");
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%s done: %lld in %s %s", label_.c_str(), (long long)total_, hms(elapsed).c_str(),
+  std::snprintf(buf, sizeof buf, "%s done: %lld in %s %s", label_.c_str(), (long long)total_, format_duration(elapsed).c_str(),
                 status.c_str());
   if (run_) run_->log(buf);
   else std::printf("%s\n", buf);
+}
+
+RunEta::RunEta(int64_t total_steps, int64_t done_steps, int64_t total_units, int64_t done_units)
+    : total_steps_(total_steps), steps_left_(std::max<int64_t>(0, total_steps - done_steps)),
+      units_left_(std::max<int64_t>(0, total_units - done_units)), start_(now_seconds()) {}
+
+void RunEta::step_done(double seconds) {
+  ++steps_;
+  step_seconds_ += seconds;
+}
+
+void RunEta::unit_done() { ++units_; }
+
+double RunEta::seconds_left() const {
+  if (steps_ == 0) return NAN;
+  const double per_step = step_seconds_ / double(steps_);
+  // Time outside the steps so far, per epoch or round; before the first one ends, what the
+  // current one has spent (its pseudo-labelling, the initial evaluation) stands for each.
+  const double outside = std::max(0.0, now_seconds() - start_ - step_seconds_) / double(std::max<int64_t>(1, units_));
+  return double(std::max<int64_t>(0, steps_left_ - steps_)) * per_step +
+         double(std::max<int64_t>(0, units_left_ - units_)) * outside;
 }
 
 }  // namespace cbst

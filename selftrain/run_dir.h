@@ -1,6 +1,11 @@
-// The run folder (DESIGN §8): config.toml, log.txt, metrics.jsonl, checkpoints/, rounds/,
-// eval/, summary.json, report.html. Every file is written atomically (temp + rename), so a
-// killed run never leaves a half-written file; metrics.jsonl is rewritten whole from memory.
+// The run folder of `cbst train` and `cbst adapt` (the README's "Run folders" shows the tree):
+// config.toml, log.txt, metrics.jsonl, checkpoints/, rounds/ (adapt), eval/, summary.json,
+// report.html. Every file is written atomically (temp + rename), so a killed run never leaves
+// a half-written file; metrics.jsonl is rewritten whole from memory.
+//
+// Numbering: epochs and rounds count from 1 everywhere a person or a file sees them (log
+// lines, metrics.jsonl, JSON, file names, report); round 0 is the model a self-training run
+// starts from. Only the loader's epoch index, which seeds its random draws, counts from 0.
 #pragma once
 
 #include <cstdio>
@@ -9,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/dtype.h"
 #include "engine/json.h"
 #include "engine/tensor.h"
 
@@ -16,6 +22,20 @@ namespace cbst {
 
 // A number for log lines, rounded for people: `decimals` digits after the point.
 std::string format_fixed(double v, int decimals);
+
+// The current UTC time in ISO 8601: "2025-05-01T12:34:56Z", or with milliseconds
+// "2025-05-01T12:34:56.789Z".
+std::string timestamp_now(bool milliseconds = false);
+// A duration as "mm:ss" or "h:mm:ss"; "--:--" when unknown (NaN, negative).
+std::string format_duration(double seconds);
+
+// Memory in use so far: the process's peak resident set (getrusage; always) and, on a CUDA
+// device, the caching allocator's peak of live tensors since the process started. MiB.
+struct MemoryUse {
+  double peak_rss_mib = 0;
+  double cuda_peak_mib = -1;  // -1: not on a CUDA device
+};
+MemoryUse memory_use(Device device);
 
 class RunDir {
  public:
@@ -37,12 +57,15 @@ class RunDir {
   const std::string& path() const { return path_; }
   std::string file(const std::string& relative) const;  // path/relative, parents created
 
-  // A line to stdout and log.txt (appended, flushed).
+  // A line to stdout and log.txt (appended, flushed), after an ISO 8601 timestamp.
   void log(const std::string& line);
-  // One JSON object per line in metrics.jsonl, `{"round": round, ...object}`; `round` lets
-  // resume drop lines of a round that did not finish.
-  void metric(const Json& object, int64_t round);
-  void drop_metrics_from_round(int64_t round);
+  // One JSON object per line in metrics.jsonl, `{"time": ISO 8601, ...record}`. The record
+  // holds its "round" (adapt) or, without one, its "epoch" (train): resume drops the records
+  // of the round or epoch that did not finish (drop_metrics_from) by that number.
+  void metric(const Json& record);
+  void drop_metrics_from(int64_t index);
+  // The records of metrics.jsonl whose "event" is `event` ("" : every record), in order.
+  std::vector<Json> records(const std::string& event = "") const;
   void write_text(const std::string& relative, const std::string& text) const;
   bool resuming() const { return resume_; }
 
@@ -69,10 +92,11 @@ std::vector<std::string> check_resume_options(const std::string& started, const 
                                               const std::set<std::string>& may_change);
 
 // Progress with ETA: a bar redrawn in place on a terminal, plain lines (every ~10 s and at
-// the end) otherwise.
+// the end) otherwise, unless `plain_lines` is off (the training loop logs its own lines).
+// finish() logs one line to the run when there is one.
 class Progress {
  public:
-  Progress(std::string label, int64_t total, RunDir* run = nullptr);
+  Progress(std::string label, int64_t total, RunDir* run = nullptr, bool plain_lines = true);
   void update(int64_t done, const std::string& status = "");
   void finish(const std::string& status = "");
 
@@ -80,8 +104,27 @@ class Progress {
   std::string label_;
   int64_t total_;
   RunDir* run_;
+  bool plain_lines_;
   double start_, last_print_ = -1e9;
   bool tty_;
+};
+
+// The time left in a whole run (not one epoch): the steps left at the mean step time so far,
+// plus, for each epoch or round left, the mean time the finished ones spent outside their
+// steps (evaluation, pseudo-labelling, checkpoints). An estimate; NaN before the first step.
+class RunEta {
+ public:
+  // total_steps, total_units: of the whole run; done_*: before this process (resume).
+  RunEta(int64_t total_steps, int64_t done_steps, int64_t total_units, int64_t done_units);
+  void step_done(double seconds);
+  void unit_done();
+  int64_t total_steps() const { return total_steps_; }
+  double seconds_left() const;
+
+ private:
+  int64_t total_steps_, steps_left_, units_left_;
+  int64_t steps_ = 0, units_ = 0;  // done by this process
+  double step_seconds_ = 0, start_;
 };
 
 }  // namespace cbst

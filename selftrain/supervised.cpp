@@ -13,11 +13,24 @@
 #include "selftrain/class_weights.h"
 #include "selftrain/evaluate.h"
 #include "selftrain/mining.h"
+#include "selftrain/run_records.h"
+#include "selftrain/run_report.h"
 #include "selftrain/trainer.h"
 
 namespace cbst {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
 
 void run_supervised(const SupervisedConfig& cfg) {
   RunDir run(cfg.run, cfg.resume);
@@ -25,7 +38,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   // What does not change the training itself may change on resume.
   if (cfg.resume)
     run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "eval-every", "scales", "flip",
-                                       "deterministic"});
+                                       "deterministic", "keep-checkpoints"});
   set_deterministic(cfg.train.deterministic);
   const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
   const data::Dataset dataset = data::open_dataset(cfg.data, {.split = cfg.split, .list_file = cfg.list});
@@ -54,45 +67,86 @@ void run_supervised(const SupervisedConfig& cfg) {
   run.log("  data  : " + dataset.describe());
 
   run.started();  // validated: from here on a failure keeps the folder (and its log)
-  int64_t start_epoch = 0, global_step = 0;
+  int64_t done_epochs = 0, global_step = 0;
   const std::string latest = run.file("checkpoints/latest");
   if (cfg.resume) {
-    const LoadedCheckpoint c = load_training_checkpoint(run.file("checkpoints/last.safetensors"), model, &optimizer);
-    start_epoch = c.position.epoch;
+    const std::string resumable = run.file("checkpoints/" + first_line(read_text(latest)));
+    const LoadedCheckpoint c = load_training_checkpoint(resumable, model, &optimizer);
+    done_epochs = c.position.epoch;
     global_step = c.position.global_step;
-    run.drop_metrics_from_round(start_epoch);
-    run.log("  resume: after epoch " + std::to_string(start_epoch));
+    run.drop_metrics_from(done_epochs + 1);
+    run.log("  resume: after epoch " + std::to_string(done_epochs) + " from " + resumable);
   }
   EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
                                .inference = cfg.inference, .device = cfg.train.device,
                                .input_convention = built.input_convention};
-  for (int64_t e = start_epoch; e < cfg.epochs; ++e) {
+  EvalSource eval_source;
+  if (eval_set) {
+    const auto [spec, split] = split_eval_spec(cfg.eval);
+    eval_source = {.model = cfg.model, .run = run.path(), .data = spec, .split = split,
+                   .scales = cfg.inference.scales, .flip = cfg.inference.flip,
+                   .input_convention = built.input_convention};
+  }
+  BestCheckpoint best(run, "epoch", "epoch");
+  RunEta eta(cfg.epochs * loader.batches_per_epoch(), global_step, cfg.epochs, done_epochs);
+  for (int64_t e = done_epochs + 1; e <= cfg.epochs; ++e) {
+    const std::string label = epoch_label(0, 0, e, cfg.epochs);
+    const std::string previous = fs::exists(latest) ? first_line(read_text(latest)) : std::string();
     const EpochStats s = train_epoch(model, optimizer, loader,
-                                     {.round = e, .epoch = e, .global_step = &global_step, .run = &run,
-                                      .label = "epoch " + std::to_string(e + 1) + "/" + std::to_string(cfg.epochs),
+                                     {.epoch = e, .epochs = cfg.epochs, .loader_epoch = e - 1,
+                                      .global_step = &global_step, .run = &run, .eta = &eta, .label = label,
                                       .log_every = cfg.train.log_every,
-                                      .last_checkpoint = fs::exists(latest) ? run.file("checkpoints/last.safetensors") : "",
+                                      .last_checkpoint = previous.empty() ? "" : run.file("checkpoints/" + previous),
                                       .class_weights = class_weights});
     Json info = {{"event", "epoch"}, {"epoch", e}, {"train_loss", s.mean_loss}, {"seconds", s.seconds}};
-    const bool last = e + 1 == cfg.epochs;
-    if (eval_set && (last || (cfg.eval_every > 0 && (e + 1) % cfg.eval_every == 0))) {
-      const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
-      const std::string eval_json = json_text(data::to_json(ev), 2) + "\n";
-      run.write_text("eval/epoch_" + std::to_string(e) + ".json", eval_json);
-      info["miou"] = ev.miou;
-      run.log("epoch " + std::to_string(e + 1) + ": mIoU " + format_fixed(100 * ev.miou, 2) +
-              (last ? "\n" + data::format_table(ev) : ""));
-      if (last) run.write_text("eval/final.json", eval_json);
+    const bool last = e == cfg.epochs;
+    bool improved = false;
+    double miou = 0;
+    if (eval_set && (last || (cfg.eval_every > 0 && e % cfg.eval_every == 0))) {
+      const data::EvalResult ev = evaluate_in_run(model, *eval_set, eval_options, run, label + " eval");
+      eval_source.epoch = e;
+      run.write_text("eval/epoch_" + std::to_string(e) + ".json", json_text(eval_record(ev, eval_source), 2) + "\n");
+      miou = ev.miou;
+      info["miou"] = miou;
+      improved = best.improves(miou);
+      run.log(label + ": mIoU " + format_fixed(100 * miou, 2) + (last ? "\n" + data::format_table(ev) : ""));
     }
-    // The epoch's record first, then the checkpoint: a kill in between resumes this epoch,
-    // and resume drops the record before the epoch writes it again.
-    run.metric(info, e);
-    save_training_checkpoint(run.file("checkpoints/last.safetensors"), model, &optimizer,
-                             {.round = -1, .epoch = e + 1, .global_step = global_step}, built.input_convention);
-    run.write_text("checkpoints/latest", "last.safetensors\n");
+    // The epoch's record, its checkpoint, best.safetensors, then `latest` (each atomic): a
+    // kill before `latest` moves resumes this epoch, whose record resume drops and the epoch
+    // writes again; a kill after it finds them complete.
+    run.metric(info);
+    const std::string name = "epoch_" + std::to_string(e) + ".safetensors";
+    save_training_checkpoint(run.file("checkpoints/" + name), model, &optimizer,
+                             {.round = 0, .epoch = e, .global_step = global_step}, built.input_convention);
+    if (improved) best.save(miou, e, run.file("checkpoints/" + name), run);
+    run.write_text("checkpoints/latest", name + "\n");
+    if (!cfg.keep_checkpoints && !previous.empty() && previous != name) fs::remove(run.file("checkpoints/" + previous));
+    eta.unit_done();
+    write_run_report(run.path());
   }
-  write_final_weights(run.file("checkpoints/last.safetensors"), run.file("checkpoints/final.safetensors"));
-  run.log("cbst train: done; weights in " + run.file("checkpoints/final.safetensors"));
+  const std::string final_weights = run.file("checkpoints/final.safetensors");
+  write_final_weights(run.file("checkpoints/" + first_line(read_text(latest))), final_weights);
+  write_final_eval(run, "eval/epoch_" + std::to_string(cfg.epochs) + ".json", final_weights);
+  // summary.json: what the run did, without times (a resumed run writes the same file).
+  Json epochs = Json::array();
+  Json final_miou;
+  for (const Json& r : run.records("epoch")) {
+    Json epoch = {{"epoch", r.value("epoch", int64_t(0))}, {"train_loss", r.value("train_loss", Json())}};
+    if (r.contains("miou")) epoch["miou"] = r["miou"];
+    final_miou = r.value("miou", Json());
+    epochs.push_back(std::move(epoch));
+  }
+  run.write_text("summary.json",
+                 json_text({{"command", "train"}, {"model", cfg.model}, {"classes", cfg.num_classes},
+                            {"data", cfg.data}, {"eval", cfg.eval.empty() ? Json() : Json(cfg.eval)},
+                            {"epochs", std::move(epochs)}, {"best", best.json()},
+                            {"final", {{"epoch", cfg.epochs}, {"miou", final_miou},
+                                       {"checkpoint", "checkpoints/final.safetensors"}}}},
+                           2) + "\n");
+  write_run_report(run.path());
+  run.log("cbst train: done; weights in " + final_weights +
+          (best.json().is_null() ? std::string() : ", the best epoch's in " + run.file("checkpoints/best.safetensors")) +
+          ", report in " + run.file("report.html"));
 }
 
 }  // namespace cbst

@@ -1,6 +1,7 @@
 // Supervised training (`cbst train`): source-only models and target-supervised oracles.
 // Epochs over one labelled dataset with SGD; a checkpoint after every epoch (resumable with
-// the same numbers), evaluation at the end (and every `eval_every` epochs).
+// the same numbers), evaluation at the end (and every `eval_every` epochs), best.safetensors
+// by val mIoU, summary.json, eval/final.json and report.html (the README's run folder).
 #pragma once
 
 #include <string>
@@ -24,6 +25,7 @@ struct SupervisedConfig {
   InferenceOptions inference = {};
   std::string run;
   bool resume = false;
+  bool keep_checkpoints = false;  // keep every epoch's resumable checkpoint, not only the newest
   std::string config_text;
 };
 

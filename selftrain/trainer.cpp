@@ -19,17 +19,28 @@ int64_t abort_at_step() {
 }
 }  // namespace
 
+std::string epoch_label(int64_t round, int64_t rounds, int64_t epoch, int64_t epochs) {
+  const std::string e = "epoch " + std::to_string(epoch) + "/" + std::to_string(epochs);
+  return round > 0 ? "round " + std::to_string(round) + "/" + std::to_string(rounds) + " " + e : e;
+}
+
 EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& loader,
                        const EpochContext& ctx) {
-  const auto t0 = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  const auto t0 = Clock::now();
   model.train();
-  loader.start_epoch(ctx.epoch);
-  Progress progress(ctx.label, loader.batches_per_epoch());
+  loader.start_epoch(ctx.loader_epoch);
+  const int64_t batches = loader.batches_per_epoch();
+  // The bar on a terminal; the log lines below say the rest.
+  Progress progress(ctx.label, batches, ctx.run, /*plain_lines=*/false);
   EpochStats stats;
-  double window = 0;
+  double window = 0, window_data = 0, window_step = 0;
   int64_t window_n = 0;
   const int64_t abort_step = abort_at_step();
+  auto fetch_start = Clock::now();
   while (auto batch = loader.next()) {
+    const auto fetched = Clock::now();
     if (abort_step >= 0 && ctx.global_step && *ctx.global_step == abort_step) std::_Exit(137);
     optimizer.zero_grad();
     const Tensor logits = model.forward(batch->images);
@@ -43,31 +54,55 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
                                                                   : "; the last good checkpoint is " + ctx.last_checkpoint,
                  "; hint: lower --lr or check the labels");
     }
+    const double lr = optimizer.current_lr();  // the rate this step uses
     loss.backward();
     optimizer.step();
+    const auto done = Clock::now();
+    const double data_time = seconds(fetch_start, fetched), step_time = seconds(fetch_start, done);
+    fetch_start = done;
     stats.mean_loss += l;
     ++stats.steps;
     window += l;
+    window_data += data_time;
+    window_step += step_time;
     ++window_n;
     if (ctx.global_step) ++*ctx.global_step;
-    char status[64];
-    std::snprintf(status, sizeof status, "loss %.4f", l);
-    progress.update(stats.steps, status);
-    if (ctx.run && (stats.steps % ctx.log_every == 0 || stats.steps == loader.batches_per_epoch())) {
-      ctx.run->metric({{"epoch", ctx.epoch},
-                       {"step", ctx.global_step ? *ctx.global_step : stats.steps},
-                       {"loss", window / double(window_n)},
-                       {"lr", optimizer.current_lr()}},
-                      ctx.round);
-      window = 0;
+    if (ctx.eta) ctx.eta->step_done(step_time);
+    const double eta = ctx.eta ? ctx.eta->seconds_left() : NAN;
+    progress.update(stats.steps, "loss " + format_fixed(l, 4) + (ctx.eta ? ", run ETA " + format_duration(eta) : ""));
+    if (ctx.run && (stats.steps % ctx.log_every == 0 || stats.steps == batches)) {
+      const int64_t global = ctx.global_step ? *ctx.global_step : stats.steps;
+      const MemoryUse mem = memory_use(logits.device());
+      const double mean_loss = window / double(window_n), mean_data = window_data / double(window_n),
+                   mean_step = window_step / double(window_n);
+      Json record;
+      if (ctx.round > 0) record["round"] = ctx.round;
+      record["epoch"] = ctx.epoch;
+      record["step"] = global;
+      record["loss"] = mean_loss;
+      record["lr"] = lr;
+      record["data_time"] = mean_data;
+      record["step_time"] = mean_step;
+      record["peak_rss_mib"] = std::round(mem.peak_rss_mib);
+      if (mem.cuda_peak_mib >= 0) record["cuda_peak_mib"] = std::round(mem.cuda_peak_mib);
+      record["eta_seconds"] = std::isfinite(eta) ? Json(std::round(eta)) : Json();
+      ctx.run->metric(record);
+      char lr_text[32];
+      std::snprintf(lr_text, sizeof lr_text, "%.3g", lr);
+      ctx.run->log(ctx.label + " step " + std::to_string(global) +
+                   (ctx.eta ? "/" + std::to_string(ctx.eta->total_steps()) : std::string()) + ": loss " +
+                   format_fixed(mean_loss, 4) + ", lr " + lr_text + ", data " + format_fixed(1000 * mean_data, 0) +
+                   " ms, step " + format_fixed(1000 * mean_step, 0) + " ms, peak RSS " +
+                   format_fixed(mem.peak_rss_mib, 0) + " MiB" +
+                   (mem.cuda_peak_mib >= 0 ? ", CUDA peak " + format_fixed(mem.cuda_peak_mib, 0) + " MiB" : "") +
+                   (ctx.eta ? ", run ETA " + format_duration(eta) : std::string()));
+      window = window_data = window_step = 0;
       window_n = 0;
     }
   }
   stats.mean_loss = stats.steps ? stats.mean_loss / double(stats.steps) : 0.0;
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  char status[96];
-  std::snprintf(status, sizeof status, "mean loss %.4f", stats.mean_loss);
-  progress.finish(status);
+  stats.seconds = seconds(t0, Clock::now());
+  progress.finish("mean loss " + format_fixed(stats.mean_loss, 4));
   return stats;
 }
 

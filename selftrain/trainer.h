@@ -1,6 +1,8 @@
 // The training loop shared by `cbst train` (supervised: source-only models and oracles) and
 // each self-training round: SGD on softmax cross-entropy (mean over non-ignored pixels) over
-// a loader's batches, with a NaN/Inf guard that stops the run naming the step.
+// a loader's batches, with a NaN/Inf guard that stops the run naming the step. Every
+// `log_every` steps (and at the epoch's end) one log line and one metrics.jsonl record: the
+// loss over those steps, learning rate, data and step time, memory, the run's ETA.
 #pragma once
 
 #include <cstdint>
@@ -15,17 +17,26 @@
 namespace cbst {
 
 struct EpochContext {
-  int64_t round = -1;          // for logs and metrics (-1: supervised)
-  int64_t epoch = 0;           // the loader's epoch number (drives its random draws)
+  // Where the epoch is, for logs and metrics, counted from 1 (run_dir.h): round 0 is
+  // supervised training (its records carry no round); the epoch is within the round.
+  int64_t round = 0;
+  int64_t rounds = 0;
+  int64_t epoch = 1;
+  int64_t epochs = 1;
+  int64_t loader_epoch = 0;    // the loader's epoch index (drives its random draws)
   int64_t* global_step = nullptr;
   RunDir* run = nullptr;
+  RunEta* eta = nullptr;       // the whole run's ETA, for the progress bar and log lines
   std::string label = "train";
-  int64_t log_every = 20;      // steps between metric lines
+  int64_t log_every = 20;      // steps between log lines and metrics records
   std::string last_checkpoint; // named in the NaN error
   Tensor class_weights;        // (C) cross-entropy weights; undefined: plain cross-entropy
   // Replaces the cross-entropy when set (CRST's regularised losses, selftrain/crst.h).
   std::function<Tensor(const Tensor& logits, const data::Batch& batch)> loss = {};
 };
+
+// "epoch 3/30" or "round 2/3 epoch 1/2": how logs and progress bars name an epoch.
+std::string epoch_label(int64_t round, int64_t rounds, int64_t epoch, int64_t epochs);
 
 struct EpochStats {
   double mean_loss = 0;

@@ -60,13 +60,13 @@ TEST_P(AdaptMethods, RunsTwoRoundsAndWritesTheRunFolder) {
   const auto r = run_cbst(adapt_args(GetParam(), run), path(run + ".log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* f : {"config.toml", "log.txt", "metrics.jsonl", "summary.json", "eval/initial.json",
-                        "eval/round_0.json", "eval/round_1.json", "checkpoints/final.safetensors",
-                        "checkpoints/latest"})
+                        "eval/round_1.json", "eval/round_2.json", "eval/final.json", "checkpoints/final.safetensors",
+                        "checkpoints/best.safetensors", "checkpoints/latest", "report.html"})
     EXPECT_TRUE(fs::exists(path(run + "/" + f))) << f;
   // The final checkpoint holds the weights and what names them; the optimizer's state and
   // the position stay in the resumable round checkpoint.
   const auto final_weights = weights::load_checkpoint(path(run + "/checkpoints/final.safetensors"));
-  const auto last_round = weights::load_checkpoint(path(run + "/checkpoints/round_1.safetensors"));
+  const auto last_round = weights::load_checkpoint(path(run + "/checkpoints/round_2.safetensors"));
   size_t optimizer_tensors = 0;
   for (auto& [name, t] : last_round) {
     if (name.rfind("optimizer.", 0) == 0) {
@@ -83,16 +83,17 @@ TEST_P(AdaptMethods, RunsTwoRoundsAndWritesTheRunFolder) {
   const nlohmann::json summary = weights::parse_json(read(run + "/summary.json"));
   EXPECT_EQ(summary.value("method", ""), GetParam()) << summary;
   ASSERT_TRUE(summary.contains("rounds") && summary["rounds"].size() == 2) << summary;
-  EXPECT_EQ(summary["rounds"][0].value("source_images", 0), 4) << "round 0 uses half the source";
-  EXPECT_EQ(summary["rounds"][1].value("source_images", 0), 6) << "round 1 uses 0.75 of it";
+  EXPECT_EQ(summary["rounds"][0].value("round", 0), 1) << "rounds count from 1";
+  EXPECT_EQ(summary["rounds"][0].value("source_images", 0), 4) << "round 1 uses half the source";
+  EXPECT_EQ(summary["rounds"][1].value("source_images", 0), 6) << "round 2 uses 0.75 of it";
   if (GetParam() == "source-only") {
-    EXPECT_FALSE(fs::exists(path(run + "/rounds/0/thresholds.json")));
+    EXPECT_FALSE(fs::exists(path(run + "/rounds/1/thresholds.json")));
     return;
   }
-  const nlohmann::json thr = weights::parse_json(read(run + "/rounds/1/thresholds.json"));
+  const nlohmann::json thr = weights::parse_json(read(run + "/rounds/2/thresholds.json"));
   EXPECT_EQ(thr.value("portion", 0.0), 0.25) << thr;
   EXPECT_EQ(thr.value("policy", ""), GetParam().rfind("st", 0) == 0 ? "st" : "cbst") << thr;
-  EXPECT_EQ(std::distance(fs::directory_iterator(path(run + "/rounds/0/pseudo")), fs::directory_iterator()),
+  EXPECT_EQ(std::distance(fs::directory_iterator(path(run + "/rounds/1/pseudo")), fs::directory_iterator()),
             8 + 4) << "8 pseudo-label maps and 4 colourised previews";
   EXPECT_TRUE(summary["rounds"][1].contains("pseudo_accuracy")) << summary;
 }
@@ -108,14 +109,14 @@ INSTANTIATE_TEST_SUITE_P(AllMethods, AdaptMethods,
 TEST_F(AdaptCommand, KilledRunResumesToTheSameNumbersAsAnUninterruptedOne) {
   auto r = run_cbst(adapt_args("cbst-sp", "whole"), path("whole.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // Round 0 trains 4+8 images in batches of 2 (6 steps): step 8 is inside round 1.
+  // Round 1 trains 4+8 images in batches of 2 (6 steps): step 8 is inside round 2.
   r = run_cbst(adapt_args("cbst-sp", "killed"), path("killed.log"), "CBST_TEST_ABORT_AT_STEP=8");
   ASSERT_EQ(r.exit_code, 137) << r.output;
-  EXPECT_TRUE(fs::exists(path("killed/checkpoints/round_0.safetensors")));
+  EXPECT_TRUE(fs::exists(path("killed/checkpoints/round_1.safetensors")));
   EXPECT_FALSE(fs::exists(path("killed/summary.json")));
   r = run_cbst(adapt_args("cbst-sp", "killed") + " --resume", path("resumed.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("resume : after round 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resume : after round 1"), std::string::npos) << r.output;
   EXPECT_EQ(read("whole/summary.json"), read("killed/summary.json"));
   const auto a = weights::load_checkpoint(path("whole/checkpoints/final.safetensors"));
   const auto b = weights::load_checkpoint(path("killed/checkpoints/final.safetensors"));
@@ -127,7 +128,7 @@ TEST_F(AdaptCommand, F16ProbabilityCacheHalvesTheCacheAndRuns) {
   const auto r = run_cbst(adapt_args("cbst", "f16") + " --prob-cache-precision f16", path("f16.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("f16 in cpu memory"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(path("f16/rounds/1/thresholds.json")));
+  EXPECT_TRUE(fs::exists(path("f16/rounds/2/thresholds.json")));
 }
 
 TEST_F(AdaptCommand, ResumeWithoutARunAndANewRunOverAnOldOneAreErrors) {
@@ -139,8 +140,8 @@ TEST_F(AdaptCommand, ResumeWithoutARunAndANewRunOverAnOldOneAreErrors) {
   EXPECT_NE(r.output.find("already holds a run"), std::string::npos) << r.output;
 }
 
-// The share of target pixels that carry a pseudo-label in round 0 (rounds/0/summary.json).
-double round0_coverage(const std::string& summary) {
+// The share of target pixels that carry a pseudo-label in round 1 (rounds/1/summary.json).
+double round1_coverage(const std::string& summary) {
   const Json j = Json::parse(summary, nullptr, /*allow_exceptions=*/false);
   return j.is_object() && j.contains("pseudo_coverage") ? j["pseudo_coverage"].get<double>() : -1.0;
 }
@@ -153,7 +154,7 @@ std::string crst_record(const std::string& summary) {
 }
 
 // CRST end to end: both regularisers train, the records name them, and LRENT's rule labels a
-// superset of hard CBST's pixels (round 0: same model, same thresholds).
+// superset of hard CBST's pixels (round 1: same model, same thresholds).
 TEST_F(AdaptCommand, CrstRegularizersRunAndAreRecorded) {
   auto r = run_cbst(adapt_args("cbst", "crst_none") + " --pool-sampling authors", path("crst_none.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -167,10 +168,10 @@ TEST_F(AdaptCommand, CrstRegularizersRunAndAreRecorded) {
   EXPECT_EQ(crst_record(none), "none 0.0 authors");
   EXPECT_EQ(crst_record(mrkld), "mrkld 0.01 pixel-index");
   EXPECT_EQ(crst_record(lrent), "lrent 0.25 authors");
-  EXPECT_EQ(read("crst_none/rounds/0/thresholds.json").substr(0, 200),
-            read("crst_lrent/rounds/0/thresholds.json").substr(0, 200)) << "the regulariser leaves the thresholds";
-  const double hard = round0_coverage(read("crst_none/rounds/0/summary.json"));
-  const double soft = round0_coverage(read("crst_lrent/rounds/0/summary.json"));
+  EXPECT_EQ(read("crst_none/rounds/1/thresholds.json").substr(0, 200),
+            read("crst_lrent/rounds/1/thresholds.json").substr(0, 200)) << "the regulariser leaves the thresholds";
+  const double hard = round1_coverage(read("crst_none/rounds/1/summary.json"));
+  const double soft = round1_coverage(read("crst_lrent/rounds/1/summary.json"));
   EXPECT_GT(hard, 0.0);
   EXPECT_GE(soft, hard);
   EXPECT_NE(mrkld, none);  // the regulariser changed the training

@@ -1,5 +1,6 @@
 // cbst eval: scores predictions against a dataset's ground truth and prints the per-class
-// IoU table (and JSON). The predicted label maps come from one of two sources:
+// IoU table (and JSON: the scores, the confusion matrix and what was evaluated, see
+// selftrain/eval_record.h). The predicted label maps come from one of two sources:
 //   --predictions DIR           a folder of predicted label PNGs (data/predictions.h);
 //   --checkpoint F [--model N]  a model run over the images (the checkpoint names its model;
 //                               --model checks it), with optional test scales and flip
@@ -20,6 +21,7 @@
 #include "data/predictions.h"
 #include "engine/check.h"
 #include "models/weight_import.h"
+#include "selftrain/eval_record.h"
 #include "selftrain/evaluate.h"
 #include "tools/cli/registry.h"
 
@@ -155,7 +157,20 @@ void run_eval(const EvalOptions& o) {
   std::fputs(format_table(result).c_str(), stdout);
   std::fflush(stdout);
   if (!o.json.empty()) {
-    write_text_atomic(o.json, json_text(to_json(result), 2) + "\n");
+    // What was evaluated beside the scores (selftrain/eval_record.h).
+    cbst::EvalSource source{.data = o.data, .split = o.split, .list = o.list_file};
+    if (model) {
+      source.checkpoint = o.checkpoint;
+      source.model = model->name();
+      source.scales = o.scales;
+      source.flip = o.flip;
+      source.input_scale = o.input_scale;
+      source.input_convention = resolved.input_convention.empty() ? model->input_convention() : resolved.input_convention;
+    } else {
+      source.predictions = o.predictions;
+      source.pred_format = o.pred_format;
+    }
+    write_text_atomic(o.json, json_text(cbst::eval_record(result, source), 2) + "\n");
     std::fprintf(stderr, "wrote %s\n", o.json.c_str());
   }
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/check.h"
+#include "selftrain/eval_record.h"  // cbst_version
 #include "tools/cli/registry.h"
 
 namespace cbst::cli {
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
   using namespace cbst::cli;
   CLI::App app{"cbst: class-balanced self-training (Zou et al., ECCV 2018) for semantic segmentation"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "cbst 0.1.0");
+  app.set_version_flag("--version", std::string("cbst ") + cbst::cbst_version());
   // Every option can also come from a TOML file: `cbst --config run.toml adapt ...`, with
   // the subcommand's options under [adapt] (as the run folder's config.toml holds them).
   app.set_config("--config", "", "read options from a TOML file")->check(config_file_size);

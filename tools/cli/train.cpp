@@ -23,6 +23,7 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cli::add_training_options(cmd, c->train, *f);
                    cmd.add_option("--run", c->run, "run folder")->required();
                    cmd.add_flag("--resume", c->resume, "continue the run in --run after its last epoch");
+                   cmd.add_flag("--keep-checkpoints", c->keep_checkpoints, "keep every epoch's checkpoint");
                    cmd.callback([c, f, &cmd] {
                      cli::finish_training_options(c->train, *f, c->inference);
                      c->config_text = "[train]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads

@@ -48,7 +48,7 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   cmd.add_option("--weight-decay", o.weight_decay, "weight decay (biases: none)")->capture_default_str();
   cmd.add_option("--clip-grad-norm", o.max_grad_norm, "clip the global gradient norm (0: off)");
-  cmd.add_option("--log-every", o.log_every, "steps between the loss records of metrics.jsonl")
+  cmd.add_option("--log-every", o.log_every, "steps between log lines and metrics.jsonl records")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str();
   cmd.add_option("--workers", o.workers, "data-loading threads")->check(CLI::Range(0, 64))->capture_default_str();
   cmd.add_option("--device", f.device, "cpu, cuda or cuda:N")->capture_default_str();
