@@ -8,6 +8,7 @@
 
 #include "data/dataset_util.h"
 #include "engine/check.h"
+#include "engine/format.h"
 
 namespace cbst::data {
 
@@ -33,7 +34,7 @@ std::string Dataset::describe() const {
   std::ostringstream os;
   os << kind_;
   if (!split_.empty()) os << " (" << split_ << ")";
-  os << " at " << root_ << ": " << samples_.size() << " images, " << labelled << " labelled ("
+  os << " at " << root_ << ": " << count_of(int64_t(samples_.size()), "image") << ", " << labelled << " labelled ("
      << encoding_name(encoding_) << ")";
   return os.str();
 }

@@ -23,7 +23,7 @@ constexpr VggConv kVgg[] = {
 constexpr MaxPool2dOptions kPool{.kernel = 2, .stride = 2, .pad = 0, .ceil_mode = true};
 }  // namespace
 
-Fcn8sVgg16::Fcn8sVgg16(const ModelOptions& options) {
+Fcn8sVgg16::Fcn8sVgg16(const ModelOptions& options, Fcn8sVariant variant) : variant_(variant) {
   num_classes_ = options.num_classes;
   dropout_rng_.set_state(options.seed ^ 0x9e3779b97f4a7c15ull, 0);
   const int64_t c = num_classes_;
@@ -65,6 +65,10 @@ Fcn8sVgg16::Fcn8sVgg16(const ModelOptions& options) {
   upscore8_ = up("upscore8", 16, 8);
 }
 
+std::string Fcn8sVgg16::name() const {
+  return variant_ == Fcn8sVariant::staged ? "fcn8s-vgg16-staged" : "fcn8s-vgg16";
+}
+
 Tensor Fcn8sVgg16::logits(const Tensor& x) {
   // Any input size: conv1_1's 100-pixel padding makes pool5 at least 7×7, fc6's kernel, and
   // the final crop (offset 31) stays inside upscore8's output for every size.
@@ -80,10 +84,15 @@ Tensor Fcn8sVgg16::logits(const Tensor& x) {
   h = dropout(relu(fc6_->forward(h)), {.p = 0.5, .training = training()}, &dropout_rng_);
   h = dropout(relu(fc7_->forward(h)), {.p = 0.5, .training = training()}, &dropout_rng_);
   h = score_fr_->forward(h);
+  // The at-once net's fixed Scale layers (scale_pool4, scale_pool3); the staged net has none.
+  if (variant_ == Fcn8sVariant::at_once) {
+    pool4 = mul(pool4, 0.01);
+    pool3 = mul(pool3, 0.0001);
+  }
   const Tensor up2 = upscore2_->forward(h);
-  h = add(up2, crop_like(score_pool4_->forward(mul(pool4, 0.01)), up2, 5, 5));
+  h = add(up2, crop_like(score_pool4_->forward(pool4), up2, 5, 5));
   const Tensor up4 = upscore_pool4_->forward(h);
-  h = add(up4, crop_like(score_pool3_->forward(mul(pool3, 0.0001)), up4, 9, 9));
+  h = add(up4, crop_like(score_pool3_->forward(pool3), up4, 9, 9));
   return crop_like(upscore8_->forward(h), x, 31, 31);
 }
 

@@ -27,6 +27,7 @@ class ResNet38 : public SegmentationModel {
   int64_t output_stride() const override { return 8; }
   std::string input_convention() const override { return "torchvision"; }
   void set_frozen_batch_norm(bool frozen) override;
+  std::vector<std::string> head_layers() const override { return {"conv6a", "classifier"}; }
 
   // The trunk up to relu7 (N, 4096, H/8, W/8).
   Tensor features(const Tensor& x);

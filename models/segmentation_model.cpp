@@ -40,7 +40,8 @@ namespace {
 using Factory = std::function<std::shared_ptr<SegmentationModel>(const ModelOptions&)>;
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> f = {
-      {"fcn8s-vgg16", [](const ModelOptions& o) { return std::make_shared<Fcn8sVgg16>(o); }},
+      {"fcn8s-vgg16", [](const ModelOptions& o) { return std::make_shared<Fcn8sVgg16>(o, Fcn8sVariant::at_once); }},
+      {"fcn8s-vgg16-staged", [](const ModelOptions& o) { return std::make_shared<Fcn8sVgg16>(o, Fcn8sVariant::staged); }},
       {"resnet38", [](const ModelOptions& o) { return std::make_shared<ResNet38>(o); }},
       {"small-fcn", [](const ModelOptions& o) { return std::make_shared<SmallFcn>(o); }},
       {"small-deeplabv3plus", [](const ModelOptions& o) { return std::make_shared<SmallDeepLabV3Plus>(o); }},

@@ -46,6 +46,13 @@ class SegmentationModel : public Module {
   // Batch-norm statistics frozen (ImageNet running statistics used while training); a no-op
   // for models without batch norm.
   virtual void set_frozen_batch_norm(bool frozen) { (void)frozen; }
+  // The segmentation head: the layers an ImageNet backbone does not have and the model
+  // initialises itself (FCN's score layers and fixed upsampling, ResNet-38's conv6a and
+  // classifier). A backbone's weight file may leave them out; any other layer it leaves out
+  // is an error unless the user allows a partial import (models/weight_import.h).
+  virtual std::vector<std::string> head_layers() const { return {"classifier"}; }
+  // The layer whose output channels are the classes (its weight is (C, ...)).
+  virtual std::string classifier_layer() const { return "classifier"; }
 
   // The parameters that train, split into the groups above; frozen parameters
   // (requires_grad false, e.g. FCN's bilinear upsampling) are left out.
@@ -62,6 +69,6 @@ class SegmentationModel : public Module {
 
 std::shared_ptr<SegmentationModel> create_model(const std::string& name,
                                                 const ModelOptions& options = {});
-std::vector<std::string> model_names();  // "fcn8s-vgg16", "resnet38", "small-deeplabv3plus", "small-fcn"
+std::vector<std::string> model_names();  // "fcn8s-vgg16", "fcn8s-vgg16-staged", "resnet38", "small-deeplabv3plus", "small-fcn"
 
 }  // namespace cbst

@@ -11,6 +11,8 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
+#include "engine/format.h"
+#include "models/weight_import.h"
 #include "layers/soft_cross_entropy.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/class_weights.h"
@@ -107,7 +109,6 @@ void run_adaptation(const AdaptConfig& cfg) {
     run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "previews", "keep-checkpoints",
                                        "prob-cache-memory", "deterministic"});
   set_deterministic(cfg.train.deterministic);
-  const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
   const bool adapt = cfg.method != AdaptMethod::source_only;
   const bool use_prior = cfg.method == AdaptMethod::st_sp || cfg.method == AdaptMethod::cbst_sp;
   CBST_CHECK(!use_prior || !cfg.prior.empty(), adapt_method_name(cfg.method),
@@ -128,22 +129,26 @@ void run_adaptation(const AdaptConfig& cfg) {
   if (regularizer == Regularizer::lrent && cfg.train.class_weights != "none")
     CBST_THROW("--class-weights ", cfg.train.class_weights, " does not apply to LRENT's soft ",
                "pseudo-labels; use --class-weights none with --regularizer lrent");
-  const data::Dataset source = data::open_dataset(cfg.source, {.split = "train"});
+  const auto [source_spec, source_split] = split_eval_spec(cfg.source, "train");
+  const data::Dataset source = data::open_dataset(source_spec, {.split = source_split});
   const data::Dataset target = data::open_dataset(cfg.target, {.split = cfg.target_split});
   std::optional<data::Dataset> eval_set;
   if (!cfg.eval.empty()) {
     auto [spec, split] = split_eval_spec(cfg.eval);
     eval_set = data::open_dataset(spec, {.split = split});
   }
-  BuiltModel built = build_model(cfg.model, cfg.num_classes, cfg.init, cfg.train.seed);
+  LoadedModel built = load_model(cfg.init, {.model = cfg.model, .num_classes = cfg.num_classes,
+                                            .default_classes = default_num_classes(source),
+                                            .allow_partial = cfg.allow_partial, .seed = cfg.train.seed});
   SegmentationModel& model = *built.model;
+  const data::ClassSpace space = data::class_space_for(int(model.num_classes()));
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
   Tensor prior;
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
-  run.log("cbst adapt: " + std::string(adapt_method_name(cfg.method)) + ", " + std::to_string(cfg.rounds) +
-          " rounds on " + cfg.train.device.str() +
+  run.log("cbst adapt: " + std::string(adapt_method_name(cfg.method)) + ", " + count_of(cfg.rounds, "round") +
+          " on " + cfg.train.device.str() +
           (regularizer != Regularizer::none
                ? ", regularizer " + std::string(regularizer_name(regularizer)) + " (weight " + json_text(Json(reg_weight)) + ")"
                : std::string()));
@@ -152,7 +157,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("  target : " + target.describe());
   if (eval_set) run.log("  eval   : " + eval_set->describe());
 
-  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
+  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(model.num_classes())),
                                .inference = cfg.inference, .device = cfg.train.device,
                                .input_convention = built.input_convention};
   EvalSource eval_source;

@@ -38,8 +38,10 @@ struct AdaptConfig {
   std::string target_split = "train";
   std::string eval;    // KIND=PATH[:SPLIT]; empty: no evaluation
   std::string model = "small-fcn";
-  int64_t num_classes = 19;
+  // 0: the classifier's in `init`, else default_num_classes of the (source) data.
+  int64_t num_classes = 0;
   std::string init;    // checkpoint or external weights
+  bool allow_partial = false;  // `init` may leave trained layers at their initialisation
   AdaptMethod method = AdaptMethod::cbst;
   std::string prior;   // safetensors from `cbst priors` (st-sp, cbst-sp)
   int64_t rounds = 3;

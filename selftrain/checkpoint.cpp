@@ -58,43 +58,4 @@ LoadedCheckpoint load_training_checkpoint(const std::string& path, SegmentationM
   return r;
 }
 
-BuiltModel build_model(const std::string& name, int64_t num_classes, const std::string& init,
-                       uint64_t seed) {
-  BuiltModel b;
-  if (init.empty()) {
-    b.model = create_model(name, {.num_classes = num_classes, .seed = seed});
-    b.input_convention = b.model->input_convention();
-    b.description = name + ", " + std::to_string(num_classes) + " classes, random initialisation (seed " +
-                    std::to_string(seed) + ")";
-    return b;
-  }
-  const weights::TensorMap m = weights::load_weights(init);
-  m.check_finite();
-  if (m.metadata.count("model") && m.metadata.count("num_classes")) {
-    CBST_CHECK(m.metadata.at("model") == name, init, " holds a ", m.metadata.at("model"),
-               " checkpoint but --model is ", name);
-    CBST_CHECK(m.metadata_int("num_classes", 0) == num_classes, init, " was trained for ",
-               m.metadata.at("num_classes"), " classes but ", num_classes, " are asked for");
-    b.model = create_model(name, {.num_classes = num_classes, .seed = seed, .initialize = false});
-    std::map<std::string, Tensor> state;
-    for (auto& [n, t] : m)
-      if (n.rfind("optimizer.", 0) != 0) state[n] = t;
-    b.model->load_state_dict(state, true);
-    if (m.metadata.count("dropout_seed"))
-      b.model->dropout_generator().set_state(std::stoull(m.metadata.at("dropout_seed")), 0);
-    b.input_convention = m.metadata.count("input_convention") ? m.metadata.at("input_convention")
-                                                               : b.model->input_convention();
-    b.description = name + " from checkpoint " + init;
-    return b;
-  }
-  b.model = create_model(name, {.num_classes = num_classes, .seed = seed});
-  const WeightImport r = import_weights(m, *b.model);
-  b.input_convention = r.input_convention;
-  b.description = name + " from " + init + " (" + r.layout + ", " + std::to_string(r.tensors.size()) +
-                  " tensors; " + std::to_string(r.not_covered.size()) + " keep their initialisation; input " +
-                  r.input_convention + ")";
-  for (const std::string& note : r.notes) b.description += "; " + note;
-  return b;
-}
-
 }  // namespace cbst

@@ -35,15 +35,4 @@ struct LoadedCheckpoint {
 LoadedCheckpoint load_training_checkpoint(const std::string& path, SegmentationModel& model,
                                           Sgd* optimizer);
 
-// A model for a run: `init` empty → random initialisation (seeded); a cbst checkpoint → its
-// weights (the model name and classes must agree); any other weight file → imported with
-// the mappings of models/weight_import.h. Returns the input convention to use.
-struct BuiltModel {
-  std::shared_ptr<SegmentationModel> model;
-  std::string input_convention;
-  std::string description;  // one line for the log
-};
-BuiltModel build_model(const std::string& name, int64_t num_classes, const std::string& init,
-                       uint64_t seed);
-
 }  // namespace cbst

@@ -13,6 +13,7 @@
 #include "data/label_map.h"
 #include "data/synthetic.h"
 #include "engine/check.h"
+#include "models/weight_import.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/crst.h"
 #include "selftrain/demo_report.h"
@@ -301,7 +302,8 @@ void run_demo(const DemoConfig& cfg) {
   std::string convention;
   for (size_t i = 0; i < kDemoMethods.size(); ++i) {
     const std::string& name = kDemoMethods[i];
-    BuiltModel built = build_model(cfg.model, 19, at(name + "/checkpoints/final.safetensors"), cfg.seed);
+    LoadedModel built = load_model(at(name + "/checkpoints/final.safetensors"),
+                                   {.model = cfg.model, .num_classes = 19, .seed = cfg.seed});
     built.model->to(cfg.device);
     convention = built.input_convention;
     const data::EvalResult e = evaluate_model(*built.model, val,

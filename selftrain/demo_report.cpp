@@ -8,6 +8,7 @@
 
 #include "data/label_map.h"
 #include "engine/check.h"
+#include "engine/format.h"
 #include "selftrain/crst.h"
 #include "selftrain/report.h"
 #include "selftrain/run_report.h"
@@ -364,8 +365,7 @@ std::string demo_report_html(const DemoReportInput& in) {
   h += "<p class=\"note\">Source: game-like renders with flat colours (GTA5 layout). Target: the same kind of street "
        "scenes with another colour table, textures, noise, blur, illumination and more people and bicycles "
        "(Cityscapes layout). ST, CBST and CBST-SP start from the same source model and run the same schedule (" +
-       std::to_string(cfg.rounds) + " rounds × " + std::to_string(cfg.epochs_per_round) +
-       " epoch, portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round, CRST regulariser " +
+       count_of(cfg.rounds, "round") + " × " + count_of(cfg.epochs_per_round, "epoch") + ", portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round, CRST regulariser " +
        html_escape(cfg.regularizer) +
        (cfg.regularizer == "none" ? std::string()
                                   : " with weight " + fmt(cfg.reg_weight >= 0 ? cfg.reg_weight

@@ -1,5 +1,7 @@
 #include "selftrain/round_labels.h"
 
+#include <filesystem>
+
 #include "data/image.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -10,6 +12,12 @@ namespace cbst {
 RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset& target,
                                   const Tensor& prior, const RoundLabelOptions& o, RunDir& run,
                                   int64_t round) {
+  const std::filesystem::path dir = std::filesystem::path(run.path()) / "rounds" / std::to_string(round) / "pseudo";
+  return label_dataset(model, target, prior, o, {.dir = dir.string(), .name = "round " + std::to_string(round), .run = &run});
+}
+
+RoundLabels label_dataset(SegmentationModel& model, const data::Dataset& target, const Tensor& prior,
+                          const RoundLabelOptions& o, const LabelOutput& out) {
   NoGradGuard no_grad;
   const int64_t n = int64_t(target.size());
   CBST_CHECK(n > 0, "the target set is empty: ", target.describe());
@@ -18,7 +26,7 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
   // Pass over the target: probabilities at network resolution, cached on the host.
   ProbabilityCache cache(o.cache);
   int64_t height = 0, width = 0;
-  Progress progress("round " + std::to_string(round) + " predict", n, &run);
+  Progress progress(out.name + " predict", n, out.run);
   for (int64_t i = 0; i < n; ++i) {
     const data::Image image = target.read_image(size_t(i));
     if (i == 0) {
@@ -44,8 +52,7 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
                             ? lrent_pseudo_labels(all, prior, thr.thresholds, o.lrent_alpha, size)
                             : pseudo_labels(all, prior, thr.thresholds, {.label_size = size}).labels.to(Device::cpu());
 
-  RoundLabels r{.dataset = data::Dataset("pseudo", run.path(), "round " + std::to_string(round),
-                                         class_id_encoding(o.space), {})};
+  RoundLabels r{.dataset = data::Dataset("pseudo", out.dir, out.name, class_id_encoding(o.space), {})};
   const std::vector<float> t = thr.thresholds.to_vector<float>();
   r.thresholds.assign(t.begin(), t.end());
   r.pool_sizes = thr.pool_sizes.to_vector<int64_t>();
@@ -58,7 +65,8 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
 
   std::vector<data::Sample> samples;
   const uint8_t* lab = labels.data<uint8_t>();
-  const std::string dir = "rounds/" + std::to_string(round) + "/pseudo/";
+  std::filesystem::create_directories(out.dir);
+  const std::filesystem::path dir(out.dir);
   for (int64_t i = 0; i < n; ++i) {
     const data::Sample& s = target.sample(size_t(i));
     data::Labels map{.width = int(width), .height = int(height),
@@ -73,16 +81,15 @@ RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset&
           r.correct[map.ids[k]] += map.ids[k] == gt.ids[k];
         }
     }
-    const std::string path = run.file(dir + s.stem + ".png");
+    const std::string path = (dir / (s.stem + ".png")).string();
     data::write_png_grey(path, map);
     if (i < o.previews) {
-      data::write_png(run.file(dir + s.stem + "_color.png"), data::colorize(map, o.space));
+      data::write_png((dir / (s.stem + "_color.png")).string(), data::colorize(map, o.space));
       r.preview_stems.push_back(s.stem);
     }
     samples.push_back({.image = s.image, .label = path, .stem = s.stem});
   }
-  r.dataset = data::Dataset("pseudo", run.path(), "round " + std::to_string(round), class_id_encoding(o.space),
-                            std::move(samples));
+  r.dataset = data::Dataset("pseudo", out.dir, out.name, class_id_encoding(o.space), std::move(samples));
   if (o.lrent_alpha > 0)
     r.soft_targets = std::make_shared<const LrentTargets>(all, prior, thr.thresholds, o.lrent_alpha, size);
   return r;

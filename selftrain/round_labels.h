@@ -49,6 +49,20 @@ struct RoundLabels {
   std::shared_ptr<const LrentTargets> soft_targets = {};  // LRENT only
 };
 
+// Where a labelling pass writes: `dir`/<stem>.png and, for the first `previews` images,
+// `dir`/<stem>_color.png (the folder is created). `name` labels the progress lines and the
+// returned dataset; `run`, when given, also receives the progress in its log.
+struct LabelOutput {
+  std::string dir;
+  std::string name;
+  RunDir* run = nullptr;
+};
+
+// Pseudo-labels of every image of `target` (also `cbst pseudolabel --checkpoint`).
+RoundLabels label_dataset(SegmentationModel& model, const data::Dataset& target, const Tensor& spatial_prior,
+                          const RoundLabelOptions& options, const LabelOutput& output);
+
+// A round of `cbst adapt`: label_dataset into the run's rounds/<round>/pseudo/.
 RoundLabels generate_round_labels(SegmentationModel& model, const data::Dataset& target,
                                   const Tensor& spatial_prior, const RoundLabelOptions& options,
                                   RunDir& run, int64_t round);

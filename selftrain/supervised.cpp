@@ -9,6 +9,8 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
+#include "engine/format.h"
+#include "models/weight_import.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/class_weights.h"
 #include "selftrain/evaluate.h"
@@ -40,7 +42,6 @@ void run_supervised(const SupervisedConfig& cfg) {
     run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "eval-every", "scales", "flip",
                                        "deterministic", "keep-checkpoints"});
   set_deterministic(cfg.train.deterministic);
-  const data::ClassSpace space = data::class_space_for(int(cfg.num_classes));
   const data::Dataset dataset = data::open_dataset(cfg.data, {.split = cfg.split, .list_file = cfg.list});
   CBST_CHECK(dataset.all_labelled(), "supervised training needs labels, but ", dataset.describe(),
              " has images without ground truth");
@@ -49,8 +50,11 @@ void run_supervised(const SupervisedConfig& cfg) {
     auto [spec, split] = split_eval_spec(cfg.eval);
     eval_set = data::open_dataset(spec, {.split = split});
   }
-  BuiltModel built = build_model(cfg.model, cfg.num_classes, cfg.init, cfg.train.seed);
+  LoadedModel built = load_model(cfg.init, {.model = cfg.model, .num_classes = cfg.num_classes,
+                                            .default_classes = default_num_classes(dataset),
+                                            .allow_partial = cfg.allow_partial, .seed = cfg.train.seed});
   SegmentationModel& model = *built.model;
+  const data::ClassSpace space = data::class_space_for(int(model.num_classes()));
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
 
@@ -62,7 +66,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr,
                                  cfg.poly ? std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch()) : 0);
   const Tensor class_weights = class_weights_for(cfg.train.class_weights, {dataset}, space, cfg.train.device);
-  run.log("cbst train: " + std::to_string(cfg.epochs) + " epochs on " + cfg.train.device.str());
+  run.log("cbst train: " + count_of(cfg.epochs, "epoch") + " on " + cfg.train.device.str());
   run.log("  model : " + built.description);
   run.log("  data  : " + dataset.describe());
 
@@ -77,7 +81,7 @@ void run_supervised(const SupervisedConfig& cfg) {
     run.drop_metrics_from(done_epochs + 1);
     run.log("  resume: after epoch " + std::to_string(done_epochs) + " from " + resumable);
   }
-  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(cfg.num_classes)),
+  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(model.num_classes())),
                                .inference = cfg.inference, .device = cfg.train.device,
                                .input_convention = built.input_convention};
   EvalSource eval_source;

@@ -16,8 +16,10 @@ struct SupervisedConfig {
   std::string list;  // optional list file restricting the dataset
   std::string eval;  // KIND=PATH[:SPLIT]; empty: none
   std::string model = "small-fcn";
-  int64_t num_classes = 19;
+  // 0: the classifier's in `init`, else default_num_classes of the (source) data.
+  int64_t num_classes = 0;
   std::string init;
+  bool allow_partial = false;  // `init` may leave trained layers at their initialisation
   int64_t epochs = 10;
   int64_t eval_every = 0;  // 0: only at the end
   bool poly = false;       // poly learning-rate decay (power 0.9) over all steps

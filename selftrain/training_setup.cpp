@@ -4,6 +4,8 @@
 
 namespace cbst {
 
+int64_t default_num_classes(const data::Dataset& dataset) { return dataset.kind() == "synthia" ? 16 : 19; }
+
 std::pair<std::string, std::string> split_eval_spec(const std::string& spec, const std::string& default_split) {
   const size_t eq = spec.find('=');
   const size_t colon = spec.rfind(':');

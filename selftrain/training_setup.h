@@ -45,6 +45,10 @@ struct TrainingOptions {
   bool deterministic = false;
 };
 
+// The class count a model for this data has unless told otherwise: 16 for SYNTHIA (the
+// SYNTHIA → Cityscapes protocol), 19 for every other dataset.
+int64_t default_num_classes(const data::Dataset& dataset);
+
 // "KIND=PATH:SPLIT" (split defaults to `default_split`) → (spec, split).
 std::pair<std::string, std::string> split_eval_spec(const std::string& spec,
                                                     const std::string& default_split = "val");

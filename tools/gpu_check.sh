@@ -39,6 +39,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 mkdir -p "$out"
+out_abs="$(cd "$out" && pwd)"
 parts="$out/parts.tsv"  # name, status, seconds, detail
 : > "$parts"
 start_all=$(date +%s)
@@ -86,7 +87,7 @@ if [[ $skip_tests == 0 && -d "$build" ]]; then
   regex=(); [[ -n "$tests_regex" ]] && regex=(-R "$tests_regex")
   ctest --test-dir "$build" -N -L cuda "${regex[@]}" | sed -n 's/^ *Test *#[0-9]*: //p' > "$out/cuda_tests.txt"
   run tests "$out/ctest.log" ctest --test-dir "$build" -j "$jobs" --output-on-failure --timeout 600 \
-      --output-junit "$PWD/$out/ctest.xml" "${regex[@]}"
+      --output-junit "$out_abs/ctest.xml" "${regex[@]}"
 else
   record tests skipped 0 "not asked or no build"
 fi

@@ -319,6 +319,154 @@ TEST(Fcn8sVgg16, CaffeVgg16ImportsWithLegacyFourDimensionalFcBlobs) {
   CBST_EXPECT_CLOSE("conv5_3", dst->state_dict().at("conv5_3.weight"), st.at("conv5_3.weight"), 0.0, 0.0);
 }
 
+// Issue 12: pytorch-fcn's FCN8s (staged, fcn8s_from_caffe.pth) runs score_pool4(pool4) and
+// score_pool3(pool3); FCN8sAtOnce runs them on 0.01·pool4 and 0.0001·pool3. So the staged
+// net equals the at-once net whose two skip score weights are scaled by 0.01 and 0.0001.
+TEST(Fcn8sVgg16Slow, StagedEqualsAtOnceWithItsSkipScoreWeightsScaled) {
+  auto at_once = create_model("fcn8s-vgg16", {.num_classes = 3, .seed = 3});
+  auto staged = create_model("fcn8s-vgg16-staged", {.num_classes = 3, .initialize = false});
+  EXPECT_EQ(staged->name(), "fcn8s-vgg16-staged");
+  std::map<std::string, Tensor> state = at_once->state_dict();
+  // Score layers start at zero; give the skips something to contribute.
+  for (const char* n : {"score_fr.weight", "score_pool4.weight", "score_pool3.weight"})
+    state[n] = rand_uniform(state.at(n).shape(), -1, 1);
+  at_once->load_state_dict(state, true);
+  staged->load_state_dict(state, true);
+  at_once->eval();
+  staged->eval();
+  NoGradGuard guard;
+  const Tensor x = rand_uniform({1, 3, 21, 26}, -100, 100);
+  const Tensor want = at_once->forward(x);
+  const Tensor unscaled = staged->forward(x);
+  std::map<std::string, Tensor> scaled = state;
+  scaled["score_pool4.weight"] = mul(state.at("score_pool4.weight"), 0.01);
+  scaled["score_pool3.weight"] = mul(state.at("score_pool3.weight"), 0.0001);
+  staged->load_state_dict(scaled, true);
+  // (0.01·w)·x against w·(0.01·x): the same sums, each product rounded differently in f32.
+  CBST_EXPECT_CLOSE("staged with scaled skips", staged->forward(x), want, 1e-4, 1e-4);
+  double gap = 0;
+  const std::vector<float> a = want.to_vector<float>(), b = unscaled.to_vector<float>();
+  for (size_t i = 0; i < a.size(); ++i) gap = std::max(gap, double(std::fabs(a[i] - b[i])));
+  EXPECT_GT(gap, 1e-3) << "the same weights must give other logits in the other variant";
+}
+
+// Issue 12: the names cannot tell the two pytorch-fcn nets apart, so the import says which one
+// the model named assumes; a Caffe FCN can be told apart (the at-once net keeps its Scale
+// layers) and is refused by the other variant.
+TEST(WeightImport, Fcn8sImportSaysWhichVariantItAssumes) {
+  auto at_once = create_model("fcn8s-vgg16", {.num_classes = 3, .initialize = false});
+  weights::TensorMap fcn;  // pytorch-fcn: our names, no metadata
+  for (auto& [name, t] : at_once->state_dict()) fcn.set(name, t);
+  const WeightImport a = map_weights(fcn, *at_once);
+  EXPECT_EQ(a.layout, "pytorch-fcn");
+  ASSERT_EQ(a.notes.size(), 1u);
+  EXPECT_NE(a.notes[0].find("assuming the at-once FCN8s (FCN8sAtOnce, fcn8s-atonce_from_caffe.pth"),
+            std::string::npos) << a.notes[0];
+  EXPECT_NE(a.notes[0].find("for fcn8s_from_caffe.pth use --model fcn8s-vgg16-staged"), std::string::npos);
+  auto staged = create_model("fcn8s-vgg16-staged", {.num_classes = 3, .initialize = false});
+  const WeightImport s = map_weights(fcn, *staged);
+  ASSERT_EQ(s.notes.size(), 1u);
+  EXPECT_NE(s.notes[0].find("assuming pytorch-fcn's staged FCN8s (fcn8s_from_caffe.pth"), std::string::npos)
+      << s.notes[0];
+  EXPECT_TRUE(s.not_covered.empty());
+
+  weights::TensorMap caffe = fcn;
+  caffe.format = "caffemodel";
+  try {
+    map_weights(caffe, *at_once);
+    FAIL() << "a Caffe FCN without scale layers is the staged net";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("use --model fcn8s-vgg16-staged"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(map_weights(caffe, *staged).notes.size(), 1u);
+  caffe.set("scale_pool4.weight", Tensor::full({512}, 0.01));
+  caffe.set("scale_pool3.weight", Tensor::full({256}, 0.0001));
+  try {
+    map_weights(caffe, *staged);
+    FAIL() << "scale layers mark the at-once net";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("use --model fcn8s-vgg16"), std::string::npos) << e.what();
+  }
+  const WeightImport c = map_weights(caffe, *at_once);
+  EXPECT_EQ(c.dropped, (std::vector<std::string>{"scale_pool3.weight", "scale_pool4.weight"}));
+  ASSERT_EQ(c.notes.size(), 1u);
+  EXPECT_NE(c.notes[0].find("mark the at-once FCN8s"), std::string::npos) << c.notes[0];
+
+  // A VGG16 backbone (no score layers) fits both; nothing to say.
+  weights::TensorMap vgg = fcn;
+  for (const char* n : {"score_fr", "score_pool4", "score_pool3"})
+    for (const char* p : {".weight", ".bias"}) vgg.erase(std::string(n) + p);
+  EXPECT_TRUE(map_weights(vgg, *staged).notes.empty());
+}
+
+// timm's vgg16.tv_in1k keeps torchvision's features and names fc6/fc7 pre_logits.fc1/fc2,
+// already shaped as convolutions; a features-only file leaves fc6/fc7 uncovered, and those
+// are outside FCN8s's head, so load_model refuses it unless allowed.
+TEST(Fcn8sVgg16, TimmVgg16ImportsAndAFeaturesOnlyFileNamesWhatItLacks) {
+  auto src = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
+  fill_distinct(*src);
+  const auto st = src->state_dict();
+  weights::TensorMap timm = testing::torchvision_vgg16_layout(st);
+  timm.erase("classifier.0.weight");
+  timm.erase("classifier.0.bias");
+  timm.erase("classifier.3.weight");
+  timm.erase("classifier.3.bias");
+  timm.erase("classifier.6.weight");
+  timm.erase("classifier.6.bias");
+  weights::TensorMap features = timm;
+  timm.set("pre_logits.fc1.weight", st.at("fc6.weight"));
+  timm.set("pre_logits.fc1.bias", st.at("fc6.bias"));
+  timm.set("pre_logits.fc2.weight", st.at("fc7.weight"));
+  timm.set("pre_logits.fc2.bias", st.at("fc7.bias"));
+  timm.set("head.fc.weight", Tensor::zeros({1000, 4096}));
+  timm.set("head.fc.bias", Tensor::zeros({1000}));
+  auto dst = create_model("fcn8s-vgg16", {.num_classes = 19, .initialize = false});
+  const WeightImport r = import_weights(timm, *dst);
+  EXPECT_EQ(r.layout, "timm-vgg16");
+  EXPECT_EQ(r.input_convention, "torchvision");
+  EXPECT_EQ(r.dropped, (std::vector<std::string>{"head.fc.bias", "head.fc.weight"}));
+  EXPECT_TRUE(r.not_covered_trunk.empty());
+  CBST_EXPECT_CLOSE("fc6", dst->state_dict().at("fc6.weight"), st.at("fc6.weight"), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("fc7", dst->state_dict().at("fc7.bias"), st.at("fc7.bias"), 0.0, 0.0);
+
+  const WeightImport f = map_weights(features, *dst);
+  EXPECT_EQ(f.layout, "torchvision-vgg16");
+  EXPECT_EQ(f.not_covered_trunk, (std::vector<std::string>{"fc6.bias", "fc6.weight", "fc7.bias", "fc7.weight"}));
+  try {
+    check_import_complete(f, *dst, "vgg16_features.pth", {});
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("vgg16_features.pth (layout torchvision-vgg16) leaves 4 tensors of fcn8s-vgg16 "
+                       "uninitialised: fc6 (bias, weight), fc7 (bias, weight)"),
+              std::string::npos) << msg;
+    EXPECT_NE(msg.find("--allow-partial"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  EXPECT_NO_THROW(check_import_complete(f, *dst, "vgg16_features.pth", {.allow_partial = true}));
+}
+
+TEST(WeightImport, TheClassCountComesFromTheFilesClassifier) {
+  std::string where;
+  weights::TensorMap m;
+  m.set("conv1_1.weight", Tensor::zeros({64, 3, 3, 3}));
+  EXPECT_EQ(classes_in_weights(m), 0) << "a backbone has no classifier";
+  m.set("score_fr.weight", Tensor::zeros({21, 4096, 1, 1}));
+  EXPECT_EQ(classes_in_weights(m, &where), 21);
+  EXPECT_EQ(where, "classifier score_fr.weight [21, 4096, 1, 1]");
+  weights::TensorMap ours;
+  ours.set("module.classifier.weight", Tensor::zeros({16, 512, 3, 3}));
+  EXPECT_EQ(classes_in_weights(ours), 16);
+  ours.metadata = {{"model", "resnet38"}, {"num_classes", "19"}};
+  EXPECT_EQ(classes_in_weights(ours, &where), 19) << "a checkpoint's record comes first";
+  EXPECT_EQ(where, "metadata (num_classes 19)");
+  weights::TensorMap mx;
+  mx.set("arg:linear1000_weight", Tensor::zeros({1000, 4096}));
+  EXPECT_EQ(classes_in_weights(mx), 0) << "ImageNet's classifier is not a segmentation head";
+  mx.set("arg:linear19_weight", Tensor::zeros({19, 512, 3, 3}));
+  EXPECT_EQ(classes_in_weights(mx), 19);
+}
+
 TEST(Models, CheckpointOfTheWrongClassCountListsEveryMismatch) {
   auto m = create_model("small-fcn", {.num_classes = 19});
   const fs::path dir = temp_dir("mismatch");
@@ -359,7 +507,9 @@ TEST(Models, UnknownModelNamesListTheKnownOnes) {
     create_model("vgg19");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("fcn8s-vgg16, resnet38, small-deeplabv3plus, small-fcn"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fcn8s-vgg16, fcn8s-vgg16-staged, resnet38, small-deeplabv3plus, small-fcn"),
+              std::string::npos)
+        << e.what();
   }
 }
 

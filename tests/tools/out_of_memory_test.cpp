@@ -101,7 +101,7 @@ TEST_F(CliOutOfMemory, AReaderNamesTheFileAndTheFormat) {
   weights::TensorMap small;
   small.insert("probs", Tensor::from_vector<float>({0.25f, 0.75f, 0.5f, 0.5f}, {1, 2, 1, 2}));
   weights::write_safetensors(path("small.safetensors"), small);
-  const std::string options = " --policy cbst --portion 0.5 --out " + path("labels.safetensors");
+  const std::string options = " --method cbst --portion 0.5 --out " + path("labels.safetensors");
   const CappedRun ok = run_capped("pseudolabel --probs " + path("small.safetensors") + options);
   ASSERT_EQ(ok.exit_code, 0) << "the cap leaves room for the program itself: " << ok.err;
 

@@ -75,7 +75,7 @@ TEST_F(PriorsCommand, WritesTheLibrarysPriorAndAPerClassSummary) {
   probs.insert("probs", Tensor::full({1, 19, 2, 3}, 1.0 / 19));
   const std::string probs_path = dir_.file("probs.safetensors");
   weights::write_safetensors(probs_path, probs);
-  EXPECT_EQ(run("pseudolabel --probs " + probs_path + " --prior " + out + " --label-size 4x6 --out " +
+  EXPECT_EQ(run("pseudolabel --probs " + probs_path + " --method cbst-sp --prior " + out + " --label-size 4x6 --out " +
                 dir_.file("labels.safetensors")),
             0)
       << output_;

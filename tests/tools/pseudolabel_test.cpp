@@ -54,7 +54,7 @@ TEST_F(PseudolabelCommand, WritesTheLibrarysLabelsThresholdsAndPoolSizes) {
   const fs::path out = dir_ / "out.safetensors";
   ASSERT_EQ(run("pseudolabel --probs " + (dir_ / "probs.safetensors").string() + " --prior " +
                 (dir_ / "prior.safetensors").string() +
-                " --policy cbst --portion 0.3 --label-size 13x17 --stride 2 --out " + out.string()),
+                " --method cbst-sp --portion 0.3 --label-size 13x17 --pool-stride 2 --out " + out.string()),
             0)
       << output_;
   EXPECT_NE(output_.find("threshold"), std::string::npos) << output_;
@@ -67,7 +67,7 @@ TEST_F(PseudolabelCommand, WritesTheLibrarysLabelsThresholdsAndPoolSizes) {
   EXPECT_EQ(got.at("pool_sizes").to_vector<int64_t>(), want.pool_sizes.to_vector<int64_t>());
   EXPECT_EQ(got.at("labels").shape(), (Shape{2, 13, 17}));
   EXPECT_EQ(got.at("labels").to_vector<uint8_t>(), want_labels.labels.to_vector<uint8_t>());
-  EXPECT_EQ(got.metadata.at("policy"), "cbst");
+  EXPECT_EQ(got.metadata.at("method"), "cbst-sp");
 }
 
 TEST_F(PseudolabelCommand, StPolicyAtProbabilityResolutionGivesOneThreshold) {
@@ -78,7 +78,7 @@ TEST_F(PseudolabelCommand, StPolicyAtProbabilityResolutionGivesOneThreshold) {
   weights::write_safetensors((dir_ / "probs.safetensors").string(), in);
   const fs::path out = dir_ / "out.safetensors";
   ASSERT_EQ(run("pseudolabel --probs " + (dir_ / "probs.safetensors").string() +
-                " --policy st --portion 0.5 --confidence --out " + out.string()),
+                " --method st --portion 0.5 --confidence --out " + out.string()),
             0)
       << output_;
   const weights::TensorMap got = weights::read_safetensors(out.string());

@@ -1,6 +1,8 @@
 // cbst adapt: self-training rounds (ST, CBST, CBST-SP) from a source model.
 #include "selftrain/adapt.h"
+#include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 #include "tools/cli/training_options.h"
 
 namespace cbst {
@@ -13,24 +15,28 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    auto method = std::make_shared<std::string>("cbst");
                    auto portion = std::make_shared<std::string>("0.2,0.05,0.5");
                    auto source_portion = std::make_shared<std::string>("1.0,0.0,1.0");
-                   cmd.add_option("--source", c->source, "labelled source dataset KIND=PATH")->required();
-                   cmd.add_option("--target", c->target, "unlabelled target dataset KIND=PATH")->required();
-                   cmd.add_option("--target-split", c->target_split, "split of --target to self-train on")->capture_default_str();
+                   auto pool_stride = std::make_shared<int64_t>(0);
+                   cmd.add_option("--source", c->source, "labelled source dataset KIND=PATH[:SPLIT] (split default train)")->required();
+                   cmd.add_option("--target", c->target, "unlabelled target dataset KIND=PATH[:SPLIT]")->required();
+                   auto target_split = std::make_shared<std::string>();
+                   cmd.add_option("--target-split", *target_split,
+                                  "split of --target to self-train on (default train; the same as --target KIND=PATH:SPLIT)");
                    cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
-                   cmd.add_option("--model", c->model, "fcn8s-vgg16, resnet38, small-deeplabv3plus or small-fcn")->capture_default_str();
-                   cmd.add_option("--classes", c->num_classes, "number of classes (19 or 16)")->capture_default_str();
+                   cmd.add_option("--model", c->model, "the network")->check(CLI::IsMember(model_names()));
+                   cli::add_classes_option(cmd, c->num_classes);
                    cmd.add_option("--init", c->init, "source model: a cbst checkpoint (from cbst train) or external weights");
+                   cli::add_allow_partial_flag(cmd, c->allow_partial);
                    cmd.add_option("--method", *method, "source-only, st, cbst, st-sp or cbst-sp")->capture_default_str();
                    cmd.add_option("--prior", c->prior, "spatial prior from cbst priors (st-sp, cbst-sp)");
-                   cmd.add_option("--rounds", c->rounds, "self-training rounds")->check(CLI::Range(1, 1000))->capture_default_str();
+                   cmd.add_option("--rounds", c->rounds, "self-training rounds")->check(cbst::cli::InRange(1, 1000))->capture_default_str();
                    cmd.add_option("--portion", *portion, "pseudo-label portion P0,STEP,MAX")->capture_default_str();
                    cmd.add_option("--source-portion", *source_portion, "source subset portion P0,STEP,MAX")->capture_default_str();
-                   cmd.add_option("--epochs-per-round", c->epochs_per_round, "epochs per round")->check(CLI::Range(1, 1000))->capture_default_str();
+                   cmd.add_option("--epochs-per-round", c->epochs_per_round, "epochs per round")->check(cbst::cli::InRange(1, 1000))->capture_default_str();
                    cmd.add_option("--lr-decay", c->lr_decay, "learning rate divided by this after each round")->check(CLI::Validator([](std::string& v) { return std::strtod(v.c_str(), nullptr) > 0 ? std::string() : "must be > 0 (1 keeps the learning rate)"; }, "> 0"))->capture_default_str();
                    cmd.add_option("--round-schedule", c->round_schedule,
                                   "learning rate within a round: constant (the authors') or poly (decayed to 0 by its end)")
                        ->check(CLI::IsMember({"constant", "poly"}))->capture_default_str();
-                   cmd.add_option("--pool-stride", c->pool_stride, "keep every K-th pixel in the threshold pools (default 1; 4 with --pool-sampling authors)")->check(CLI::Range(1, 1024));
+                   cmd.add_option("--pool-stride", *pool_stride, "keep every K-th pixel in the threshold pools; 0: 1, or 4 with --pool-sampling authors")->check(cbst::cli::InRange(0, 1024));
                    cmd.add_option("--pool-sampling", c->pool_sampling,
                                   "which pixels enter the threshold pools: pixel-index (index in the image a multiple of K) or "
                                   "authors (every K-th pixel of each class per image, plus one 0.0 per pool, as the authors' code)")
@@ -39,9 +45,9 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                                   "CRST regulariser: none, mrkld (KL(uniform||p) on the target pixels) or lrent (soft pseudo-labels)")
                        ->check(CLI::IsMember({"none", "mrkld", "lrent"}))->capture_default_str();
                    cmd.add_option("--reg-weight", c->reg_weight,
-                                  "regulariser weight: MRKLD's W (default 0.01, the authors' effective 0.1*0.1) or LRENT's alpha (default 0.25)")
-                       ->check(CLI::Range(0.0, 1e6));
-                   cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+                                  "regulariser weight: MRKLD's W or LRENT's alpha; negative: the regulariser's default (MRKLD 0.01, the authors' effective 0.1*0.1; LRENT 0.25)")
+                       ->check(cbst::cli::InRange(-1.0, 1e6));
+                   cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(cbst::cli::InRange(0.0, 1.0))->capture_default_str();
                    cmd.add_option("--rare-fraction", c->mining.rare_fraction, "predicted share under which a class is rare")->capture_default_str();
                    cli::add_training_options(cmd, c->train, *f);
                    cmd.add_option("--prob-cache", c->prob_cache_memory, "where the round's target probabilities are cached: host or device")
@@ -52,12 +58,14 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--run", c->run, "run folder")->required();
                    cmd.add_flag("--resume", c->resume, "continue the run in --run after its last finished round");
                    cmd.add_flag("--keep-checkpoints", c->keep_checkpoints, "keep every round's checkpoint");
-                   cmd.callback([c, f, method, portion, source_portion, &cmd] {
+                   cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, &cmd] {
+                     std::tie(c->target, c->target_split) =
+                         cli::dataset_and_split(c->target, *target_split, "train", "--target", "--target-split");
                      c->method = adapt_method_from_name(*method);
                      c->portion = PortionSchedule::parse(*portion);
                      c->source_portion = PortionSchedule::parse(*source_portion);
                      cli::finish_training_options(c->train, *f, c->inference);
-                     if (c->pool_sampling == "authors" && cmd.get_option("--pool-stride")->count() == 0) c->pool_stride = 4;
+                     c->pool_stride = *pool_stride > 0 ? *pool_stride : c->pool_sampling == "authors" ? 4 : 1;
                      c->config_text = "[adapt]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads
                      run_adaptation(*c);
                    });

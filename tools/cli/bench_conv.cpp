@@ -31,6 +31,7 @@
 #include "engine/random.h"
 #include "layers/conv2d.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace cbst {
 namespace {
@@ -207,9 +208,9 @@ cli::Command reg({.parent = "bench", .name = "conv",
                    auto o = std::make_shared<ConvBenchOptions>();
                    cmd.add_option("--device", o->device, "cpu or cuda (default: cuda when available)");
                    cmd.add_option("--size", o->size, "input image size S (default 500 cuda, 128 cpu)")
-                       ->check(CLI::Range(16, 4096));
-                   cmd.add_option("--batch", o->batch, "batch size N")->check(CLI::Range(1, 64));
-                   cmd.add_option("--repeats", o->repeats, "timed repetitions (median)")->check(CLI::Range(1, 1000));
+                       ->check(cbst::cli::InRange(16, 4096));
+                   cmd.add_option("--batch", o->batch, "batch size N")->check(cbst::cli::InRange(1, 64));
+                   cmd.add_option("--repeats", o->repeats, "timed repetitions (median)")->check(cbst::cli::InRange(1, 1000));
                    cmd.add_option("--json", o->json, "also write the table as JSON here");
                    cmd.callback([o] { run(*o); });
                  });

@@ -13,6 +13,7 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace cbst {
 namespace {
@@ -89,8 +90,8 @@ void run(const GemmBenchOptions& o) {
 cli::Command reg({.parent = "bench", .name = "gemm", .help = "f32 GEMM GFLOP/s: CPU blocked, OpenBLAS, cuBLAS"},
                  [](CLI::App& cmd) {
                    auto o = std::make_shared<GemmBenchOptions>();
-                   cmd.add_option("--size", o->size, "matrix size N (N×N×N)")->check(CLI::Range(1, 16384));
-                   cmd.add_option("--repeats", o->repeats, "timed repetitions (CPU)")->check(CLI::Range(1, 1000));
+                   cmd.add_option("--size", o->size, "matrix size N (N×N×N)")->check(cbst::cli::InRange(1, 16384));
+                   cmd.add_option("--repeats", o->repeats, "timed repetitions (CPU)")->check(cbst::cli::InRange(1, 1000));
                    cmd.add_option("--json", o->json, "also write the table as JSON here");
                    cmd.callback([o] { run(*o); });
                  });

@@ -39,6 +39,7 @@
 #include "layers/softmax_cross_entropy.h"
 #include "layers/upsample.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace cbst {
 namespace {
@@ -277,7 +278,7 @@ cli::Command reg({.parent = "bench", .name = "layers",
                  [](CLI::App& cmd) {
                    auto o = std::make_shared<LayersOptions>();
                    cmd.add_option("--repeats", o->repeats, "timed repetitions (median)")
-                       ->check(CLI::Range(1, 1000))->capture_default_str();
+                       ->check(cbst::cli::InRange(1, 1000))->capture_default_str();
                    cmd.add_option("--filter", o->filter, "only cases whose name contains this");
                    cmd.add_option("--json", o->json, "also write the table (with each case's shape) as JSON here");
                    cmd.callback([o] { run(*o); });

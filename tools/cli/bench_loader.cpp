@@ -20,6 +20,7 @@
 #include "engine/check.h"
 #include "engine/json.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace {
 
@@ -136,11 +137,11 @@ const cbst::cli::Command reg(
     [](CLI::App& cmd) {
       auto o = std::make_shared<BenchLoaderOptions>();
       cmd.add_option("--data", o->data, "Dataset KIND=PATH to read (default: generate 2048x1024 PNGs)");
-      cmd.add_option("--images", o->images, "Images to generate")->capture_default_str()->check(CLI::PositiveNumber);
+      cmd.add_option("--images", o->images, "Images to generate")->capture_default_str()->check(cbst::cli::Positive());
       cmd.add_option("--epochs", o->epochs, "Passes over the images per worker count")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber);
-      cmd.add_option("--crop", o->crop, "Crop size")->capture_default_str()->check(CLI::PositiveNumber);
+          ->check(cbst::cli::Positive());
+      cmd.add_option("--crop", o->crop, "Crop size")->capture_default_str()->check(cbst::cli::Positive());
       cmd.add_option("--workers", o->workers, "Worker thread counts to measure")->capture_default_str();
       cmd.add_option("--json", o->json, "Write the results as JSON to this file");
       cmd.callback([o] { run_bench(*o); });

@@ -43,6 +43,7 @@
 #include "models/segmentation_model.h"
 #include "selftrain/training_setup.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace cbst {
 namespace {
@@ -223,13 +224,13 @@ cli::Command reg({.parent = "bench", .name = "train-step",
                        ->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
                    cmd.add_option("--device", o->device, "cpu, cuda or cuda:N (default: cuda when available)");
                    cmd.add_option("--size", o->size, "input size S×S (default 500 cuda, 128 cpu)")
-                       ->check(CLI::Range(32, 4096));
-                   cmd.add_option("--batch", o->batch, "images per step")->check(CLI::Range(1, 256))->capture_default_str();
-                   cmd.add_option("--steps", o->steps, "timed steps (default 20 cuda, 3 cpu)")->check(CLI::Range(1, 100000));
+                       ->check(cbst::cli::InRange(32, 4096));
+                   cmd.add_option("--batch", o->batch, "images per step")->check(cbst::cli::InRange(1, 256))->capture_default_str();
+                   cmd.add_option("--steps", o->steps, "timed steps (default 20 cuda, 3 cpu)")->check(cbst::cli::InRange(1, 100000));
                    cmd.add_option("--warmup", o->warmup, "untimed steps first, the checked one included "
-                                                         "(default 5 cuda, 1 cpu)")->check(CLI::Range(1, 1000));
-                   cmd.add_option("--classes", o->classes, "number of classes")->check(CLI::Range(2, 255))->capture_default_str();
-                   cmd.add_option("--lr", o->lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+                                                         "(default 5 cuda, 1 cpu)")->check(cbst::cli::InRange(1, 1000));
+                   cmd.add_option("--classes", o->classes, "number of classes")->check(cbst::cli::InRange(2, 255))->capture_default_str();
+                   cmd.add_option("--lr", o->lr, "SGD learning rate")->check(cbst::cli::Positive())->capture_default_str();
                    cmd.add_option("--json", o->json, "also write the result as JSON here");
                    cmd.callback([o] { run(*o); });
                  });

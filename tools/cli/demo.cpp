@@ -15,6 +15,7 @@
 #include "engine/check.h"
 #include "selftrain/demo.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 #include "tools/cli/sizes.h"
 
 namespace cbst {
@@ -51,10 +52,15 @@ cli::Command reg(
     {.parent = "", .name = "demo",
      .help = "The whole method on the synthetic benchmark: source-only, ST, CBST, CBST-SP, oracle; table and report.html"},
     [](CLI::App& cmd) {
+      // The defaults depend on --quick, so each option's text names both; the variables'
+      // initial values (what CLI11 would capture) are not the defaults.
+      cmd.option_defaults()->always_capture_default(false);
       auto f = std::make_shared<DemoFlags>();
       DemoConfig& g = f->given;
       const DemoConfig full = demo_defaults(false), quick = demo_defaults(true);
-      auto both = [](auto a, auto b) { return " (default " + std::to_string(a) + ", --quick " + std::to_string(b) + ")"; };
+      auto both = [](auto a, auto b) {
+        return " (default " + numbers({double(a)}) + ", --quick " + numbers({double(b)}) + ")";
+      };
       cmd.add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
       cmd.add_flag("--quick", g.quick, "a smoke run on tiny images (well under a minute on two cores)");
       cmd.add_option("--out", g.out, "output folder (replaced if it holds an earlier demo)")->capture_default_str();
@@ -63,19 +69,19 @@ cli::Command reg(
                                             std::to_string(full.width) + ", --quick " + std::to_string(quick.height) +
                                             "x" + std::to_string(quick.width) + ")");
       cmd.add_option("--source", g.source_images, "source images" + both(full.source_images, quick.source_images))
-          ->check(CLI::Range(1, 100000));
+          ->check(cbst::cli::InRange(1, 100000));
       cmd.add_option("--target-train", g.target_train,
-                     "target training images" + both(full.target_train, quick.target_train))->check(CLI::Range(1, 100000));
+                     "target training images" + both(full.target_train, quick.target_train))->check(cbst::cli::InRange(1, 100000));
       cmd.add_option("--target-val", g.target_val, "target val images" + both(full.target_val, quick.target_val))
-          ->check(CLI::Range(1, 100000));
+          ->check(cbst::cli::InRange(1, 100000));
       cmd.add_option("--source-epochs", g.source_epochs,
-                     "source-only epochs" + both(full.source_epochs, quick.source_epochs))->check(CLI::Range(1, 10000));
+                     "source-only epochs" + both(full.source_epochs, quick.source_epochs))->check(cbst::cli::InRange(1, 10000));
       cmd.add_option("--oracle-epochs", g.oracle_epochs,
-                     "oracle epochs" + both(full.oracle_epochs, quick.oracle_epochs))->check(CLI::Range(1, 10000));
+                     "oracle epochs" + both(full.oracle_epochs, quick.oracle_epochs))->check(cbst::cli::InRange(1, 10000));
       cmd.add_option("--rounds", g.rounds, "self-training rounds" + both(full.rounds, quick.rounds))
-          ->check(CLI::Range(1, 100));
+          ->check(cbst::cli::InRange(1, 100));
       cmd.add_option("--epochs-per-round", g.epochs_per_round,
-                     "epochs per round" + both(full.epochs_per_round, quick.epochs_per_round))->check(CLI::Range(1, 100));
+                     "epochs per round" + both(full.epochs_per_round, quick.epochs_per_round))->check(cbst::cli::InRange(1, 100));
       cmd.add_option("--model", g.model, "network (default " + full.model + ")");
       cmd.add_option("--color-jitter", f->color_jitter,
                      "photometric jitter of the source images B,C,S,H (default " + full.color_jitter.str() + "; 0: off)");
@@ -84,13 +90,13 @@ cli::Command reg(
                          "; 0: off)");
       cmd.add_option("--warmup-iters", g.warmup_iters,
                      "warm-up steps of source-only and oracle training" + both(full.warmup_iters, quick.warmup_iters))
-          ->check(CLI::Range(0, 1000000));
+          ->check(cbst::cli::InRange(0, 1000000));
       cmd.add_option("--class-weights", g.class_weights, "cross-entropy of every run: none or balanced (default " +
                                                              full.class_weights + ")")
           ->check(CLI::IsMember({"none", "balanced"}));
       cmd.add_option("--rare-class-sampling", g.rare_class_sampling,
                      "probability that a labelled crop is centred on its rarest class (default " +
-                         std::to_string(full.rare_class_sampling) + ")")->check(CLI::Range(0.0, 1.0));
+                         numbers({full.rare_class_sampling}) + ")")->check(cbst::cli::InRange(0.0, 1.0));
       cmd.add_option("--portion", f->portion, "pseudo-label portion P0,STEP,MAX (default 0.2,0.05,0.5)");
       cmd.add_option("--source-portion", f->source_portion,
                      "share of the source set mixed into each round P0,STEP,MAX (default " +
@@ -100,22 +106,22 @@ cli::Command reg(
       cmd.add_option("--round-schedule", g.round_schedule, "learning rate within a round: constant or poly (default " +
                                                                full.round_schedule + ")")
           ->check(CLI::IsMember({"constant", "poly"}));
-      cmd.add_option("--lr", g.lr, "learning rate of source-only and oracle (default " + std::to_string(full.lr) + ")")
-          ->check(CLI::PositiveNumber);
+      cmd.add_option("--lr", g.lr, "learning rate of source-only and oracle (default " + numbers({full.lr}) + ")")
+          ->check(cbst::cli::Positive());
       cmd.add_option("--adapt-lr", g.adapt_lr, "learning rate of the first self-training round (default " +
-                                                   std::to_string(full.adapt_lr) + ")")->check(CLI::PositiveNumber);
-      cmd.add_option("--batch", g.batch, "images per batch" + both(full.batch, quick.batch))->check(CLI::Range(1, 1024));
-      cmd.add_option("--crop", g.crop, "square training crop" + both(full.crop, quick.crop))->check(CLI::Range(8, 4096));
+                                                   numbers({full.adapt_lr}) + ")")->check(cbst::cli::Positive());
+      cmd.add_option("--batch", g.batch, "images per batch" + both(full.batch, quick.batch))->check(cbst::cli::InRange(1, 1024));
+      cmd.add_option("--crop", g.crop, "square training crop" + both(full.crop, quick.crop))->check(cbst::cli::InRange(8, 4096));
       cmd.add_option("--panels", g.panels, "sample panels in the report" + both(full.panels, quick.panels))
-          ->check(CLI::Range(0, 64));
-      cmd.add_option("--workers", g.workers, "data-loading threads")->check(CLI::Range(0, 64));
+          ->check(cbst::cli::InRange(0, 64));
+      cmd.add_option("--workers", g.workers, "data-loading threads" + both(full.workers, quick.workers))->check(cbst::cli::InRange(0, 64));
       cmd.add_option("--style-gap", g.style_gap, "how far the target's look is from the source's, 0..1 (as cbst synth; "
-                                                  "default 1)")->check(CLI::Range(0.0, 1.0));
+                                                  "default 1)")->check(cbst::cli::InRange(0.0, 1.0));
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
       cmd.add_option("--reg-weight", g.reg_weight,
-                     "its weight: MRKLD's W (default 0.01) or LRENT's alpha (default 0.25)")->check(CLI::Range(0.0, 1e6));
+                     "its weight: MRKLD's W (default 0.01) or LRENT's alpha (default 0.25)")->check(cbst::cli::InRange(0.0, 1e6));
       cmd.callback([f, &cmd] {
         const DemoConfig& g = f->given;
         DemoConfig c = demo_defaults(g.quick);

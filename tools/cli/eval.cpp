@@ -2,9 +2,10 @@
 // IoU table (and JSON: the scores, the confusion matrix and what was evaluated, see
 // selftrain/eval_record.h). The predicted label maps come from one of two sources:
 //   --predictions DIR           a folder of predicted label PNGs (data/predictions.h);
-//   --checkpoint F [--model N]  a model run over the images (the checkpoint names its model;
-//                               --model checks it), with optional test scales and flip
-//                               (selftrain/evaluate.h), optionally saving its predictions.
+//   --checkpoint F [--model N]  a model run over the images (a cbst checkpoint names its
+//                               model and --model checks it; other weight files need --model),
+//                               with optional test scales and flip (selftrain/evaluate.h),
+//                               optionally saving its predictions.
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,7 +24,9 @@
 #include "models/weight_import.h"
 #include "selftrain/eval_record.h"
 #include "selftrain/evaluate.h"
+#include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace {
 
@@ -32,7 +35,7 @@ using cbst::json_text;
 
 struct EvalOptions {
   std::string data;         // KIND=PATH
-  std::string split = "val";
+  std::string split;  // empty: the spec's, else val
   std::string list_file;
   std::string predictions;  // folder of label PNGs
   std::string pred_format = "labelids";
@@ -41,6 +44,8 @@ struct EvalOptions {
   // Model evaluation.
   std::string model;
   std::string checkpoint;
+  int64_t classes = 0;
+  bool allow_partial = false;
   std::vector<double> scales = {1.0};
   bool flip = false;
   std::string device = "cpu";
@@ -105,7 +110,7 @@ void check_sources(const EvalOptions& o) {
                "or --checkpoint FILE (evaluate a model)");
   // The checkpoint records its model; --model, when given, is checked against it.
   if (model && o.checkpoint.empty())
-    CBST_THROW("evaluating a model needs --checkpoint FILE (a cbst .safetensors checkpoint); got --model only");
+    CBST_THROW("evaluating a model needs --checkpoint FILE (a cbst checkpoint, or weights with --model); got --model only");
   if (folder && !o.model_only_given.empty())
     CBST_THROW(o.model_only_given.front(), " applies to --model evaluation only, not to --predictions");
   if (model && o.pred_format_given)
@@ -137,7 +142,8 @@ EvalResult evaluate_checkpoint(cbst::SegmentationModel& model, const Dataset& ds
 
 void run_eval(const EvalOptions& o) {
   check_sources(o);
-  const Dataset ds = open_dataset(o.data, {.split = o.split, .list_file = o.list_file});
+  const auto [spec, split] = cbst::cli::dataset_and_split(o.data, o.split, "val", "--data", "--split");
+  const Dataset ds = open_dataset(spec, {.split = split, .list_file = o.list_file});
   const Protocol protocol = protocol_from_name(o.protocol.empty() ? default_protocol(ds) : o.protocol);
   // Load the model before printing anything, so that a wrong checkpoint fails on one line.
   std::shared_ptr<cbst::SegmentationModel> model;
@@ -146,9 +152,12 @@ void run_eval(const EvalOptions& o) {
     (void)cbst::Device::parse(o.device);  // a bad --device fails before the model loads
     // Normalise inputs as the checkpoint's weights expect (e.g. an FCN converted from
     // torchvision weights wants RGB mean/std, not the Caffe default), unless told otherwise.
-    std::string recorded;
-    model = cbst::load_model_checkpoint(o.checkpoint, o.model, &recorded);
-    if (resolved.input_convention.empty()) resolved.input_convention = recorded;
+    const cbst::LoadedModel loaded = cbst::load_model(
+        o.checkpoint, {.model = o.model, .num_classes = o.classes, .default_classes = cbst::default_num_classes(ds),
+                       .allow_partial = o.allow_partial, .inference = true});
+    model = loaded.model;
+    std::fprintf(stderr, "model: %s\n", loaded.description.c_str());
+    if (resolved.input_convention.empty()) resolved.input_convention = loaded.input_convention;
   }
   std::fprintf(stderr, "evaluating %s against %s, protocol %s\n",
                model ? o.checkpoint.c_str() : o.predictions.c_str(), ds.describe().c_str(), protocol.name.c_str());
@@ -182,10 +191,10 @@ const cbst::cli::Command reg(
     [](CLI::App& cmd) {
       auto o = std::make_shared<EvalOptions>();
       cmd.add_option("--data", o->data,
-                     "Dataset as KIND=PATH: gta5=, synthia=, cityscapes=, nthu:CITY=, bdd=, list[:ENC]=IMAGES[,LABELS]")
+                     "Dataset as KIND=PATH[:SPLIT]: gta5=, synthia=, cityscapes=, nthu:CITY=, bdd=, list[:ENC]=IMAGES[,LABELS]")
           ->required();
-      cmd.add_option("--split", o->split, "Dataset split (cityscapes/bdd: train, val, test; nthu: train, test)")
-          ->capture_default_str();
+      cmd.add_option("--split", o->split, "Dataset split (cityscapes/bdd: train, val, test; nthu: train, test); "
+                                          "default val; the same as --data KIND=PATH:SPLIT");
       cmd.add_option("--list", o->list_file, "Optional list file ('image [label]' per line, relative to the root)");
       cmd.add_option("--predictions", o->predictions,
                      "Folder of predicted label PNGs, matched to images by stem anywhere under it");
@@ -198,15 +207,19 @@ const cbst::cli::Command reg(
                      "Classes to score: 19, 16, 13 (16 less wall/fence/pole), nthu (default: from the dataset)")
           ->check(CLI::IsMember({"19", "16", "13", "nthu"}));
       cmd.add_option("--json", o->json, "Also write the results as JSON to this file");
-      cmd.add_option("--model", o->model, "The model's name (small-deeplabv3plus, small-fcn, fcn8s-vgg16, resnet38), "
-                                          "checked against the one the checkpoint records");
-      cmd.add_option("--checkpoint", o->checkpoint, "Evaluate a model instead: its cbst checkpoint (.safetensors)");
+      cmd.add_option("--model", o->model, "The network: checked against the one a cbst checkpoint records; "
+                                          "needed for other weight files")
+          ->check(CLI::IsMember(cbst::model_names()));
+      cmd.add_option("--checkpoint", o->checkpoint, "Evaluate a model instead: its cbst checkpoint (.safetensors), or "
+                                                    "a .pth/.params/.caffemodel/.safetensors weights file with --model");
       std::vector<CLI::Option*> model_only;
+      model_only.push_back(cbst::cli::add_classes_option(cmd, o->classes));
+      model_only.push_back(cbst::cli::add_allow_partial_flag(cmd, o->allow_partial));
       model_only.push_back(cmd.add_option("--scales", o->scales,
                                           "Test scales, comma-separated (the paper's MST: 0.5,0.75,1.0); "
                                           "softmax probabilities are averaged at the label resolution")
                                ->delimiter(',')
-                               ->check(CLI::PositiveNumber)
+                               ->check(cbst::cli::Positive())
                                ->capture_default_str());
       model_only.push_back(cmd.add_flag("--flip", o->flip, "Also average the horizontally mirrored image"));
       model_only.push_back(
@@ -214,7 +227,7 @@ const cbst::cli::Command reg(
       model_only.push_back(cmd.add_option("--input-scale", o->input_scale,
                                           "Resize the images by this factor before inference (predictions are "
                                           "scored at the label resolution)")
-                               ->check(CLI::PositiveNumber)
+                               ->check(cbst::cli::Positive())
                                ->capture_default_str());
       model_only.push_back(cmd.add_option("--input-convention", o->input_convention,
                                           "Input normalisation: caffe or torchvision (default: the model's)")
@@ -223,7 +236,7 @@ const cbst::cli::Command reg(
                                           "Write labelId PNGs (DIR/labelIds) and colourised predictions "
                                           "(DIR/color) to this folder"));
       model_only.push_back(cmd.add_option("--save-limit", o->save_limit,
-                                          "Save the predictions of the first K images only (default: all)"));
+                                          "Save the predictions of the first K images only; -1: all"));
       model_only.push_back(cmd.add_flag("--save-train-ids", o->save_train_ids,
                                         "Save the model's class ids (DIR/trainIds) instead of Cityscapes labelIds"));
       cmd.callback([o, model_only, pred_format] {

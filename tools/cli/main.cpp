@@ -117,6 +117,9 @@ int main(int argc, char** argv) {
   // A misspelt key or section in a config file is an error, not silently ignored
   // (subcommands inherit this when they are added below).
   app.allow_config_extras(CLI::config_extras_mode::error);
+  // Every option's default in --help (subcommands copy these defaults when they are added).
+  // An option whose default depends on others says so in its text and takes 0 for "auto".
+  app.option_defaults()->always_capture_default();
 
   std::map<std::string, CLI::App*> groups;
   auto group = [&](const std::string& parent) -> CLI::App& {

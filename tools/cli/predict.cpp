@@ -1,13 +1,15 @@
 // `cbst predict`: a model's labels for images without ground truth (selftrain/predict.h).
 //
-//   cbst predict --data KIND=PATH [--split S] [--list FILE] --checkpoint C [--model NAME]
+//   cbst predict --data KIND=PATH[:SPLIT] [--split S] [--list FILE] --checkpoint C [--model NAME]
 //                --out DIR [--scales 0.5,0.75,1] [--flip] [--device cpu|cuda]
 //                [--input-scale X] [--input-convention caffe|torchvision]
 //                [--no-label-ids] [--no-train-ids] [--no-color] [--no-overlay]
 //                [--overlay-alpha A] [--limit K]
 //
 // --data takes every dataset kind (labels, if any, are ignored), and images=DIR for a plain
-// folder of pictures. The checkpoint records its model, so --model only checks it.
+// folder of pictures. A cbst checkpoint records its model, so --model only checks it; other
+// weight files (.pth, .params, .caffemodel) need --model and are imported (--allow-partial,
+// --classes as in training).
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,9 +19,12 @@
 #include <vector>
 
 #include "data/label_map.h"
+#include "engine/format.h"
 #include "models/weight_import.h"
 #include "selftrain/predict.h"
+#include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace {
 
@@ -27,10 +32,12 @@ using namespace cbst;
 
 struct PredictFlags {
   std::string data;
-  std::string split = "test";
+  std::string split;  // empty: the spec's, else test
   std::string list_file;
   std::string checkpoint;
   std::string model;
+  int64_t classes = 0;
+  bool allow_partial = false;
   std::string out;
   std::vector<double> scales = {1.0};
   bool flip = false;
@@ -55,11 +62,15 @@ void run_predict(const PredictFlags& f) {
   o.overlay = f.overlay;
   o.overlay_alpha = f.overlay_alpha;
   o.limit = f.limit;
-  const data::Dataset ds = data::open_dataset(f.data, {.split = f.split, .list_file = f.list_file});
+  const auto [spec, split] = cli::dataset_and_split(f.data, f.split, "test", "--data", "--split");
+  const data::Dataset ds = data::open_dataset(spec, {.split = split, .list_file = f.list_file});
   // The model before the first image, so that a wrong checkpoint fails on one line.
-  std::string recorded;
-  const std::shared_ptr<SegmentationModel> model = load_model_checkpoint(f.checkpoint, f.model, &recorded);
-  o.input_convention = f.input_convention.empty() ? recorded : f.input_convention;
+  const LoadedModel loaded =
+      load_model(f.checkpoint, {.model = f.model, .num_classes = f.classes, .default_classes = default_num_classes(ds),
+                                .allow_partial = f.allow_partial, .inference = true});
+  const std::shared_ptr<SegmentationModel> model = loaded.model;
+  o.input_convention = f.input_convention.empty() ? loaded.input_convention : f.input_convention;
+  std::fprintf(stderr, "model: %s\n", loaded.description.c_str());
   std::fprintf(stderr, "predicting %s with %s (%s, %lld classes) on %s, scales", ds.describe().c_str(),
                f.checkpoint.c_str(), model->name().c_str(), (long long)model->num_classes(), f.device.c_str());
   for (size_t i = 0; i < f.scales.size(); ++i) std::fprintf(stderr, "%s%g", i ? "," : " ", f.scales[i]);
@@ -77,7 +88,7 @@ void run_predict(const PredictFlags& f) {
   std::vector<size_t> order(s.class_pixels.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s.class_pixels[a] > s.class_pixels[b]; });
-  std::printf("%lld images predicted into %s\n", (long long)s.images, f.out.c_str());
+  std::printf("%s predicted into %s\n", count_of(s.images, "image").c_str(), f.out.c_str());
   std::printf("%-16s %8s\n", "class", "pixels");
   for (size_t c : order)
     if (s.class_pixels[c] > 0)
@@ -92,15 +103,21 @@ const cli::Command reg(
       auto f = std::make_shared<PredictFlags>();
       cmd.add_option("--data", f->data,
                      "Images as KIND=PATH: images=DIR (a folder, with subfolders), cityscapes=, gta5=, synthia=, "
-                     "nthu:CITY=, bdd=, list=IMAGES")->required();
-      cmd.add_option("--split", f->split, "Dataset split for layouts that have them (cityscapes/bdd: train, val, test)")
-          ->capture_default_str();
+                     "nthu:CITY=, bdd=, list=IMAGES; KIND=PATH:SPLIT names the split")->required();
+      cmd.add_option("--split", f->split, "Dataset split for layouts that have them (cityscapes/bdd: train, val, "
+                                          "test); default test; the same as --data KIND=PATH:SPLIT");
       cmd.add_option("--list", f->list_file, "Optional list file ('image' per line, relative to the root)");
-      cmd.add_option("--checkpoint", f->checkpoint, "The model's cbst checkpoint (.safetensors)")->required();
-      cmd.add_option("--model", f->model, "The model's name, checked against the one the checkpoint records");
+      cmd.add_option("--checkpoint", f->checkpoint, "The model's cbst checkpoint (.safetensors), or a "
+                                                    ".pth/.params/.caffemodel/.safetensors weights file with --model")
+          ->required();
+      cmd.add_option("--model", f->model, "The network: checked against the one a cbst checkpoint records; "
+                                          "needed for other weight files")
+          ->check(CLI::IsMember(model_names()));
+      cli::add_classes_option(cmd, f->classes);
+      cli::add_allow_partial_flag(cmd, f->allow_partial);
       cmd.add_option("--out", f->out, "Output folder: labelIds/, trainIds/, color/ and overlay/ inside")->required();
       cmd.add_option("--scales", f->scales, "Test scales, comma-separated (the paper's MST: 0.5,0.75,1.0)")
-          ->delimiter(',')->check(CLI::Range(0.05, 8.0))->capture_default_str();
+          ->delimiter(',')->check(cbst::cli::InRange(0.05, 8.0))->capture_default_str();
       cmd.add_flag("--flip", f->flip, "Also average the horizontally mirrored image");
       cmd.add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
       cmd.add_option("--input-scale", f->input_scale, "Resize the images by this factor before inference "
@@ -114,8 +131,8 @@ const cli::Command reg(
       cmd.add_flag("!--no-overlay", f->overlay, "Do not write overlay/");
       cmd.add_option("--overlay-alpha", f->overlay_alpha, "Weight of the class colour in overlay/ (0..1)")
           ->capture_default_str();
-      cmd.add_option("--limit", f->limit, "Predict the first K images only (default: all)")
-          ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+      cmd.add_option("--limit", f->limit, "Predict the first K images only; -1: all")
+          ->check(cbst::cli::InRange(int64_t(1), int64_t(1) << 40));
       cmd.callback([f] { run_predict(*f); });
     });
 

@@ -20,6 +20,7 @@
 #include "data/label_map.h"
 #include "engine/check.h"
 #include "selftrain/spatial_prior.h"
+#include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/sizes.h"
 
@@ -34,7 +35,7 @@ struct PriorsOptions {
   bool sigma_given = false;  // without --sigma: support / 6, so the support is ±3σ
   double support = kSpatialPriorSupport;
   std::string list_file;
-  std::string split = "train";
+  std::string split;  // empty: the spec's, else train
   int classes = 0;  // 0: 16 for SYNTHIA, 19 otherwise
   int threads = 0;
   std::string out;
@@ -79,8 +80,9 @@ void run(PriorsOptions o) {
   const cli::Size2 grid = cli::parse_size(o.size, "--size", 1, 1 << 16, "128x256");
   const int64_t h = grid.height, w = grid.width;
   if (!o.sigma_given) o.sigma = o.support / 6;
-  const data::Dataset ds = data::open_dataset(o.data, {.split = o.split, .list_file = o.list_file});
-  const int classes = o.classes != 0 ? o.classes : (ds.kind() == "synthia" ? 16 : 19);
+  const auto [spec, split] = cli::dataset_and_split(o.data, o.split, "train", "--data", "--split");
+  const data::Dataset ds = data::open_dataset(spec, {.split = split, .list_file = o.list_file});
+  const int classes = o.classes != 0 ? o.classes : int(default_num_classes(ds));
   const data::ClassSpace space = data::class_space_for(classes);
   std::fprintf(stderr, "counting %s into a %lldx%lld grid, %d classes (%s)\n", ds.describe().c_str(),
                (long long)h, (long long)w, classes, data::class_space_name(space));
@@ -103,8 +105,9 @@ void run(PriorsOptions o) {
                       .source = o.data,
                       .class_space = data::class_space_name(space)});
   print_summary(r, space);
-  std::printf("wrote %s: prior f32 [%d, %lld, %lld] from %zu label maps (sigma %g px, support %g px at "
-              "%gx%g)\n",
+  // The default sigma is 70/6 px and the image size a mean over the label maps: rounded.
+  std::printf("wrote %s: prior f32 [%d, %lld, %lld] from %zu label maps (sigma %.1f px, support %.1f px at the "
+              "mean image size %.0fx%.0f)\n",
               o.out.c_str(), classes, (long long)h, (long long)w, r.images, o.sigma, o.support,
               r.image_height, r.image_width);
 }
@@ -116,7 +119,7 @@ const cbst::cli::Command reg(
     [](CLI::App& cmd) {
       auto o = std::make_shared<PriorsOptions>();
       cmd.add_option("--data", o->data,
-                     "Labelled source dataset as KIND=PATH: gta5=, synthia=, cityscapes=, bdd=, "
+                     "Labelled source dataset as KIND=PATH[:SPLIT]: gta5=, synthia=, cityscapes=, bdd=, "
                      "list[:ENC]=IMAGES,LABELS")
           ->required();
       cmd.add_option("--size", o->size, "the prior's grid N or HxW, e.g. 128x256 (smooth: a reduced grid suffices)")
@@ -126,10 +129,10 @@ const cbst::cli::Command reg(
       cmd.add_option("--support", o->support, "Gaussian support (full width) in full-resolution pixels")
           ->capture_default_str();
       cmd.add_option("--list", o->list_file, "Optional list file ('image [label]' per line, relative to the root)");
-      cmd.add_option("--split", o->split, "Dataset split (cityscapes/bdd: train, val, test)")
-          ->capture_default_str();
+      cmd.add_option("--split", o->split, "Dataset split (cityscapes/bdd: train, val, test); default train; the "
+                                          "same as --data KIND=PATH:SPLIT");
       cmd.add_option("--classes", o->classes, "class space: 19 (Cityscapes), 16 (SYNTHIA), 13 (NTHU); "
-                                              "default 16 for synthia, 19 otherwise");
+                                              "0: 16 for SYNTHIA data, 19 for the rest");
       cmd.add_option("--workers", o->threads, "label-decoding threads (0: all cores)")->capture_default_str();
       cmd.add_option("--out", o->out, "output safetensors file")->required();
       cmd.callback([o, &cmd] {

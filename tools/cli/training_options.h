@@ -8,6 +8,7 @@
 #include "engine/check.h"
 #include "selftrain/training_setup.h"
 #include "tools/cli/sizes.h"
+#include "tools/cli/validators.h"
 
 namespace cbst::cli {
 
@@ -21,27 +22,27 @@ struct TrainingFlags {
 };
 
 inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlags& f) {
-  cmd.add_option("--batch", o.batch, "images per batch")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd.add_option("--batch", o.batch, "images per batch")->check(cbst::cli::InRange(1, 4096))->capture_default_str();
   cmd.add_option("--crop", f.crop, "training crop: SIZE or HxW (default: whole scaled images)");
   cmd.add_option("--scale-range", [&o](const CLI::results_t& r) {
         return std::sscanf(r[0].c_str(), "%lf,%lf", &o.min_scale, &o.max_scale) == 2 && o.min_scale > 0 &&
                o.max_scale >= o.min_scale;
-      }, "random scale MIN,MAX (default 0.7,1.3)");
+      }, "random scale MIN,MAX")->type_name("MIN,MAX")->default_str("0.7,1.3");
   cmd.add_flag("!--no-flip", o.flip, "no random horizontal flips");
   cmd.add_option("--resize", o.resize_long_side, "resize images so the long side is this first (0: keep)")
-      ->check(CLI::Range(0, 16384));
+      ->check(cbst::cli::InRange(0, 16384));
   cmd.add_option("--color-jitter", f.color_jitter,
                  "photometric jitter of the labelled source images: B,C,S,H (brightness, contrast, saturation, "
                  "hue as torchvision's ColorJitter) or one number for B=C=S; 0: off")->capture_default_str();
   cmd.add_option("--blur", f.blur,
                  "random Gaussian blur of the labelled source images: P (probability; sigma 0.15-1.15 px) or "
                  "P,SIGMA_MIN,SIGMA_MAX; 0: off")->capture_default_str();
-  cmd.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--lr", o.lr, "learning rate")->check(cbst::cli::Positive())->capture_default_str();
   cmd.add_option("--warmup-iters", o.warmup_iters, "linear learning-rate warm-up over the first N steps (0: none)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str();
+      ->check(cbst::cli::InRange(int64_t(0), int64_t(1) << 40))->capture_default_str();
   cmd.add_option("--rare-class-sampling", o.rare_class_sampling,
                  "probability that a labelled crop is centred on the rarest class it holds (DAFormer's RCS, T 0.01); 0: off")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->check(cbst::cli::InRange(0.0, 1.0))->capture_default_str();
   cmd.add_option("--class-weights", o.class_weights,
                  "cross-entropy: none, or balanced (ENet weights 1/ln(1.02+f) from the training labels)")
       ->check(CLI::IsMember({"none", "balanced"}))->capture_default_str();
@@ -49,8 +50,8 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--weight-decay", o.weight_decay, "weight decay (biases: none)")->capture_default_str();
   cmd.add_option("--clip-grad-norm", o.max_grad_norm, "clip the global gradient norm (0: off)");
   cmd.add_option("--log-every", o.log_every, "steps between log lines and metrics.jsonl records")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str();
-  cmd.add_option("--workers", o.workers, "data-loading threads")->check(CLI::Range(0, 64))->capture_default_str();
+      ->check(cbst::cli::InRange(int64_t(1), int64_t(1) << 40))->capture_default_str();
+  cmd.add_option("--workers", o.workers, "data-loading threads")->check(cbst::cli::InRange(0, 64))->capture_default_str();
   cmd.add_option("--device", f.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd.add_option("--seed", o.seed, "seed of data order, augmentation, dropout and initialisation")->capture_default_str();
   cmd.add_flag("--frozen-bn", o.frozen_bn, "use the batch-norm running statistics while training (ResNet-38)");

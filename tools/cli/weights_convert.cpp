@@ -9,9 +9,12 @@
 // model ("dropped") and the model tensors IN does not provide ("not covered": they keep their
 // initialisation, e.g. FCN8s's score layers when IN is ImageNet VGG16).
 //
-// --classes defaults to the count recorded in a cbst checkpoint, else 19; a file whose
-// class layers disagree is refused with every mis-shaped tensor named. Every error is one
-// line on stderr and exit status 1 (the mapping's multi-line report is joined with "; ").
+// --classes defaults to the file's (a cbst checkpoint's metadata or its classifier's rows),
+// else 19; an explicit different count is refused naming both, and a file whose other layers
+// disagree is refused with every mis-shaped tensor named. A file that leaves layers of the
+// network outside its head uninitialised (timm's fc layers under other names, a features-only
+// export) is refused unless --allow-partial. Every error is one line on stderr and exit
+// status 1 (the mapping's multi-line report is joined with "; ").
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -22,7 +25,9 @@
 #include "engine/check.h"
 #include "models/segmentation_model.h"
 #include "models/weight_import.h"
+#include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 #include "weights/load_weights.h"
 
 namespace cbst {
@@ -34,7 +39,8 @@ struct ConvertOptions {
   std::string input;
   std::string output;
   std::string model;
-  int64_t classes = 0;           // 0: the checkpoint's own count, else 19
+  int64_t classes = 0;           // 0: the file's own count, else 19
+  bool allow_partial = false;
   std::string input_convention;  // empty: the one the detected layout implies
   uint64_t seed = 0;             // initialisation of the layers IN does not cover
 };
@@ -76,17 +82,19 @@ void convert(const ConvertOptions& o) {
     CBST_THROW(o.input, " is a cbst ", recorded->second, " checkpoint, not ", o.model, "; hint: --model ",
                recorded->second);
 
-  int64_t classes = o.classes;
-  if (classes == 0) {
-    const auto c = source.metadata.find("num_classes");
-    classes = 19;
-    if (c != source.metadata.end()) {
-      char* end = nullptr;
-      classes = std::strtoll(c->second.c_str(), &end, 10);
-      if (c->second.empty() || *end != 0 || classes < 1)
-        CBST_THROW(o.input, ": its metadata num_classes '", c->second, "' is not a class count; hint: pass --classes");
-    }
+  const auto c = source.metadata.find("num_classes");
+  if (c != source.metadata.end() && recorded != source.metadata.end()) {
+    char* end = nullptr;
+    const long long n = std::strtoll(c->second.c_str(), &end, 10);
+    if (c->second.empty() || *end != 0 || n < 1)
+      CBST_THROW(o.input, ": its metadata num_classes '", c->second, "' is not a class count; hint: pass --classes");
   }
+  std::string where;
+  const int64_t file_classes = classes_in_weights(source, &where);
+  if (o.classes > 0 && file_classes > 0 && o.classes != file_classes)
+    CBST_THROW("--classes ", o.classes, " does not match ", o.input, ", whose ", where, " gives ", file_classes,
+               " classes; drop --classes (the file's count is used) or convert weights with ", o.classes, " classes");
+  const int64_t classes = o.classes > 0 ? o.classes : file_classes > 0 ? file_classes : 19;
   auto model = create_model(o.model, {.num_classes = classes, .seed = o.seed, .initialize = true});
   WeightImport report;
   try {
@@ -97,6 +105,7 @@ void convert(const ConvertOptions& o) {
   if (report.tensors.empty())
     CBST_THROW(o.input, ": none of its ", source.size(), " tensors fits ", o.model, " (layout ", report.layout,
                "); hint: check --model");
+  check_import_complete(report, *model, o.input, {.allow_partial = o.allow_partial});
   const std::string convention = o.input_convention.empty() ? report.input_convention : o.input_convention;
 
   std::printf("input       : %s (%s, %zu tensors)\n", o.input.c_str(), source.format.c_str(), source.size());
@@ -126,12 +135,13 @@ cli::Command reg({.parent = "weights", .name = "convert",
                    cmd.add_option("IN", o->input, "weight file: .pth, .params, .caffemodel or .safetensors")
                        ->required();
                    cmd.add_option("OUT", o->output, "checkpoint to write (.safetensors)")->required();
-                   cmd.add_option("--model", o->model, "model name: fcn8s-vgg16, resnet38, small-deeplabv3plus, small-fcn")
+                   cmd.add_option("--model", o->model, "the network the weights are for")
                        ->required()
                        ->check(CLI::IsMember(model_names()));
                    cmd.add_option("--classes", o->classes,
-                                  "number of classes (default: a cbst checkpoint's own, else 19)")
-                       ->check(CLI::Range(1, 255));
+                                  "number of classes; 0: the file's (a checkpoint's, or its classifier's), else 19")
+                       ->check(cbst::cli::InRange(0, 255));
+                   cli::add_allow_partial_flag(cmd, o->allow_partial);
                    cmd.add_option("--input-convention", o->input_convention,
                                   "override the input normalisation recorded (default: the layout's)")
                        ->check(CLI::IsMember({"caffe", "torchvision"}));

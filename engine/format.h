@@ -1,0 +1,14 @@
+// Numbers in messages, written for people: "1 epoch" and "2 epochs", not "1 epochs".
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cbst {
+
+// "1 image", "3 images"; `plural` for nouns that do not just take an s.
+inline std::string count_of(int64_t n, const std::string& singular, const std::string& plural = "") {
+  return std::to_string(n) + " " + (n == 1 ? singular : plural.empty() ? singular + "s" : plural);
+}
+
+}  // namespace cbst

@@ -1,0 +1,54 @@
+// Range checks for options, with bounds written for people. CLI11's Range prints its bounds
+// with std::to_string: "Value 2 not in range 0.000000 to 1.000000", and PositiveNumber's
+// bounds come out as 0.000000 and a 309-digit number.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace cbst::cli {
+
+// 0.5, 4096, 1e+12: the shortest form that reads back as the same bound for these values.
+inline std::string bound_str(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+// lo ≤ value ≤ hi. A bound of 2^40 or more is no bound for people: "at least lo".
+inline CLI::Validator InRange(double lo, double hi) {
+  const bool unbounded = hi >= double(int64_t(1) << 40);
+  const std::string range = unbounded ? ">= " + bound_str(lo) : bound_str(lo) + ".." + bound_str(hi);
+  return CLI::Validator(
+      [lo, hi, unbounded](std::string& input) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(input.c_str(), &end);
+        if (input.empty() || end == input.c_str() || *end != 0 || errno == ERANGE)
+          return "'" + input + "' is not a number";
+        if (v < lo || v > hi)
+          return input + " is out of range: " +
+                 (unbounded ? "it must be at least " + bound_str(lo)
+                            : "it must lie in " + bound_str(lo) + ".." + bound_str(hi));
+        return "";
+      },
+      range);
+}
+
+// value > 0.
+inline CLI::Validator Positive() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(input.c_str(), &end);
+        if (input.empty() || end == input.c_str() || *end != 0) return "'" + input + "' is not a number";
+        if (!(v > 0)) return input + " is out of range: it must be greater than 0";
+        return "";
+      },
+      "> 0");
+}
+
+}  // namespace cbst::cli
