@@ -11,7 +11,7 @@ Both passes start from the cached network-resolution probabilities, as cbst's ke
 
 Run only on a GPU host with PyTorch (never by the project's build or tests):
   python3 tools/bench/labeling_torch.py --images 8 --classes 19 --size 1024x2048 --stride 8 \
-      [--prior] [--policy cbst] [--portion 0.2] [--json out.json]
+      [--prior] [--method cbst] [--portion 0.2] [--json out.json]
 Columns match cbst's: ms (median), Mpix/s, GB/s moved, GB/s equiv (N·C·H·W·4 bytes per
 second), and the fraction of the device-to-device copy bandwidth measured in the same run.
 """
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--stride", type=int, default=8)
     ap.add_argument("--prior", action="store_true")
     ap.add_argument("--prior-size", default="")
-    ap.add_argument("--policy", choices=["st", "cbst"], default="cbst")
+    ap.add_argument("--method", choices=["st", "cbst"], default="cbst")
     ap.add_argument("--portion", type=float, default=0.2)
     ap.add_argument("--pool-stride", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=20)
@@ -123,7 +123,7 @@ def main():
     state = {}
 
     def pass1():
-        state["thr"], _ = class_thresholds(probs, prior, size, a.policy, a.portion, a.pool_stride)
+        state["thr"], _ = class_thresholds(probs, prior, size, a.method, a.portion, a.pool_stride)
 
     def pass2():
         pseudo_labels(probs, prior, size, state["thr"])
@@ -135,7 +135,7 @@ def main():
     moved = [in_bytes, in_bytes + pixels]
     equiv = 4.0 * pixels * a.classes
     print(f"labeling (pytorch {torch.__version__}): {a.images} images, {a.classes} classes, "
-          f"labels {size[0]}x{size[1]}, probs {h}x{w}, {a.policy} p={a.portion}, "
+          f"labels {size[0]}x{size[1]}, probs {h}x{w}, {a.method} p={a.portion}, "
           f"{torch.cuda.get_device_name()}")
     print(f"device copy bandwidth: {copy:.1f} GB/s")
     print(f"{'pass':<11} {'ms':>10} {'Mpix/s':>10} {'GB/s moved':>12} {'GB/s equiv':>12} "
@@ -153,7 +153,7 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"bench": "labeling_torch", "images": a.images, "classes": a.classes,
                        "height": size[0], "width": size[1], "probs_height": h, "probs_width": w,
-                       "prior": a.prior, "policy": a.policy, "portion": a.portion,
+                       "prior": a.prior, "method": a.method, "portion": a.portion,
                        "pool_stride": a.pool_stride, "copy_gbs": copy, "passes": rows}, f, indent=2)
 
 

@@ -32,7 +32,7 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--portion", *portion, "pseudo-label portion P0,STEP,MAX")->capture_default_str();
                    cmd.add_option("--source-portion", *source_portion, "source subset portion P0,STEP,MAX")->capture_default_str();
                    cmd.add_option("--epochs-per-round", c->epochs_per_round, "epochs per round")->check(cbst::cli::InRange(1, 1000))->capture_default_str();
-                   cmd.add_option("--lr-decay", c->lr_decay, "learning rate divided by this after each round")->check(CLI::Validator([](std::string& v) { return std::strtod(v.c_str(), nullptr) > 0 ? std::string() : "must be > 0 (1 keeps the learning rate)"; }, "> 0"))->capture_default_str();
+                   cmd.add_option("--lr-decay", c->lr_decay, "learning rate divided by this after each round")->check(CLI::Validator([](std::string& v) { return std::strtod(v.c_str(), nullptr) > 0 ? std::string() : "must be > 0 (1 keeps the learning rate)"; }, "> 0"))->default_str("1.4142135623730951");  // in full: config.toml reads it back as √2
                    cmd.add_option("--round-schedule", c->round_schedule,
                                   "learning rate within a round: constant (the authors') or poly (decayed to 0 by its end)")
                        ->check(CLI::IsMember({"constant", "poly"}))->capture_default_str();

@@ -37,7 +37,7 @@ namespace cbst {
 namespace {
 
 struct ConvBenchOptions {
-  std::string device;  // empty: cuda when available, else cpu
+  std::string device = "cpu";  // CPU unless --device cuda, as every subcommand
   int64_t size = 0;    // 0: 500 on cuda, 128 on cpu
   int64_t batch = 1;
   int repeats = 5;
@@ -151,7 +151,6 @@ double measured_tf32_tflops() {
 }
 
 void run(ConvBenchOptions o) {
-  if (o.device.empty()) o.device = cuda_available() ? "cuda" : "cpu";
   const Device d = Device::parse(o.device);
   CBST_CHECK(!d.is_cuda() || cuda_available(), "bench conv: --device cuda but no CUDA device "
              "is available; use --device cpu");
@@ -206,7 +205,7 @@ cli::Command reg({.parent = "bench", .name = "conv",
                   .help = "conv2d forward/backward TFLOP/s on VGG16 and ResNet-38 shapes"},
                  [](CLI::App& cmd) {
                    auto o = std::make_shared<ConvBenchOptions>();
-                   cmd.add_option("--device", o->device, "cpu or cuda (default: cuda when available)");
+                   cmd.add_option("--device", o->device, "cpu or cuda")->capture_default_str();
                    cmd.add_option("--size", o->size, "input image size S (default 500 cuda, 128 cpu)")
                        ->check(cbst::cli::InRange(16, 4096));
                    cmd.add_option("--batch", o->batch, "batch size N")->check(cbst::cli::InRange(1, 64));

@@ -51,7 +51,7 @@ struct BenchLabelingOptions {
   int64_t stride = 8;
   bool prior = false;
   std::string prior_size;  // default ⌈H/4⌉x⌈W/4⌉
-  std::string policy = "cbst";
+  std::string method = "cbst";
   double portion = 0.2;
   int64_t pool_stride = 1;
   std::string device = "cpu";
@@ -129,7 +129,7 @@ void run(const BenchLabelingOptions& o) {
   if (o.prior)
     prior = rand_uniform({o.classes, psize.height, psize.width}, 0.0, 1e-5, DType::f32, device, &gen);
 
-  const ThresholdParams tp{.policy = threshold_policy_from_name(o.policy),
+  const ThresholdParams tp{.policy = threshold_policy_from_name(o.method),
                            .portion = o.portion,
                            .pool_stride = o.pool_stride,
                            .label_size = size};
@@ -163,7 +163,7 @@ void run(const BenchLabelingOptions& o) {
               prior.defined() ? (", prior " + std::to_string(psize.height) + "x" +
                                  std::to_string(psize.width)).c_str()
                               : "",
-              o.policy.c_str(), o.portion, (long long)o.pool_stride, device.str().c_str(),
+              o.method.c_str(), o.portion, (long long)o.pool_stride, device.str().c_str(),
               device.is_cuda() ? cuda_device_name(device.index).c_str()
                                : (std::to_string(threads) + " threads").c_str());
   if (device.is_cuda()) std::printf("device copy bandwidth: %.1f GB/s\n", copy_gbs);
@@ -185,7 +185,7 @@ void run(const BenchLabelingOptions& o) {
   if (!o.json.empty()) {
     const Json js = {{"bench", "labeling"}, {"device", device.str()}, {"images", o.images}, {"classes", o.classes},
                      {"height", size.height}, {"width", size.width}, {"probs_height", h}, {"probs_width", w},
-                     {"prior", prior.defined()}, {"policy", o.policy}, {"portion", o.portion},
+                     {"prior", prior.defined()}, {"method", o.method}, {"portion", o.portion},
                      {"pool_stride", o.pool_stride}, {"repeats", repeats}, {"threads", threads},
                      {"copy_gbs", copy_gbs}, {"passes", passes}};
     write_text_atomic(o.json, json_text(js, 2) + "\n");
@@ -205,7 +205,8 @@ cbst::cli::Command reg(
           ->capture_default_str();
       cmd.add_flag("--prior", o->prior, "multiply by a spatial prior");
       cmd.add_option("--prior-size", o->prior_size, "prior resolution HxW (default H/4xW/4)");
-      cmd.add_option("--policy", o->policy, "st or cbst")->capture_default_str();
+      cmd.add_option("--method", o->method, "st or cbst (as adapt and pseudolabel say it)")
+          ->check(CLI::IsMember({"st", "cbst"}))->capture_default_str();
       cmd.add_option("--portion", o->portion, "portion p of each pool")->capture_default_str();
       cmd.add_option("--pool-stride", o->pool_stride, "pool sub-sampling K")->capture_default_str();
       cmd.add_option("--device", o->device, "cpu or cuda")->capture_default_str();

@@ -51,7 +51,7 @@ namespace {
 struct TrainStepOptions {
   std::string model = "fcn8s-vgg16";
   std::string mode = "train";  // or "infer"
-  std::string device;  // empty: cuda when available, else cpu
+  std::string device = "cpu";  // CPU unless --device cuda, as every subcommand
   int64_t size = 0;    // 0: 500 on cuda, 128 on cpu
   int64_t batch = 1;
   int steps = 0;       // 0: 20 on cuda, 3 on cpu
@@ -167,7 +167,6 @@ TrainStepResult run_steps(const TrainStepOptions& o, Device d) {
 }
 
 void run(TrainStepOptions o) {
-  if (o.device.empty()) o.device = cuda_available() ? "cuda" : "cpu";
   const Device d = Device::parse(o.device);
   CBST_CHECK(!d.is_cuda() || cuda_available(), "bench train-step: --device ", o.device,
              " but no CUDA device is available; use --device cpu");
@@ -222,7 +221,7 @@ cli::Command reg({.parent = "bench", .name = "train-step",
                    cmd.add_option("--model", o->model, "a registered model: " + join_names(model_names()))->capture_default_str();
                    cmd.add_option("--mode", o->mode, "train: the SGD step; infer: forward in eval mode, no grad")
                        ->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
-                   cmd.add_option("--device", o->device, "cpu, cuda or cuda:N (default: cuda when available)");
+                   cmd.add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
                    cmd.add_option("--size", o->size, "input size S×S (default 500 cuda, 128 cpu)")
                        ->check(cbst::cli::InRange(32, 4096));
                    cmd.add_option("--batch", o->batch, "images per step")->check(cbst::cli::InRange(1, 256))->capture_default_str();
