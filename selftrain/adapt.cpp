@@ -135,6 +135,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   SegmentationModel& model = *built.model;
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
+  prepare_data_parallel(model);
   Tensor prior;
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
@@ -162,7 +163,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     global_step = loaded.position.global_step;
     run.drop_metrics_from_round(start_round);
     run.log("  resume : after round " + std::to_string(loaded.position.round) + " from " + ckpt);
-  } else if (eval_set) {
+  } else if (eval_set && run.writer()) {
     const data::EvalResult e = evaluate_model(model, *eval_set, eval_options);
     run.write_text("eval/initial.json", json_text(data::to_json(e), 2) + "\n");
     run.metric({{"event", "initial_eval"}, {"miou", e.miou}, {"iou", eval_ious(e)}}, -1);
@@ -258,6 +259,8 @@ void run_adaptation(const AdaptConfig& cfg) {
     }
     round_info["train_loss"] = loss;
     round_info["train_images"] = loader.size();
+    // Rank 0 evaluates and writes; the other ranks go on to the next round's labelling.
+    if (!run.writer()) continue;
     if (eval_set) {
       const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
       run.write_text("eval/round_" + std::to_string(r) + ".json", json_text(data::to_json(ev), 2) + "\n");
@@ -280,6 +283,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     if (!cfg.keep_checkpoints && !previous.empty() && previous.substr(0, previous.find('\n')) != name)
       fs::remove(run.file("checkpoints/" + previous.substr(0, previous.find('\n'))));
   }
+  if (!run.writer()) return;
   // summary.json: every round's record, in order.
   Json rounds = Json::array();
   for (int64_t r = 0; r < cfg.rounds; ++r) {

@@ -15,6 +15,7 @@
 
 #include "data/image.h"
 #include "engine/check.h"
+#include "engine/dist.h"
 
 namespace cbst {
 
@@ -45,8 +46,10 @@ static void remove_stale_temporaries(const std::string& path) {
   for (const fs::path& p : stale) fs::remove(p, ec);
 }
 
-RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resume) {
+RunDir::RunDir(const std::string& path, bool resume)
+    : path_(path), resume_(resume), writer_(dist::world().rank() == 0) {
   CBST_CHECK(!path.empty(), "no run folder given; pass --run DIR");
+  if (!writer_) return;
   std::error_code ec;
   const bool has_run = fs::exists(fs::path(path) / "checkpoints" / "latest", ec);
   if (resume) {
@@ -123,6 +126,7 @@ std::vector<std::string> check_resume_options(const std::string& started, const 
 }
 
 void RunDir::check_resume(const std::string& config_text, const std::set<std::string>& may_change) {
+  if (!writer_) return;
   std::ifstream in(fs::path(path_) / "config.toml");
   const std::string started((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (started.empty() || config_text.empty()) return;
@@ -145,6 +149,7 @@ std::string RunDir::file(const std::string& relative) const {
 }
 
 void RunDir::log(const std::string& line) {
+  if (!writer_) return;
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
   std::fprintf(log_, "%s\n", line.c_str());
@@ -152,6 +157,7 @@ void RunDir::log(const std::string& line) {
 }
 
 void RunDir::metric(const Json& object, int64_t round) {
+  if (!writer_) return;
   Json record = {{"round", round}};
   for (const auto& [key, value] : object.items()) record[key] = value;
   metrics_.emplace_back(round, json_text(record));
@@ -159,6 +165,7 @@ void RunDir::metric(const Json& object, int64_t round) {
 }
 
 void RunDir::drop_metrics_from_round(int64_t round) {
+  if (!writer_) return;
   std::erase_if(metrics_, [&](const auto& m) { return m.first >= round; });
   flush_metrics();
 }
@@ -170,6 +177,7 @@ void RunDir::flush_metrics() const {
 }
 
 void RunDir::write_text(const std::string& relative, const std::string& text) const {
+  if (!writer_) return;
   data::write_text_atomic(file(relative), text);
 }
 

@@ -21,6 +21,10 @@ class RunDir {
  public:
   // Creates `path` (and parents). Without `resume`, a folder holding a previous run is an
   // error; with it, the folder must hold one (checkpoints/latest).
+  // In data-parallel runs (engine/dist.h) only rank 0 writes the folder; on the other ranks
+  // this object checks nothing and log, metric and write_text do nothing (writer() is false).
+  // Every rank reads the folder (resume, pseudo-labels), so it must be on a file system they
+  // all see, as the data sets are.
   RunDir(const std::string& path, bool resume);
   // A run that fails before started() (bad data, model or options: validation) leaves no
   // folder behind when this object created it; from started() on, the folder stays for
@@ -45,11 +49,13 @@ class RunDir {
   void drop_metrics_from_round(int64_t round);
   void write_text(const std::string& relative, const std::string& text) const;
   bool resuming() const { return resume_; }
+  bool writer() const { return writer_; }  // rank 0: this process writes the folder
 
  private:
   void flush_metrics() const;
   std::string path_;
   bool resume_;
+  bool writer_ = true;
   bool created_ = false;   // this object made the folder
   bool started_ = false;
   int unwinding_at_start_ = 0;  // std::uncaught_exceptions() when constructed

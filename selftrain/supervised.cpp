@@ -40,6 +40,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   SegmentationModel& model = *built.model;
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
+  prepare_data_parallel(model);
 
   data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention, cfg.train.seed);
   if (cfg.train.rare_class_sampling > 0)
@@ -75,6 +76,8 @@ void run_supervised(const SupervisedConfig& cfg) {
                                       .class_weights = class_weights});
     Json info = {{"event", "epoch"}, {"epoch", e}, {"train_loss", s.mean_loss}, {"seconds", s.seconds}};
     const bool last = e + 1 == cfg.epochs;
+    // Rank 0 evaluates and writes; the other ranks go on to the next epoch's first step.
+    if (!run.writer()) continue;
     if (eval_set && (last || (cfg.eval_every > 0 && (e + 1) % cfg.eval_every == 0))) {
       const data::EvalResult ev = evaluate_model(model, *eval_set, eval_options);
       const std::string eval_json = json_text(data::to_json(ev), 2) + "\n";
@@ -91,7 +94,8 @@ void run_supervised(const SupervisedConfig& cfg) {
                              {.round = -1, .epoch = e + 1, .global_step = global_step}, built.input_convention);
     run.write_text("checkpoints/latest", "last.safetensors\n");
   }
-  write_final_weights(run.file("checkpoints/last.safetensors"), run.file("checkpoints/final.safetensors"));
+  if (run.writer())
+    write_final_weights(run.file("checkpoints/last.safetensors"), run.file("checkpoints/final.safetensors"));
   run.log("cbst train: done; weights in " + run.file("checkpoints/final.safetensors"));
 }
 
