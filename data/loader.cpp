@@ -142,7 +142,8 @@ struct Loader::State {
 
   std::vector<int64_t> batch_indices(int64_t b) const {
     const int64_t bs = options.batch_size;
-    const int64_t begin = b * bs, end = std::min<int64_t>(begin + bs, int64_t(order.size()));
+    const int64_t begin = (b * options.shard_count + options.shard_index) * bs;
+    const int64_t end = std::min<int64_t>(begin + bs, int64_t(order.size()));
     return std::vector<int64_t>(order.begin() + begin, order.begin() + end);
   }
 
@@ -176,6 +177,10 @@ Loader::Loader(std::vector<Dataset> datasets, LoaderOptions options)
   CBST_CHECK(o.batch_size > 0, "loader: batch_size must be positive, got ", o.batch_size);
   CBST_CHECK(o.workers >= 0, "loader: workers must be >= 0, got ", o.workers);
   CBST_CHECK(o.prefetch_batches > 0, "loader: prefetch_batches must be positive");
+  CBST_CHECK(o.shard_count >= 1 && o.shard_index >= 0 && o.shard_index < o.shard_count,
+             "loader: shard ", o.shard_index, " of ", o.shard_count, " does not exist");
+  CBST_CHECK(o.drop_last || o.shard_count == 1, "loader: a sharded loader (", o.shard_count,
+             " shards) needs drop_last, so that every rank gets a full slice of every batch");
   CBST_CHECK(state_->size() > 0, "loader: the dataset is empty: ", state_->parts[0].describe());
   for (int i = 0; i < o.workers; ++i) state_->threads.emplace_back([s = state_.get()] { s->worker(); });
 }
@@ -193,7 +198,7 @@ const Dataset& Loader::dataset() const { return state_->parts[0]; }
 int64_t Loader::size() const { return state_->size(); }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = state_->size(), bs = state_->options.batch_size;
+  const int64_t n = state_->size(), bs = int64_t(state_->options.batch_size) * state_->options.shard_count;
   return state_->options.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 

@@ -29,6 +29,12 @@ struct LoaderOptions {
   int prefetch_batches = 4;   // how far workers may run ahead of the consumer
   bool shuffle = true;
   bool drop_last = true;      // drop an incomplete final batch
+  // Data-parallel training (one loader per rank): this loader yields slice `shard_index` of
+  // `shard_count` of every global batch of batch_size·shard_count samples, so the ranks
+  // together see exactly the batches (order and augmentation) of one loader with that batch
+  // size. Needs drop_last when shard_count > 1 (every rank gets a full slice).
+  int shard_index = 0;
+  int shard_count = 1;
   bool augment = true;        // false: no scale/crop/flip (evaluation); images of a batch must match
   uint64_t seed = 0;
   ClassSpace classes = ClassSpace::cityscapes19;  // the label space of the batches
@@ -70,7 +76,7 @@ class Loader {
 
   const Dataset& dataset() const;  // the first part
   int64_t size() const;             // samples over all parts
-  int64_t batches_per_epoch() const;
+  int64_t batches_per_epoch() const;  // global batches (each rank gets its slice of each)
   // The epoch's sample order (a permutation of the dataset when shuffling).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Starts (or restarts) prefetching `epoch`; batches of an unfinished epoch are dropped.

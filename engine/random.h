@@ -21,6 +21,16 @@ class Generator {
     offset_ += n;
     return o;
   }
+  // Data-parallel training (engine/dist.h): this process holds slice `index` of `count`
+  // equal slices of every batch. advance_batch_slice(n) for the n entries of the local slice
+  // returns the counters a single process gives those entries of the whole batch (offset +
+  // index·n) and advances past the whole batch (count·n), so masks (dropout) match a
+  // single-process run with the global batch. With count 1 it is advance(n).
+  void set_batch_slice(int index, int count) {
+    slice_index_ = uint64_t(index);
+    slice_count_ = uint64_t(count);
+  }
+  uint64_t advance_batch_slice(uint64_t n) { return advance(slice_count_ * n) + slice_index_ * n; }
   // Host-side draws (data order, crops): uniform in [0, 1) and an integer in [0, n).
   double next_double();
   uint64_t next_below(uint64_t n);
@@ -28,6 +38,7 @@ class Generator {
  private:
   uint64_t seed_ = 0;
   uint64_t offset_ = 0;
+  uint64_t slice_index_ = 0, slice_count_ = 1;
 };
 
 // The process-wide default generator (manual_seed resets it).

@@ -2,8 +2,11 @@
 // module.
 #include "layers/batch_norm2d.h"
 
+#include <cmath>
+
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
+#include "engine/dist.h"
 #include "engine/ops.h"
 #include "layers/conv_backend.h"
 
@@ -92,6 +95,84 @@ Tensor train_mode(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
                 });
 }
 
+// Per-channel sums of a (C) tensor summed across the ranks, in f64 on the host; `extra`
+// values ride along (the element count).
+std::vector<double> all_reduce_channels(dist::Communicator& comm, const std::vector<Tensor>& sums,
+                                        std::vector<double> extra = {}) {
+  std::vector<double> v;
+  for (const Tensor& s : sums) {
+    const std::vector<double> h = s.to(Device::cpu()).to(DType::f64).to_vector<double>();
+    v.insert(v.end(), h.begin(), h.end());
+  }
+  v.insert(v.end(), extra.begin(), extra.end());
+  comm.all_reduce_sum(v.data(), int64_t(v.size()));
+  return v;
+}
+
+Tensor channel_tensor(const double* values, int64_t c, const Tensor& like) {
+  return Tensor::from_vector<double>(std::vector<double>(values, values + c), {c}).to(like.dtype()).to(like.device());
+}
+
+// Training mode with the statistics of the global batch (see the header).
+Tensor sync_train_mode(const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& w_in, const Tensor& b_in, const Tensor& gamma, const Tensor& beta,
+                       const BatchNorm2dOptions& o) {
+  for (const Tensor* r : {&running_mean, &running_var})
+    CBST_CHECK(!r->defined() || r->is_contiguous(),
+               "batch_norm2d: running statistics are updated in place and must be contiguous");
+  dist::Communicator& comm = *o.sync;
+  const int64_t c = x_in.size(1);
+  Tensor x, d, invstd, y;
+  double m = 0;
+  {
+    NoGradGuard guard;
+    x = x_in.detach().contiguous();
+    const std::vector<double> s1 =
+        all_reduce_channels(comm, {sum(x, {0, 2, 3})}, {double(x.size(0) * x.size(2) * x.size(3))});
+    m = s1[size_t(c)];
+    CBST_CHECK(m > 1, "batch_norm2d: training needs more than one value per channel over all ranks, got ", m,
+               " (input ", shape_str(x_in.shape()), " on this rank); use a larger batch or crop, or freeze the layer");
+    std::vector<double> mean(static_cast<size_t>(c)), var(mean), inv(mean);
+    for (int64_t k = 0; k < c; ++k) mean[size_t(k)] = s1[size_t(k)] / m;
+    const Tensor mean_t = channel_tensor(mean.data(), c, x);
+    d = sub(x, channel_view(mean_t));
+    const std::vector<double> s2 = all_reduce_channels(comm, {sum(mul(d, d), {0, 2, 3})});
+    for (int64_t k = 0; k < c; ++k) {
+      var[size_t(k)] = s2[size_t(k)] / m;
+      inv[size_t(k)] = 1.0 / std::sqrt(var[size_t(k)] + o.eps);
+    }
+    invstd = channel_tensor(inv.data(), c, x);
+    y = add(mul(d, channel_view(mul(gamma, invstd))), channel_view(beta));
+    if (running_mean.defined()) {
+      std::vector<double> unbiased(var);
+      for (double& v : unbiased) v *= m / (m - 1);
+      Tensor(running_mean).copy_(add(mul(running_mean, 1 - o.momentum), mul(mean_t, o.momentum)));
+      Tensor(running_var)
+          .copy_(add(mul(running_var, 1 - o.momentum), mul(channel_tensor(unbiased.data(), c, x), o.momentum)));
+    }
+  }
+  const bool need_dx = x_in.requires_grad();
+  const bool need_dw = w_in.defined() && w_in.requires_grad();
+  const bool need_db = b_in.defined() && b_in.requires_grad();
+  dist::Communicator* sync = o.sync;
+  return record("sync_batch_norm2d", y, {x_in, w_in, b_in},
+                [d, invstd, gamma, m, c, sync, need_dx, need_dw, need_db](const Tensor& gy) {
+                  AllocationScope scope("sync_batch_norm2d backward");
+                  const Tensor dy = gy.contiguous();
+                  const Tensor xhat = mul(d, channel_view(invstd));
+                  const Tensor sum_dy = sum(dy, {0, 2, 3}), sum_dy_xhat = sum(mul(dy, xhat), {0, 2, 3});
+                  Tensor dx;
+                  if (need_dx) {
+                    const std::vector<double> g = all_reduce_channels(*sync, {sum_dy, sum_dy_xhat});
+                    const Tensor total_dy = channel_tensor(g.data(), c, dy);
+                    const Tensor total_dy_xhat = channel_tensor(g.data() + c, c, dy);
+                    dx = mul(sub(sub(mul(dy, m), channel_view(total_dy)), mul(xhat, channel_view(total_dy_xhat))),
+                             channel_view(mul(mul(gamma, invstd), 1.0 / m)));
+                  }
+                  return std::vector<Tensor>{dx, need_dw ? sum_dy_xhat : Tensor(), need_db ? sum_dy : Tensor()};
+                });
+}
+
 }  // namespace
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
@@ -116,6 +197,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& running_mean, const Tensor& r
                                         : Tensor::ones({c}, x.dtype(), x.device());
   const Tensor beta = bias.defined() ? bias.detach().contiguous()
                                      : Tensor::zeros({c}, x.dtype(), x.device());
+  if (o.training && o.sync && o.sync->size() > 1)
+    return sync_train_mode(x, running_mean, running_var, weight, bias, gamma, beta, o);
   if (o.training) return train_mode(x, running_mean, running_var, weight, bias, gamma, beta, o);
   return eval_mode(x, running_mean, running_var, weight, bias, gamma, beta, o.eps);
 }
@@ -145,9 +228,12 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     num_batches_tracked_.copy_(add(num_batches_tracked_, 1.0));
   }
   const bool pass_stats = update || !batch_stats;
+  // Synchronised only in training: evaluation and pseudo-labelling run on each rank's own
+  // images, as many as it has.
   return batch_norm2d(x, pass_stats ? running_mean_ : Tensor(), pass_stats ? running_var_ : Tensor(),
                       weight_, bias_,
-                      {.training = batch_stats, .momentum = params_.momentum, .eps = params_.eps});
+                      {.training = batch_stats, .momentum = params_.momentum, .eps = params_.eps,
+                       .sync = training() && !frozen_ ? sync_ : nullptr});
 }
 
 void BatchNorm2d::freeze(bool train_affine) {
@@ -166,6 +252,11 @@ void BatchNorm2d::unfreeze() {
     weight_.set_requires_grad(true);
     bias_.set_requires_grad(true);
   }
+}
+
+void sync_batch_norm(Module& root, dist::Communicator* comm) {
+  if (auto* bn = dynamic_cast<BatchNorm2d*>(&root)) bn->set_sync(comm);
+  for (auto& [name, child] : root.named_children()) sync_batch_norm(*child, comm);
 }
 
 }  // namespace cbst

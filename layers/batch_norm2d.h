@@ -17,6 +17,15 @@
 // CPU: straightforward loops with f64 accumulation. CUDA: cuDNN (spatial mode; the
 // persistent mode is avoided, see reference/performance.md §2); eps must be ≥ 1e-5
 // (CUDNN_BN_MIN_EPSILON) on the GPU. Backward in running-statistics mode uses engine ops.
+//
+// Synchronised statistics (options.sync, a communicator of several ranks; data-parallel
+// training, as torch.nn.SyncBatchNorm): μ and σ² are taken over the global batch, all ranks'
+// values (m = Σ over ranks of N·H·W): Σx is summed across ranks, then Σ(x − μ)² (two passes,
+// as above), so every rank normalises with the statistics a single process would compute on
+// the whole batch and updates the running statistics identically. Backward sums Σdy and
+// Σdy·x̂ across ranks before dx = γ·invstd/m · (m·dy − Σdy − x̂·Σdy·x̂); dγ and dβ stay this
+// rank's sums (the gradient all-reduce adds them). Engine ops on either device, the per-channel
+// sums exchanged in f64 through host memory: 2 small all-reduces forward, 1 backward.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +35,15 @@
 
 namespace cbst {
 
+namespace dist {
+class Communicator;
+}
+
 struct BatchNorm2dOptions {
   bool training = false;  // batch statistics (and running-stat update) vs running statistics
   double momentum = 0.1;
   double eps = 1e-5;
+  dist::Communicator* sync = nullptr;  // training: statistics over the ranks of this communicator
 };
 
 Tensor batch_norm2d(const Tensor& x,             // (N, C, H, W)
@@ -59,6 +73,8 @@ class BatchNorm2d : public Module {
   void freeze(bool train_affine = true);
   void unfreeze();
   bool frozen() const { return frozen_; }
+  // Batch statistics over the ranks of `comm` in train() mode (null: this process's batch).
+  void set_sync(dist::Communicator* comm) { sync_ = comm; }
 
   const BatchNorm2dParams& params() const { return params_; }
   Tensor& weight() { return weight_; }
@@ -70,7 +86,11 @@ class BatchNorm2d : public Module {
  private:
   BatchNorm2dParams params_;
   bool frozen_ = false;
+  dist::Communicator* sync_ = nullptr;
   Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
 };
+
+// set_sync(comm) on every BatchNorm2d in the module tree under `root`.
+void sync_batch_norm(Module& root, dist::Communicator* comm);
 
 }  // namespace cbst

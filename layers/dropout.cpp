@@ -20,7 +20,7 @@ Tensor dropout(const Tensor& x, const DropoutOptions& o, Generator* gen) {
   const int64_t group = o.channelwise ? x.numel() / std::max<int64_t>(x.size(0) * x.size(1), 1) : 1;
   const int64_t entries = group > 0 ? x.numel() / group : 0;
   Generator& g = gen ? *gen : default_generator();
-  const uint64_t offset = g.advance(uint64_t(entries));
+  const uint64_t offset = g.advance_batch_slice(uint64_t(entries));
   AllocationScope scope("dropout");
   const Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());

@@ -9,7 +9,9 @@
 // The mask comes from Philox: element (or channel) k is kept when
 // kern::random_bernoulli(seed, offset + k, 1 − p) is 1, with offset reserved from the
 // Generator (advance(number of mask entries)). The same generator state therefore gives the
-// same mask on the CPU and on CUDA, and the same mask as engine `bernoulli()`.
+// same mask on the CPU and on CUDA, and the same mask as engine `bernoulli()`. In
+// data-parallel training the counters are those of this rank's slice of the global batch
+// (Generator::advance_batch_slice), so the masks equal a single process's.
 // Backward saves the u8 mask: dx = dy · m / (1 − p).
 #pragma once
 

@@ -144,6 +144,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   const data::ClassSpace space = data::class_space_for(int(model.num_classes()));
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
+  prepare_data_parallel(model);
   Tensor prior;
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
@@ -178,7 +179,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     global_step = loaded.position.global_step;
     run.drop_metrics_from(done_rounds + 1);
     run.log("  resume : after round " + std::to_string(done_rounds) + " from " + ckpt);
-  } else if (eval_set) {
+  } else if (eval_set && run.writer()) {  // rank 0 evaluates; the others go on to round 1
     const data::EvalResult e = evaluate_in_run(model, *eval_set, eval_options, run, "round 0 (initial model) eval");
     EvalSource initial = eval_source;
     initial.checkpoint = cfg.init;
@@ -291,6 +292,11 @@ void run_adaptation(const AdaptConfig& cfg) {
     }
     round_info["train_loss"] = loss;
     round_info["train_images"] = loader.size();
+    // Rank 0 evaluates and writes; the other ranks go on to the next round's labelling.
+    if (!run.writer()) {
+      eta.unit_done();
+      continue;
+    }
     bool improved = false;
     double miou = 0;
     const std::string round_label = "round " + std::to_string(r) + "/" + std::to_string(cfg.rounds);
@@ -320,6 +326,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     eta.unit_done();
     write_run_report(run.path());
   }
+  if (!run.writer()) return;  // rank 0 writes the run's last files
   // summary.json: every round's record, in order, without times (a resumed run writes the
   // same file).
   Json rounds = Json::array();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/dtype.h"
 #include "selftrain/labeling_math.h"
@@ -31,6 +32,17 @@ inline int64_t authors_zero_entries(bool global_pool, int64_t classes) {
 // from. `probs_c` and `prior_c` keep the contiguous copies alive while the source is used.
 ScoreSource score_source(const char* op, const Tensor& probs, const Tensor& prior, LabelSize size,
                          Tensor& probs_c, Tensor& prior_c);
+
+// The pools of `images` images as order keys (order_key of each confidence), one pool per
+// class (one for ST's global pool), without the authors' spurious zeros; counts[c] = pool
+// entries predicted as class c. Threshold selection runs on these: by std::nth_element in one
+// process (class_thresholds_cpu), by histograms summed across ranks in several
+// (selftrain/distributed_thresholds.h).
+struct Pools {
+  std::vector<std::vector<uint32_t>> keys;
+  std::vector<int64_t> counts;
+};
+Pools collect_pools_cpu(const ScoreSource& src, int64_t images, const PoolParams& params);
 
 // thresholds: (C) f32, pool_sizes: (C) i64.
 void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,

@@ -33,8 +33,7 @@ struct GridTaps {
 
 }  // namespace
 
-void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,
-                          int64_t images, const PoolParams& params) {
+Pools collect_pools_cpu(const ScoreSource& src, int64_t images, const PoolParams& params) {
   const int64_t classes = src.classes;
   const int64_t width = src.width;
   const int64_t pixels = int64_t(src.height) * width;
@@ -44,11 +43,10 @@ void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSou
   const int64_t per_image = (pixels + stride - 1) / stride;
   const GridTaps taps(src);
 
-  std::vector<std::vector<uint32_t>> pools(params.global_pool ? 1 : classes);
-  if (params.authors_sampling)
-    for (auto& pool : pools)
-      pool.assign(size_t(authors_zero_entries(params.global_pool, classes)), order_key(0.0f));
-  std::vector<int64_t> counts(classes, 0);
+  Pools out{.keys = std::vector<std::vector<uint32_t>>(params.global_pool ? 1 : classes),
+            .counts = std::vector<int64_t>(classes, 0)};
+  auto& pools = out.keys;
+  auto& counts = out.counts;
   std::vector<uint8_t> label(per_image);
   std::vector<uint32_t> key(per_image);
   std::vector<int64_t> seen(classes);  // the authors' sampling: pixels of each class so far
@@ -67,6 +65,19 @@ void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSou
       ++counts[label[m]];
     }
   }
+  return out;
+}
+
+void class_thresholds_cpu(float* thresholds, int64_t* pool_sizes, const ScoreSource& src,
+                          int64_t images, const PoolParams& params) {
+  const int64_t classes = src.classes;
+  Pools collected = collect_pools_cpu(src, images, params);
+  auto& pools = collected.keys;
+  const auto& counts = collected.counts;
+  // The authors' zeros (the rank selection below does not depend on where they sit).
+  if (params.authors_sampling)
+    for (auto& pool : pools)
+      pool.insert(pool.end(), size_t(authors_zero_entries(params.global_pool, classes)), order_key(0.0f));
 
   // threshold = pool[t−1] of the pool sorted in descending order, t = ⌊n·p⌋.
   std::vector<float> value(pools.size(), 1.0f);

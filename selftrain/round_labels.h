@@ -58,7 +58,10 @@ struct LabelOutput {
   RunDir* run = nullptr;
 };
 
-// Pseudo-labels of every image of `target` (also `cbst pseudolabel --checkpoint`).
+// Pseudo-labels of every image of `target` (also `cbst pseudolabel --checkpoint`). With
+// several ranks in dist::world() (data-parallel `cbst adapt`) each rank predicts and writes
+// its contiguous share of the images; the thresholds (selftrain/distributed_thresholds.h) and
+// counts are those of the whole set, and every rank returns the whole dataset.
 RoundLabels label_dataset(SegmentationModel& model, const data::Dataset& target, const Tensor& spatial_prior,
                           const RoundLabelOptions& options, const LabelOutput& output);
 

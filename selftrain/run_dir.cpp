@@ -19,6 +19,7 @@
 #include "data/image.h"
 #include "engine/check.h"
 #include "engine/cuda_context.h"
+#include "engine/dist.h"
 
 namespace cbst {
 
@@ -83,8 +84,10 @@ static int64_t record_index(const Json& record) {
   return -1;
 }
 
-RunDir::RunDir(const std::string& path, bool resume) : path_(path), resume_(resume) {
+RunDir::RunDir(const std::string& path, bool resume)
+    : path_(path), resume_(resume), writer_(dist::world().rank() == 0) {
   CBST_CHECK(!path.empty(), "no run folder given; pass --run DIR");
+  if (!writer_) return;
   std::error_code ec;
   const bool has_run = fs::exists(fs::path(path) / "checkpoints" / "latest", ec);
   if (resume) {
@@ -161,6 +164,7 @@ std::vector<std::string> check_resume_options(const std::string& started, const 
 }
 
 void RunDir::check_resume(const std::string& config_text, const std::set<std::string>& may_change) {
+  if (!writer_) return;
   std::ifstream in(fs::path(path_) / "config.toml");
   const std::string started((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (started.empty() || config_text.empty()) return;
@@ -183,6 +187,7 @@ std::string RunDir::file(const std::string& relative) const {
 }
 
 void RunDir::log(const std::string& line) {
+  if (!writer_) return;
   const std::string stamped = timestamp_now() + " " + line;
   // On a terminal a progress bar may hold the current line: clear it first.
   if (::isatty(1)) std::printf("\r\033[K");
@@ -193,6 +198,7 @@ void RunDir::log(const std::string& line) {
 }
 
 void RunDir::metric(const Json& record) {
+  if (!writer_) return;
   const int64_t index = record_index(record);
   CBST_CHECK(index >= 0, "a metrics record needs its round or epoch: ", json_text(record));
   Json stamped = {{"time", timestamp_now(true)}};
@@ -202,6 +208,7 @@ void RunDir::metric(const Json& record) {
 }
 
 void RunDir::drop_metrics_from(int64_t index) {
+  if (!writer_) return;
   std::erase_if(metrics_, [&](const auto& m) { return m.first >= index; });
   flush_metrics();
 }
@@ -223,6 +230,7 @@ void RunDir::flush_metrics() const {
 }
 
 void RunDir::write_text(const std::string& relative, const std::string& text) const {
+  if (!writer_) return;
   data::write_text_atomic(file(relative), text);
 }
 
@@ -242,8 +250,12 @@ std::string format_duration(double s) {
 }
 
 Progress::Progress(std::string label, int64_t total, RunDir* run, bool plain_lines)
-    : label_(std::move(label)), total_(total), run_(run), plain_lines_(plain_lines), start_(now_seconds()),
-      tty_(::isatty(1) != 0) {}
+    : label_(std::move(label)), total_(total), run_(run), start_(now_seconds()),
+      quiet_(dist::world().rank() != 0) {
+  // Data-parallel runs: only rank 0 prints (its bar stands for all ranks, which move together).
+  plain_lines_ = plain_lines && !quiet_;
+  tty_ = ::isatty(1) != 0 && !quiet_;
+}
 
 void Progress::update(int64_t done, const std::string& status) {
   const double t = now_seconds(), elapsed = t - start_;
@@ -272,7 +284,7 @@ void Progress::finish(const std::string& status) {
   std::snprintf(buf, sizeof buf, "%s done: %lld in %s %s", label_.c_str(), (long long)total_, format_duration(elapsed).c_str(),
                 status.c_str());
   if (run_) run_->log(buf);
-  else std::printf("%s\n", buf);
+  else if (!quiet_) std::printf("%s\n", buf);
 }
 
 RunEta::RunEta(int64_t total_steps, int64_t done_steps, int64_t total_units, int64_t done_units)

@@ -41,6 +41,10 @@ class RunDir {
  public:
   // Creates `path` (and parents). Without `resume`, a folder holding a previous run is an
   // error; with it, the folder must hold one (checkpoints/latest).
+  // In data-parallel runs (engine/dist.h) only rank 0 writes the folder; on the other ranks
+  // this object checks nothing and log, metric and write_text do nothing (writer() is false).
+  // Every rank reads the folder (resume, pseudo-labels), so it must be on a file system they
+  // all see, as the data sets are.
   RunDir(const std::string& path, bool resume);
   // A run that fails before started() (bad data, model or options: validation) leaves no
   // folder behind when this object created it; from started() on, the folder stays for
@@ -68,11 +72,13 @@ class RunDir {
   std::vector<Json> records(const std::string& event = "") const;
   void write_text(const std::string& relative, const std::string& text) const;
   bool resuming() const { return resume_; }
+  bool writer() const { return writer_; }  // rank 0: this process writes the folder
 
  private:
   void flush_metrics() const;
   std::string path_;
   bool resume_;
+  bool writer_ = true;
   bool created_ = false;   // this object made the folder
   bool started_ = false;
   int unwinding_at_start_ = 0;  // std::uncaught_exceptions() when constructed
@@ -93,7 +99,8 @@ std::vector<std::string> check_resume_options(const std::string& started, const 
 
 // Progress with ETA: a bar redrawn in place on a terminal, plain lines (every ~10 s and at
 // the end) otherwise, unless `plain_lines` is off (the training loop logs its own lines).
-// finish() logs one line to the run when there is one.
+// finish() logs one line to the run when there is one. On the ranks other than 0 of a
+// data-parallel run (engine/dist.h) it prints nothing.
 class Progress {
  public:
   Progress(std::string label, int64_t total, RunDir* run = nullptr, bool plain_lines = true);
@@ -106,6 +113,7 @@ class Progress {
   RunDir* run_;
   bool plain_lines_;
   double start_, last_print_ = -1e9;
+  bool quiet_;  // a data-parallel rank other than 0
   bool tty_;
 };
 

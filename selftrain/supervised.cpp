@@ -57,6 +57,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   const data::ClassSpace space = data::class_space_for(int(model.num_classes()));
   model.to(cfg.train.device);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
+  prepare_data_parallel(model);
 
   data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention, cfg.train.seed);
   if (cfg.train.rare_class_sampling > 0)
@@ -103,6 +104,11 @@ void run_supervised(const SupervisedConfig& cfg) {
                                       .last_checkpoint = previous.empty() ? "" : run.file("checkpoints/" + previous),
                                       .class_weights = class_weights});
     Json info = {{"event", "epoch"}, {"epoch", e}, {"train_loss", s.mean_loss}, {"seconds", s.seconds}};
+    // Rank 0 evaluates and writes; the other ranks go on to the next epoch's first step.
+    if (!run.writer()) {
+      eta.unit_done();
+      continue;
+    }
     const bool last = e == cfg.epochs;
     bool improved = false;
     double miou = 0;
@@ -128,6 +134,7 @@ void run_supervised(const SupervisedConfig& cfg) {
     eta.unit_done();
     write_run_report(run.path());
   }
+  if (!run.writer()) return;  // rank 0 writes the run's last files
   const std::string final_weights = run.file("checkpoints/final.safetensors");
   write_final_weights(run.file("checkpoints/" + first_line(read_text(latest))), final_weights);
   write_final_eval(run, "eval/epoch_" + std::to_string(cfg.epochs) + ".json", final_weights);

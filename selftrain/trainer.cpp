@@ -3,10 +3,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/autograd.h"
+#include "engine/dist.h"
 #include "layers/softmax_cross_entropy.h"
 
 namespace cbst {
@@ -16,6 +18,28 @@ namespace {
 int64_t abort_at_step() {
   const char* v = std::getenv("CBST_TEST_ABORT_AT_STEP");
   return v ? std::atoll(v) : -1;
+}
+
+// The cross-entropy's normaliser for this rank's batch: Σ w_{y_p} over the non-ignored pixels
+// (their count without class weights).
+double loss_normaliser(const Tensor& labels, const Tensor& class_weights) {
+  const std::vector<uint8_t> y = labels.to(Device::cpu()).contiguous().to_vector<uint8_t>();
+  std::vector<int64_t> counts(256, 0);
+  for (uint8_t v : y) ++counts[v];
+  counts[255] = 0;  // ignore_index
+  const std::vector<float> w = class_weights.defined() ? class_weights.to(Device::cpu()).to_vector<float>()
+                                                       : std::vector<float>();
+  double total = 0;
+  for (size_t c = 0; c < 255; ++c)
+    if (counts[c]) total += double(counts[c]) * (c < w.size() ? double(w[c]) : 1.0);
+  return total;
+}
+
+std::vector<Tensor> trainable_parameters(const Sgd& optimizer) {
+  std::vector<Tensor> params;
+  for (const ParamGroup& g : optimizer.groups())
+    for (const auto& [name, p] : g.params) params.push_back(p);
+  return params;
 }
 }  // namespace
 
@@ -38,6 +62,9 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
   double window = 0, window_data = 0, window_step = 0;
   int64_t window_n = 0;
   const int64_t abort_step = abort_at_step();
+  dist::Communicator& comm = dist::world();
+  std::optional<dist::GradientBuckets> buckets;
+  if (comm.size() > 1) buckets.emplace(trainable_parameters(optimizer));
   auto fetch_start = Clock::now();
   while (auto batch = loader.next()) {
     const auto fetched = Clock::now();
@@ -46,7 +73,15 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
     const Tensor logits = model.forward(batch->images);
     const Tensor loss = ctx.loss ? ctx.loss(logits, *batch)
                                  : softmax_cross_entropy(logits, batch->labels, {.class_weights = ctx.class_weights});
-    const double l = loss.item<float>();
+    double l = loss.item<float>();
+    double share = 1.0;  // this rank's part of the global batch's loss (see the header)
+    if (buckets) {
+      const double w = loss_normaliser(batch->labels, ctx.class_weights);
+      double sums[2] = {w, w * l};
+      comm.all_reduce_sum(sums, 2);
+      share = sums[0] > 0 ? w / sums[0] : 0.0;
+      l = sums[0] > 0 ? sums[1] / sums[0] : sums[1];  // NaN anywhere makes it NaN everywhere
+    }
     const int64_t step = ctx.global_step ? *ctx.global_step : stats.steps;
     if (!std::isfinite(l)) {
       CBST_THROW("the loss became ", l, " at step ", step, " (", ctx.label, ", batch ", stats.steps,
@@ -55,7 +90,12 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
                  "; hint: lower --lr or check the labels");
     }
     const double lr = optimizer.current_lr();  // the rate this step uses
-    loss.backward();
+    if (buckets) {
+      loss.backward(Tensor::full({}, share, loss.dtype(), loss.device()));
+      buckets->all_reduce(comm);
+    } else {
+      loss.backward();
+    }
     optimizer.step();
     const auto done = Clock::now();
     const double data_time = seconds(fetch_start, fetched), step_time = seconds(fetch_start, done);

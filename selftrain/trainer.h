@@ -3,6 +3,18 @@
 // a loader's batches, with a NaN/Inf guard that stops the run naming the step. Every
 // `log_every` steps (and at the epoch's end) one log line and one metrics.jsonl record: the
 // loss over those steps, learning rate, data and step time, memory, the run's ETA.
+//
+// Data-parallel (dist::world() of several ranks, each with its slice of every global batch):
+// the step must be the single-process step on the global batch, whose loss is Σ_p w_p ℓ_p /
+// Σ_p w_p over all ranks' pixels, not the mean of the ranks' means (their normalisers W_r, the
+// weighted non-ignored pixel counts, differ). So each rank backpropagates its loss scaled by
+// W_r / Σ_r W_r (one all-reduce of two numbers, which also gives every rank the global loss
+// for the NaN guard and the logs), then the gradients are summed across ranks in buckets
+// (dist::GradientBuckets) before the optimizer step; every rank then takes the same step.
+// The all-reduce follows backward (no overlap: the tape has no per-parameter hooks, and CPU
+// ranks are compute-bound). CRST's losses are weighted by the same W_r: exact for LRENT
+// (normalised by the pixels with a target), approximate for MRKLD's second term (normalised
+// by the regularised target pixels).
 #pragma once
 
 #include <cstdint>

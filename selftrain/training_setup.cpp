@@ -1,6 +1,8 @@
 #include "selftrain/training_setup.h"
 
 #include "data/transforms.h"
+#include "engine/dist.h"
+#include "layers/batch_norm2d.h"
 
 namespace cbst {
 
@@ -34,7 +36,20 @@ data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace sp
   l.blur = o.blur;
   l.normalization = data::Normalization::from_name(input_convention);
   l.device = o.device;
+  l.shard_index = dist::world().rank();
+  l.shard_count = dist::world().size();
   return l;
+}
+
+void prepare_data_parallel(SegmentationModel& model) {
+  dist::Communicator& comm = dist::world();
+  if (comm.size() == 1) return;
+  sync_batch_norm(model, &comm);
+  model.dropout_generator().set_batch_slice(comm.rank(), comm.size());
+  std::vector<Tensor> tensors;
+  for (auto& [name, t] : model.named_parameters()) tensors.push_back(t);
+  for (auto& [name, t] : model.named_buffers()) tensors.push_back(t);
+  dist::broadcast_tensors(comm, tensors);
 }
 
 Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr, int64_t poly_steps) {

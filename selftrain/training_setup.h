@@ -14,6 +14,8 @@
 namespace cbst {
 
 struct TrainingOptions {
+  // Images per step *per process*: with N data-parallel ranks (mpirun -np N) a step sees a
+  // global batch of batch·N images, the batches a single process with --batch batch·N sees.
   int64_t batch = 2;
   int64_t crop_height = 0;  // 0: no crop (whole scaled images; needs equal sizes per batch)
   int64_t crop_width = 0;
@@ -53,8 +55,13 @@ int64_t default_num_classes(const data::Dataset& dataset);
 std::pair<std::string, std::string> split_eval_spec(const std::string& spec,
                                                     const std::string& default_split = "val");
 
+// Sharded across the ranks of dist::world() (each rank loads its slice of every global batch).
 data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace space,
                                    const std::string& input_convention, uint64_t seed);
+// Data-parallel training over dist::world() (engine/dist.h; nothing in a single process):
+// batch norm synchronised across the ranks, dropout drawing the masks of this rank's slice of
+// the global batch, and rank 0's parameters and buffers copied to every rank.
+void prepare_data_parallel(SegmentationModel& model);
 // SGD over the model's parameter groups at base rate `lr`. poly_steps > 0: poly decay to 0
 // over that many steps; either way the options' linear warm-up.
 Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr, int64_t poly_steps = 0);

@@ -7,8 +7,9 @@
 set -euo pipefail
 
 cbst_install_deps() {
+  # libopenmpi-dev and openmpi-bin: data-parallel training (mpirun -np N cbst train ...) and its tests.
   local pkgs=(cmake ninja-build g++ pkg-config libpng-dev zlib1g-dev libgtest-dev libcli11-dev
-              nlohmann-json3-dev libstb-dev libopenblas-dev)
+              nlohmann-json3-dev libstb-dev libopenblas-dev libopenmpi-dev openmpi-bin)
   if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     echo "cbst: no dpkg/apt-get on this host; not installing packages (CMake checks the dependencies)"
     return 0

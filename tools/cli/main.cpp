@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/check.h"
+#include "engine/dist.h"
 #include "selftrain/eval_record.h"  // cbst_version
 #include "tools/cli/registry.h"
 
@@ -46,8 +47,11 @@ constexpr const char* kOutOfMemoryAdvice =
     "free memory or use a machine with more, or give the command less to hold at once "
     "(a smaller --batch, --crop or --size, or fewer images)";
 
+// "cbst: error: ", or with several data-parallel processes "cbst (rank 1 of 4): error: ".
+std::string g_error_prefix = "cbst: error: ";
+
 void print_out_of_memory() {
-  std::fprintf(stderr, "cbst: error: out of memory while %s; %s\n", g_stage.c_str(), kOutOfMemoryAdvice);
+  std::fprintf(stderr, "%sout of memory while %s; %s\n", g_error_prefix.c_str(), g_stage.c_str(), kOutOfMemoryAdvice);
 }
 
 // CLI11 reads a config file line by line and, when a line does not fit in memory, stops
@@ -142,6 +146,13 @@ int main(int argc, char** argv) {
 
   int rc = 0;
   try {
+    // Under mpirun/srun: MPI starts here (engine/dist.h); rank 0 alone prints results and logs.
+    const cbst::dist::Communicator& comm = cbst::dist::world();
+    if (comm.size() > 1) {
+      g_error_prefix = "cbst (rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.size()) + "): error: ";
+      if (comm.rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+        std::fprintf(stderr, "%scannot silence standard output of this rank\n", g_error_prefix.c_str());
+    }
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) {
@@ -163,33 +174,36 @@ int main(int argc, char** argv) {
         for (const CLI::App* sub : at->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
         what = "unknown subcommand '" + std::string(argv[depth]) + "' (the subcommands are " + names + ")";
       }
-      std::fprintf(stderr, "cbst: error: %s; see `%s --help`\n", what.c_str(), where.c_str());
+      std::fprintf(stderr, "%s%s; see `%s --help`\n", g_error_prefix.c_str(), what.c_str(), where.c_str());
       rc = kUsageError;
     }
   } catch (const cbst::Error& e) {
     // The message alone: no check expression, no source path (CBST_DEBUG_ERRORS=1 shows them).
     const char* debug = std::getenv("CBST_DEBUG_ERRORS");
     if (debug && *debug && std::string(debug) != "0") {
-      std::fprintf(stderr, "cbst: error: %s\n", e.what());
+      std::fprintf(stderr, "%s%s\n", g_error_prefix.c_str(), e.what());
     } else if (e.user_message().empty()) {
-      std::fprintf(stderr, "cbst: error: internal error (a consistency check failed); rerun with "
-                           "CBST_DEBUG_ERRORS=1 to see which, and report it with the command line\n");
+      std::fprintf(stderr, "%sinternal error (a consistency check failed); rerun with CBST_DEBUG_ERRORS=1 to see "
+                           "which, and report it with the command line\n", g_error_prefix.c_str());
     } else {
-      std::fprintf(stderr, "cbst: error: %s\n", e.user_message().c_str());
+      std::fprintf(stderr, "%s%s\n", g_error_prefix.c_str(), e.user_message().c_str());
     }
     rc = 1;
   } catch (const std::bad_alloc&) {
     print_out_of_memory();
     rc = 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "cbst: error: %s\n", e.what());
+    std::fprintf(stderr, "%s%s\n", g_error_prefix.c_str(), e.what());
     rc = 1;
   }
   // Tables and JSON on stdout are results: a full disk or a closed pipe must not exit 0.
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-    std::fprintf(stderr, "cbst: error: writing to standard output failed: %s; is the disk full?\n",
+    std::fprintf(stderr, "%swriting to standard output failed: %s; is the disk full?\n", g_error_prefix.c_str(),
                  std::strerror(errno));
-    return rc ? rc : 1;
+    if (!rc) rc = 1;
   }
+  // An error on one rank ends them all (the others may be waiting for it in a collective).
+  if (rc) cbst::dist::abort_other_ranks(rc);
+  cbst::dist::finalize();
   return rc;
 }

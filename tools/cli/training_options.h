@@ -6,6 +6,8 @@
 #include <string>
 
 #include "engine/check.h"
+#include "engine/cuda_context.h"
+#include "engine/dist.h"
 #include "selftrain/training_setup.h"
 #include "tools/cli/sizes.h"
 #include "tools/cli/validators.h"
@@ -22,7 +24,8 @@ struct TrainingFlags {
 };
 
 inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlags& f) {
-  cmd.add_option("--batch", o.batch, "images per batch")->check(cbst::cli::InRange(1, 4096))->capture_default_str();
+  cmd.add_option("--batch", o.batch, "images per batch and process (mpirun -np N: global batch N x this)")
+      ->check(cbst::cli::InRange(1, 4096))->capture_default_str();
   cmd.add_option("--crop", f.crop, "training crop: SIZE or HxW (default: whole scaled images)");
   cmd.add_option("--scale-range", [&o](const CLI::results_t& r) {
         return std::sscanf(r[0].c_str(), "%lf,%lf", &o.min_scale, &o.max_scale) == 2 && o.min_scale > 0 &&
@@ -52,7 +55,8 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--log-every", o.log_every, "steps between log lines and metrics.jsonl records")
       ->check(cbst::cli::InRange(int64_t(1), int64_t(1) << 40))->capture_default_str();
   cmd.add_option("--workers", o.workers, "data-loading threads")->check(cbst::cli::InRange(0, 64))->capture_default_str();
-  cmd.add_option("--device", f.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd.add_option("--device", f.device, "cpu, cuda or cuda:N (under mpirun, cuda is each rank's own GPU)")
+      ->capture_default_str();
   cmd.add_option("--seed", o.seed, "seed of data order, augmentation, dropout and initialisation")->capture_default_str();
   cmd.add_flag("--frozen-bn", o.frozen_bn, "use the batch-norm running statistics while training (ResNet-38)");
   cmd.add_flag("--deterministic", o.deterministic, "deterministic cuDNN/cuBLAS algorithms");
@@ -80,6 +84,10 @@ inline std::vector<double> parse_scales(const std::string& text) {
 // Resolves the string flags into `o` and the inference options.
 inline void finish_training_options(TrainingOptions& o, const TrainingFlags& f, InferenceOptions& inference) {
   o.device = Device::parse(f.device);
+  // One process per GPU: under an MPI launcher, plain "cuda" is the rank's GPU on its host.
+  const dist::Communicator& comm = dist::world();
+  if (f.device == "cuda" && comm.size() > 1 && cuda_device_count() > 0)
+    o.device = Device::cuda(comm.local_rank() % cuda_device_count());
   if (!f.crop.empty()) {
     const Size2 crop = parse_size(f.crop, "--crop", 1, 1 << 16, "512 or 512x1024");
     o.crop_height = crop.height;
