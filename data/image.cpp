@@ -50,12 +50,21 @@ const char* stb_format(const std::vector<uint8_t>& b) {
   return nullptr;
 }
 
-// `channels` = 0 keeps the file's channel count, returned in `channels_out`.
-// stb_image 2.27 (Debian 12) trusts a DHT segment's 16 code counts: when they add up to
-// more than 256 it writes past its Huffman tables (fixed upstream in 2.28). Every DHT
-// segment of the file, including those between the scans of a progressive JPEG, is
-// checked before stb sees the bytes.
+// Two holes of stb_image 2.27 (Debian 12), both closed here before stb sees the bytes, by a
+// walk over the markers that follows stb's own order:
+// - it trusts a DHT segment's 16 code counts: when they add up to more than 256 it writes
+//   past its Huffman tables (fixed upstream in 2.28). Every DHT segment of the file,
+//   including those between the scans of a progressive JPEG, is checked.
+// - it decodes a scan with whatever Huffman table the scan names, defined or not: a table no
+//   DHT has defined is uninitialised heap memory, and with the leftovers of an earlier
+//   decode its lookup indexes outside the table (found by fuzz_image). A scan may name only
+//   tables defined before it, counting only those it decodes with: a baseline scan uses its
+//   DC and AC tables, a progressive DC scan its DC table (none when refining, Ah > 0), a
+//   progressive AC scan its AC table; encoders write 0 for the unused ones.
 void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string& path) {
+  auto at = [&b](size_t k) -> size_t { return k < b.size() ? b[k] : 0; };  // stb reads zeros past the end
+  bool defined[2][4] = {};  // [class: 0 DC, 1 AC][table]
+  bool progressive = false, seen_frame = false;
   size_t i = 2;  // after SOI
   while (i + 4 <= b.size()) {
     if (b[i] != 0xFF) {
@@ -69,12 +78,14 @@ void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string&
     }
     if (m == 0xD9) return;  // EOI
     const size_t length = size_t(b[i + 2]) << 8 | b[i + 3];
+    if ((m == 0xC0 || m == 0xC1 || m == 0xC2) && !seen_frame) {
+      seen_frame = true;  // stb reads the first frame header and refuses any later one
+      progressive = m == 0xC2;
+    }
     if (m == 0xC4) {
       // Walked exactly as stb does: tables follow each other while the declared length is
       // not used up, even when the last one starts a few bytes before the segment's end
-      // (its counts then come from the bytes after it), and past the end of the file stb
-      // reads zeros.
-      auto at = [&b](size_t k) -> size_t { return k < b.size() ? b[k] : 0; };
+      // (its counts then come from the bytes after it).
       size_t p = i + 4;
       const size_t end = i + 2 + length;
       while (p < end) {
@@ -83,7 +94,26 @@ void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string&
         if (n > 256)
           CBST_THROW(path, ": corrupt JPEG: a Huffman table (DHT at byte ", i, ") declares ", n,
                      " codes, more than 256");
+        const size_t tc = at(p) >> 4, th = at(p) & 15;
+        if (tc <= 1 && th <= 3) defined[tc][th] = true;  // stb refuses other classes and ids
         p += 17 + n;
+      }
+    }
+    if (m == 0xDA) {
+      const size_t components = at(i + 4);
+      const size_t spectral_start = at(i + 5 + 2 * components);
+      const size_t approximation_high = at(i + 7 + 2 * components) >> 4;
+      const bool uses_dc = !progressive || (spectral_start == 0 && approximation_high == 0);
+      const bool uses_ac = !progressive || spectral_start > 0;
+      for (size_t c = 0; c < components && c < 4; ++c) {
+        const size_t q = at(i + 6 + 2 * c), dc = q >> 4, ac = q & 15;
+        if (dc > 3 || ac > 3) continue;  // stb refuses the scan
+        if (uses_dc && !defined[0][dc])
+          CBST_THROW(path, ": corrupt JPEG: the scan at byte ", i, " decodes with Huffman DC table ", dc,
+                     ", which no DHT before it defines");
+        if (uses_ac && !defined[1][ac])
+          CBST_THROW(path, ": corrupt JPEG: the scan at byte ", i, " decodes with Huffman AC table ", ac,
+                     ", which no DHT before it defines");
       }
     }
     if (length < 2) return;  // corrupt: stb refuses it
@@ -91,6 +121,7 @@ void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string&
   }
 }
 
+// `channels` = 0 keeps the file's channel count, returned in `channels_out`.
 std::vector<uint8_t> decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& path, int channels,
                                      int& width, int& height, int& channels_out) {
   if (bytes.empty()) CBST_THROW(path, ": file is empty; was the download interrupted?");

@@ -8,6 +8,13 @@
 #define STBI_ONLY_BMP
 #define STBI_NO_STDIO  // we read files ourselves so that errors name the file
 #define STBI_FAILURE_USERMSG
+// Zeroed allocations: stb 2.27 decodes a scan with a Huffman table that no DHT defined (the
+// reader refuses such files first, data/image.cpp), and an all-zero table decodes every code
+// as symbol 0 instead of reading the leftovers of an earlier decode.
+#include <cstdlib>
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(p, size) std::realloc(p, size)
+#define STBI_FREE(p) std::free(p)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "data/image.h"
+#include "tests/data/jpeg_fixtures.h"
 #include "tests/weights/weights_fixtures.h"
 #include "weights/safetensors.h"
 #include "weights/tensor_map.h"
@@ -141,6 +142,12 @@ void image_seeds() {
   seed("image", "sixteen.png", file_bytes(tmp / "sixteen.png"));
   stbi_write_jpg((tmp / "a.jpg").string().c_str(), im.width, im.height, 3, im.pixels.data(), 90);
   seed("image", "a.jpg", file_bytes(tmp / "a.jpg"));
+  // stb_image_write writes baseline JPEGs only: a hand-made progressive one, a DC scan and a
+  // DC refinement.
+  using data::test_util::JpegScan;
+  seed("image", "progressive.jpg",
+       data::test_util::tiny_jpeg(0xC2, false, {JpegScan{.tables = 0x00, .spectral_end = 0},
+                                                JpegScan{.tables = 0x00, .spectral_end = 0, .approximation = 0x10}}));
   stbi_write_bmp((tmp / "a.bmp").string().c_str(), im.width, im.height, 3, im.pixels.data());
   seed("image", "a.bmp", file_bytes(tmp / "a.bmp"));
   fs::remove_all(tmp);
@@ -284,6 +291,8 @@ void regressions() {
   // Found by fuzz_image: a DHT declaring 510 codes overflowed stb 2.27's Huffman tables.
   regression("image", "dht_510_codes.jpg", jpeg_with_oversized_dht());
   regression("image", "dht_past_segment.jpg", jpeg_with_dht_past_its_segment());
+  // Found by fuzz_image: a scan decoded with an AC table no DHT defined (uninitialised memory).
+  regression("image", "undefined_huffman_table.jpg", data::test_util::tiny_jpeg(0xC0, false, {data::test_util::JpegScan{}}));
 }
 
 }  // namespace

@@ -13,7 +13,7 @@
 # CPU time, not wall time: libFuzzer's -max_total_time counts wall seconds, which on a shared
 # or niced machine buys less fuzzing than it says. So each target runs in rounds of at most
 # its remaining CPU seconds (wall >= CPU for one thread), each round timed by /usr/bin/time,
-# until the rounds add up to CPU_SECONDS. A crash stops the target's rounds.
+# until the rounds add up to CPU_SECONDS. A finding stops the target's rounds.
 set -euo pipefail
 build=${1:?usage: run_campaign.sh BUILD_DIR CPU_SECONDS [TARGET...]}
 cpu_budget=${2:?usage: run_campaign.sh BUILD_DIR CPU_SECONDS [TARGET...]}
@@ -22,6 +22,12 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors pth_zip pth_legacy pickle mxnet caffemodel json zip_inflate image config)
 
 out=$build/fuzz/campaign
+# What libFuzzer writes for a finding: crash- (sanitizer report, abort, uncaught exception),
+# leak-, timeout-, oom-. Not slow-unit-: a unit slower than -report_slow_units is a timeout
+# anyway (-timeout=10), and a slow-unit without one means the clock jumped (a paused
+# machine: one pickle unit "took 1074 s" and replayed in milliseconds).
+findings() { find "$out" -maxdepth 1 \( -name "crash-$1-crash-*" -o -name "crash-$1-leak-*" \
+                -o -name "crash-$1-timeout-*" -o -name "crash-$1-oom-*" \); }
 mkdir -p "$out"
 "$build/fuzz/fuzz_make_seeds" "$out/generated" >/dev/null
 printf '%-12s %12s %8s %8s %8s %s\n' target executions cpu_s wall_s corpus crashes
@@ -45,12 +51,12 @@ for t in "${targets[@]}"; do
     cpu=$((cpu + ${used:-0}))
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.round.log" | tail -1)
     execs=$((execs + ${n:-0}))
-    if [ -n "$(find "$out" -maxdepth 1 -name "crash-$t-*" -print -quit)" ]; then break; fi
+    if [ -n "$(findings "$t" | head -1)" ]; then break; fi
     if [ "${used:-0}" -eq 0 ]; then echo "$t: round $round used no CPU time; see $log" >&2; break; fi
   done
   rm -f "$out/$t.round.log" "$out/$t.time"
   wall=$(( $(date +%s) - start ))
-  crashes=$(find "$out" -maxdepth 1 -name "crash-$t-*" | wc -l)
+  crashes=$(findings "$t" | wc -l)
   corpus=$(find "$out/corpus/$t" -type f | wc -l)
   printf '%-12s %12s %8s %8s %8s %s\n' "$t" "$execs" "$cpu" "$wall" "$corpus" "$crashes"
 done

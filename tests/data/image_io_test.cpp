@@ -10,6 +10,7 @@
 #include "data/image.h"
 #include "engine/check.h"
 #include "tests/data/data_test_util.h"
+#include "tests/data/jpeg_fixtures.h"
 
 using namespace cbst::data;
 namespace tu = cbst::data::test_util;
@@ -281,6 +282,38 @@ TEST(BadInput, JpegHuffmanTableWithTooManyCodesIsRefused) {
   past.insert(past.end(), {0xFF, 0xD9});
   const std::string past_path = write_bytes(dir, "dht_past.jpg", past);
   expect_error_mentions([&] { read_label_values(past_path); }, past_path + ": corrupt JPEG: a Huffman table");
+}
+
+// Found by fuzzing: stb_image 2.27 decodes a scan with a Huffman table that no DHT defined,
+// reading uninitialised memory (with an earlier decode's leftovers, an index of -85).
+TEST(BadInput, JpegScanWithAnUndefinedHuffmanTableIsRefused) {
+  TempDir dir;
+  using tu::JpegScan;
+  using tu::tiny_jpeg;
+  // The controls decode: a baseline scan with both its tables, and progressive scans naming
+  // undefined tables they do not decode with (an AC table in a DC scan, any table in a DC
+  // refinement), as libjpeg writes them.
+  const std::string baseline = write_bytes(dir, "baseline.jpg", tiny_jpeg(0xC0, true, {JpegScan{}}));
+  const std::string progressive =
+      write_bytes(dir, "progressive.jpg",
+                  tiny_jpeg(0xC2, false,
+                            {JpegScan{.tables = 0x03, .spectral_end = 0},
+                             JpegScan{.tables = 0x33, .spectral_end = 0, .approximation = 0x10}}));
+  for (const std::string& path : {baseline, progressive}) {
+    const Image im = read_image_rgb(path);
+    ASSERT_EQ(im.width, 8) << path;
+    ASSERT_EQ(im.height, 8) << path;
+    for (size_t i = 0; i < im.pixels.size(); ++i) ASSERT_EQ(im.pixels[i], 128) << path << " byte " << i;
+  }
+  const std::string no_ac = write_bytes(dir, "no_ac.jpg", tiny_jpeg(0xC0, false, {JpegScan{}}));
+  expect_error_mentions([&] { read_image_rgb(no_ac); },
+                        no_ac + ": corrupt JPEG: the scan at byte 106 decodes with Huffman AC table 0, which no DHT before it defines");
+  const std::string no_dc = write_bytes(dir, "no_dc.jpg", tiny_jpeg(0xC0, true, {JpegScan{.tables = 0x20}}));
+  expect_error_mentions([&] { read_label_values(no_dc); }, no_dc + ": corrupt JPEG: the scan at byte 124 decodes with Huffman DC table 2");
+  const std::string progressive_ac =
+      write_bytes(dir, "progressive_ac.jpg",
+                  tiny_jpeg(0xC2, false, {JpegScan{.spectral_end = 0}, JpegScan{.spectral_start = 1}}));
+  expect_error_mentions([&] { read_image_rgb(progressive_ac); }, progressive_ac + ": corrupt JPEG: the scan at byte 117 decodes with Huffman AC table 0");
 }
 
 TEST(ImageReader, DecodesBmpThroughStb) {
