@@ -158,16 +158,10 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("  target : " + target.describe());
   if (eval_set) run.log("  eval   : " + eval_set->describe());
 
-  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(model.num_classes())),
-                               .inference = cfg.inference, .device = cfg.train.device,
-                               .input_convention = built.input_convention};
-  EvalSource eval_source;
-  if (eval_set) {
-    const auto [spec, split] = split_eval_spec(cfg.eval);
-    eval_source = {.model = cfg.model, .run = run.path(), .data = spec, .split = split,
-                   .scales = cfg.inference.scales, .flip = cfg.inference.flip,
-                   .input_convention = built.input_convention};
-  }
+  RunEvaluation evaluation = run_evaluation(model, cfg.model, cfg.eval, cfg.inference, cfg.train.device,
+                                            built.input_convention, run);
+  const EvaluateOptions& eval_options = evaluation.options;
+  EvalSource& eval_source = evaluation.source;
   run.started();  // validated: from here on a failure keeps the folder (and its log)
   // Rounds count from 1; round 0 is the model the run starts from (run_dir.h).
   int64_t done_rounds = 0, global_step = 0;

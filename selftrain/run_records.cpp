@@ -7,10 +7,25 @@
 
 #include "engine/check.h"
 #include "selftrain/checkpoint.h"
+#include "selftrain/training_setup.h"
 
 namespace cbst {
 
 namespace fs = std::filesystem;
+
+RunEvaluation run_evaluation(const SegmentationModel& model, const std::string& model_name,
+                             const std::string& eval_spec, const InferenceOptions& inference, Device device,
+                             const std::string& input_convention, const RunDir& run) {
+  RunEvaluation e{.options = {.protocol = data::protocol_from_name(std::to_string(model.num_classes())),
+                              .inference = inference, .device = device, .input_convention = input_convention},
+                  .source = {}};
+  if (!eval_spec.empty()) {
+    const auto [spec, split] = split_eval_spec(eval_spec);
+    e.source = {.model = model_name, .run = run.path(), .data = spec, .split = split, .scales = inference.scales,
+                .flip = inference.flip, .input_convention = input_convention};
+  }
+  return e;
+}
 
 data::EvalResult evaluate_in_run(SegmentationModel& model, const data::Dataset& dataset, EvaluateOptions options,
                                  RunDir& run, const std::string& label) {

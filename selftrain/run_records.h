@@ -15,6 +15,17 @@
 
 namespace cbst {
 
+// How a run evaluates on its --eval set (`eval_spec`, KIND=PATH[:SPLIT]; empty: no --eval):
+// the options (protocol from the class count, the run's test scales, flip and device) and
+// what its eval/*.json record as evaluated (`source`, whose round or epoch the caller sets).
+struct RunEvaluation {
+  EvaluateOptions options;
+  EvalSource source;
+};
+RunEvaluation run_evaluation(const SegmentationModel& model, const std::string& model_name,
+                             const std::string& eval_spec, const InferenceOptions& inference, Device device,
+                             const std::string& input_convention, const RunDir& run);
+
 // evaluate_model with a progress bar (plain lines off a terminal) and a line in the run's
 // log when it is done; `label` names it ("epoch 3/10 eval").
 data::EvalResult evaluate_in_run(SegmentationModel& model, const data::Dataset& dataset, EvaluateOptions options,

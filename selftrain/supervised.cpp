@@ -82,16 +82,10 @@ void run_supervised(const SupervisedConfig& cfg) {
     run.drop_metrics_from(done_epochs + 1);
     run.log("  resume: after epoch " + std::to_string(done_epochs) + " from " + resumable);
   }
-  EvaluateOptions eval_options{.protocol = data::protocol_from_name(std::to_string(model.num_classes())),
-                               .inference = cfg.inference, .device = cfg.train.device,
-                               .input_convention = built.input_convention};
-  EvalSource eval_source;
-  if (eval_set) {
-    const auto [spec, split] = split_eval_spec(cfg.eval);
-    eval_source = {.model = cfg.model, .run = run.path(), .data = spec, .split = split,
-                   .scales = cfg.inference.scales, .flip = cfg.inference.flip,
-                   .input_convention = built.input_convention};
-  }
+  RunEvaluation evaluation = run_evaluation(model, cfg.model, cfg.eval, cfg.inference, cfg.train.device,
+                                            built.input_convention, run);
+  const EvaluateOptions& eval_options = evaluation.options;
+  EvalSource& eval_source = evaluation.source;
   BestCheckpoint best(run, "epoch", "epoch");
   RunEta eta(cfg.epochs * loader.batches_per_epoch(), global_step, cfg.epochs, done_epochs);
   for (int64_t e = done_epochs + 1; e <= cfg.epochs; ++e) {

@@ -100,4 +100,18 @@ inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
+// A GTA5-layout tree of `n` images of varying sizes under d/gta; returns its root. Image i
+// is pattern_image(40 + 3i, 24 + i, i) with palette labels (k + i) mod 34.
+inline std::string write_gta_tree(const TempDir& d, int n) {
+  for (int i = 0; i < n; ++i) {
+    const std::string stem = std::string(5 - std::to_string(i + 1).size(), '0') + std::to_string(i + 1);
+    const int w = 40 + 3 * i, h = 24 + i;
+    write_png(d.file("gta/images/" + stem + ".png"), pattern_image(w, h, i));
+    std::vector<uint8_t> ids(size_t(w) * size_t(h));
+    for (int k = 0; k < w * h; ++k) ids[size_t(k)] = uint8_t((k + i) % 34);
+    write_palette_png(d.file("gta/labels/" + stem + ".png"), w, h, ids);
+  }
+  return d.path() + "/gta";
+}
+
 }  // namespace cbst::data::test_util

@@ -13,19 +13,6 @@ namespace tu = cbst::data::test_util;
 
 namespace {
 
-std::string write_tree(const tu::TempDir& d, int n) {
-  for (int i = 0; i < n; ++i) {
-    char stem[16];
-    std::snprintf(stem, sizeof stem, "%05d", i + 1);
-    const int w = 40 + 3 * i, h = 24 + i;
-    write_png(d.file(std::string("gta/images/") + stem + ".png"), tu::pattern_image(w, h, i));
-    std::vector<uint8_t> ids(w * h);
-    for (int k = 0; k < w * h; ++k) ids[k] = uint8_t((k + i) % 34);
-    tu::write_palette_png(d.file(std::string("gta/labels/") + stem + ".png"), w, h, ids);
-  }
-  return d.path() + "/gta";
-}
-
 LoaderOptions options(int batch, int shard, int shards, int workers) {
   return {.batch_size = batch, .workers = workers, .shard_index = shard, .shard_count = shards, .seed = 5,
           .augment_params = {.crop_width = 24, .crop_height = 16}};
@@ -35,7 +22,7 @@ LoaderOptions options(int batch, int shard, int shards, int workers) {
 
 TEST(LoaderShards, SlicesOfEachGlobalBatchEqualTheUnshardedBatch) {
   tu::TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 11));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 11));
   const int per_rank = 2, ranks = 3;  // global batch 6: one batch per epoch (drop_last), 5 left out
   Loader whole(ds, options(per_rank * ranks, 0, 1, 2));
   std::vector<std::unique_ptr<Loader>> shards;
@@ -65,7 +52,7 @@ TEST(LoaderShards, SlicesOfEachGlobalBatchEqualTheUnshardedBatch) {
 
 TEST(LoaderShards, ShardingNeedsDropLastAndAValidShard) {
   tu::TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 2));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 2));
   LoaderOptions o = options(1, 0, 2, 0);
   o.drop_last = false;
   EXPECT_THROW(Loader(ds, o), cbst::Error);

@@ -14,20 +14,6 @@ using tu::TempDir;
 
 namespace {
 
-// A GTA5-layout tree of `n` images of varying sizes.
-std::string write_tree(const TempDir& d, int n) {
-  for (int i = 0; i < n; ++i) {
-    char stem[16];
-    std::snprintf(stem, sizeof stem, "%05d", i + 1);
-    const int w = 40 + 3 * i, h = 24 + i;
-    write_png(d.file(std::string("gta/images/") + stem + ".png"), tu::pattern_image(w, h, i));
-    std::vector<uint8_t> ids(w * h);
-    for (int k = 0; k < w * h; ++k) ids[k] = uint8_t((k + i) % 34);
-    tu::write_palette_png(d.file(std::string("gta/labels/") + stem + ".png"), w, h, ids);
-  }
-  return d.path() + "/gta";
-}
-
 struct Epoch {
   std::vector<std::vector<float>> images;
   std::vector<std::vector<uint8_t>> labels;
@@ -51,7 +37,7 @@ Epoch run_epoch(const Dataset& ds, int workers, int64_t epoch, uint64_t seed = 1
 
 TEST(Loader, BatchesAreEngineTensorsOfTheRequestedShape) {
   TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 5));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 5));
   Loader loader(ds, {.batch_size = 2, .workers = 2, .seed = 1, .augment_params = {.crop_width = 32, .crop_height = 20}});
   EXPECT_EQ(loader.batches_per_epoch(), 2);  // drop_last
   loader.start_epoch(0);
@@ -68,7 +54,7 @@ TEST(Loader, BatchesAreEngineTensorsOfTheRequestedShape) {
 
 TEST(Loader, OneTwoAndThreeWorkersGiveBitIdenticalBatches) {
   TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 7));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 7));
   for (int64_t epoch : {0, 1}) {
     const Epoch ref = run_epoch(ds, 1, epoch);
     for (int workers : {0, 2, 3}) {
@@ -85,7 +71,7 @@ TEST(Loader, OneTwoAndThreeWorkersGiveBitIdenticalBatches) {
 
 TEST(Loader, EpochOrderIsAPermutationThatChangesWithEpochAndSeed) {
   TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 7));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 7));
   const Epoch e0 = run_epoch(ds, 2, 0), e1 = run_epoch(ds, 2, 1), other_seed = run_epoch(ds, 2, 0, 12);
   std::vector<int64_t> sorted = e0.indices;
   std::sort(sorted.begin(), sorted.end());
@@ -96,7 +82,7 @@ TEST(Loader, EpochOrderIsAPermutationThatChangesWithEpochAndSeed) {
 
 TEST(Loader, RestartingAnEpochMidwayStartsItOver) {
   TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 6));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 6));
   Loader loader(ds, {.batch_size = 1, .workers = 2, .seed = 3, .augment_params = {.crop_width = 16, .crop_height = 16}});
   loader.start_epoch(4);
   const auto first = loader.next()->images.to_vector<float>();
@@ -107,7 +93,7 @@ TEST(Loader, RestartingAnEpochMidwayStartsItOver) {
 
 TEST(BadInput, CorruptFileInALoaderSurfacesOnTheConsumerNamingTheFile) {
   TempDir d;
-  const std::string root = write_tree(d, 4);
+  const std::string root = tu::write_gta_tree(d, 4);
   tu::write_text(root + "/images/00003.png", "\x89PNG\r\n\x1a\n truncated");
   Loader loader(open_gta5(root), {.batch_size = 1, .workers = 2, .shuffle = false,
                                   .augment_params = {.crop_width = 16, .crop_height = 16}});
@@ -125,7 +111,7 @@ TEST(BadInput, CorruptFileInALoaderSurfacesOnTheConsumerNamingTheFile) {
 
 TEST(BadInput, UnequalSizesWithoutCropNameBothFiles) {
   TempDir d;
-  Loader loader(open_gta5(write_tree(d, 2)), {.batch_size = 2, .workers = 1, .shuffle = false, .augment = false});
+  Loader loader(open_gta5(tu::write_gta_tree(d, 2)), {.batch_size = 2, .workers = 1, .shuffle = false, .augment = false});
   loader.start_epoch(0);
   try {
     loader.next();
@@ -140,7 +126,7 @@ TEST(BadInput, UnequalSizesWithoutCropNameBothFiles) {
 // labels (crop, scale, flip) stay bit-identical.
 TEST(Loader, PhotometricAugmentationTouchesOnlyTheChosenPartsAndNoOtherDraw) {
   TempDir d;
-  const Dataset ds = open_gta5(write_tree(d, 4));
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 4));
   auto epoch = [&](ColorJitter jitter, std::vector<bool> parts, GaussianBlur blur = {}) {
     LoaderOptions o{.batch_size = 1, .workers = 1, .shuffle = false, .drop_last = false, .seed = 3,
                     .augment_params = {.crop_width = 32, .crop_height = 20}};

@@ -40,6 +40,19 @@ Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandC
   return {y.detach(), x.grad(), w.grad(), b.grad()};
 }
 
+struct ConvInputs {
+  Tensor x, w, b;
+};
+
+// `n` images in [-1, 1], 3×3 weights and biases in [-0.1, 0.1], from Generator(seed).
+ConvInputs conv_inputs(const BandCase& c, int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  Tensor x = rand_uniform({n, c.ci, c.hw, c.hw}, -1, 1, DType::f32, Device::cpu(), &gen);
+  Tensor w = rand_uniform({c.co, c.ci, 3, 3}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
+  Tensor b = rand_uniform({c.co}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
+  return {x, w, b};
+}
+
 // Direct convolution (with bias) in f64, one output element at a time.
 Tensor direct(const Tensor& x, const Tensor& w, const Tensor& b, const BandCase& c, int64_t ho) {
   const std::vector<double> xv = x.to(DType::f64).to_vector<double>(), wv = w.to(DType::f64).to_vector<double>();
@@ -67,10 +80,7 @@ class Conv2dBands : public ::testing::TestWithParam<BandCase> {};
 
 TEST_P(Conv2dBands, BandedForwardAndBackwardGiveTheBitsOfOnePass) {
   const BandCase c = GetParam();
-  Generator gen(8);
-  const Tensor x = rand_uniform({2, c.ci, c.hw, c.hw}, -1, 1, DType::f32, Device::cpu(), &gen);
-  const Tensor w = rand_uniform({c.co, c.ci, 3, 3}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
-  const Tensor b = rand_uniform({c.co}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
+  const auto [x, w, b] = conv_inputs(c, 2, 8);
   const Grads whole = run_conv(x, w, b, c, "0");
   const Grads banded = run_conv(x, w, b, c, "256");  // 256 KB: a dozen bands or more
   EXPECT_TRUE(testing::identical(banded.y, whole.y));
@@ -95,10 +105,7 @@ TEST_P(Conv2dSamples, OneSamplePerThreadGivesTheBitsOfSamplesInTurn) {
   const BandCase c = GetParam();
   const int threads = omp_get_max_threads();
   omp_set_num_threads(2);
-  Generator gen(9);
-  const Tensor x = rand_uniform({4, c.ci, c.hw, c.hw}, -1, 1, DType::f32, Device::cpu(), &gen);
-  const Tensor w = rand_uniform({c.co, c.ci, 3, 3}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
-  const Tensor b = rand_uniform({c.co}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
+  const auto [x, w, b] = conv_inputs(c, 4, 9);
   const Grads in_turn = run_conv(x, w, b, c, "4096", "0");
   const Grads at_once = run_conv(x, w, b, c, "4096", "1");
   omp_set_num_threads(threads);

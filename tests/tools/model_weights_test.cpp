@@ -25,6 +25,7 @@
 #include "selftrain/pseudo_labels.h"
 #include "selftrain/training_setup.h"
 #include "tests/tools/cli_runner.h"
+#include "tests/tools/tiny_cityscapes.h"
 #include "tests/weights/weights_fixtures.h"
 #include "weights/load_weights.h"
 
@@ -44,27 +45,7 @@ class ModelWeightsCommands : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     ASSERT_TRUE(fs::exists(testing::cbst_binary())) << "build the `cbst` target first";
-    // A tiny Cityscapes val split: road, car and sky stripes.
-    const fs::path root = dir_ / "cs";
-    fs::create_directories(root / "leftImg8bit/val/ulm");
-    fs::create_directories(root / "gtFine/val/ulm");
-    for (int i = 0; i < kImages; ++i) {
-      const std::string stem = "ulm_000000_00000" + std::to_string(i);
-      data::Image im = data::Image::blank(kWidth, kHeight, 3, 0);
-      data::Labels gt = data::Labels::blank(kWidth, kHeight);
-      for (int y = 0; y < kHeight; ++y)
-        for (int x = 0; x < kWidth; ++x) {
-          uint8_t* px = im.row(y) + x * 3;
-          px[0] = uint8_t(11 * x + 3 * y * (i + 1));
-          px[1] = uint8_t((x * y * 7) ^ (40 * i));
-          px[2] = uint8_t(255 - 6 * y);
-          const uint8_t ids[3] = {7, 26, 23};
-          gt.ids[size_t(y) * kWidth + x] = ids[(x / 5 + y / 4 + i) % 3];
-        }
-      data::write_png((root / ("leftImg8bit/val/ulm/" + stem + "_leftImg8bit.png")).string(), im);
-      data::write_png_grey((root / ("gtFine/val/ulm/" + stem + "_gtFine_labelIds.png")).string(), gt);
-      stems_.push_back(stem);
-    }
+    stems_ = testing::write_tiny_cityscapes_val(dir_ / "cs", kWidth, kHeight, kImages);
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -16,6 +16,7 @@
 #include "data/label_map.h"
 #include "models/weight_import.h"
 #include "tests/tools/cli_runner.h"
+#include "tests/tools/tiny_cityscapes.h"
 #include "weights/load_weights.h"
 
 namespace cbst {
@@ -34,26 +35,7 @@ class PredictCommand : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     ASSERT_TRUE(fs::exists(testing::cbst_binary())) << "build the `cbst` target first";
-    const fs::path root = dir_ / "cs";
-    fs::create_directories(root / "leftImg8bit/val/ulm");
-    fs::create_directories(root / "gtFine/val/ulm");
-    for (int i = 0; i < kImages; ++i) {
-      const std::string stem = "ulm_000000_00000" + std::to_string(i);
-      data::Image im = data::Image::blank(kWidth, kHeight, 3, 0);
-      data::Labels gt = data::Labels::blank(kWidth, kHeight);
-      for (int y = 0; y < kHeight; ++y)
-        for (int x = 0; x < kWidth; ++x) {
-          uint8_t* px = im.row(y) + x * 3;
-          px[0] = uint8_t(11 * x + 3 * y * (i + 1));
-          px[1] = uint8_t((x * y * 7) ^ (40 * i));
-          px[2] = uint8_t(255 - 6 * y);
-          const uint8_t ids[3] = {7, 26, 23};  // road, car, sky
-          gt.ids[size_t(y) * kWidth + x] = ids[(x / 5 + y / 4 + i) % 3];
-        }
-      data::write_png((root / ("leftImg8bit/val/ulm/" + stem + "_leftImg8bit.png")).string(), im);
-      data::write_png_grey((root / ("gtFine/val/ulm/" + stem + "_gtFine_labelIds.png")).string(), gt);
-      stems_.push_back(stem);
-    }
+    stems_ = testing::write_tiny_cityscapes_val(dir_ / "cs", kWidth, kHeight, kImages);
     // A randomly initialised small-fcn: its labels vary over the image.
     auto model = create_model("small-fcn", {.num_classes = 19, .seed = 5});
     checkpoint_ = dir_ / "small-fcn.safetensors";
