@@ -151,6 +151,24 @@ TEST_F(MpiDataParallel, TwoRanksLabelARoundExactlyAsOneProcess) {
   expect_same_weights(path("adapt_single/checkpoints/final.safetensors"),
                       path("adapt_ranks/checkpoints/final.safetensors"), kWeights);
   EXPECT_EQ(count(r.output, "cbst adapt: done"), 1u) << r.output;
+
+  // `cbst pseudolabel` from a model run shares the images the same way: the same folder.
+  const std::string label_args = "pseudolabel --checkpoint " + path("single/checkpoints/final.safetensors") +
+                                 " --data cityscapes=" + path("data/cityscapes") + " --previews 2 --out ";
+  r = run_cbst(label_args + path("pl_single"), path("pl_single.log"), "OMP_NUM_THREADS=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst_on_2_ranks(label_args + path("pl_ranks"), path("pl_ranks.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count(r.output, "wrote 7 label maps"), 1u) << r.output;
+  files = 0;
+  for (const auto& e : fs::directory_iterator(path("pl_single"))) {
+    ++files;
+    const fs::path other = fs::path(path("pl_ranks")) / e.path().filename();
+    ASSERT_TRUE(fs::exists(other)) << other;
+    EXPECT_EQ(read(other), read(e.path())) << e.path().filename();
+  }
+  EXPECT_EQ(files, 7u + 2u + 1u) << "7 label maps, 2 previews and thresholds.json";
+  EXPECT_EQ(std::distance(fs::directory_iterator(path("pl_ranks")), fs::directory_iterator()), std::ptrdiff_t(files));
 }
 
 }  // namespace

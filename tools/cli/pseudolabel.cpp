@@ -27,6 +27,7 @@
 #include "data/dataset.h"
 #include "data/label_map.h"
 #include "engine/atomic_file.h"
+#include "engine/dist.h"
 #include "engine/json.h"
 #include "models/weight_import.h"
 #include "selftrain/round_labels.h"
@@ -198,7 +199,8 @@ void run_from_probs(const PseudolabelOptions& o) {
                   {"pool_sampling", o.pool_sampling},
                   {"spatial_prior", o.prior.empty() ? "none" : o.prior},
                   {"probs", o.probs}};
-  weights::write_safetensors(o.out, out);
+  // Under mpirun every rank computes the same result from the same file; rank 0 writes it.
+  if (dist::world().rank() == 0) weights::write_safetensors(o.out, out);
 
   const std::vector<float> t = out.at("thresholds").to_vector<float>();
   const std::vector<int64_t> n = out.at("pool_sizes").to_vector<int64_t>();
@@ -261,7 +263,8 @@ void run_from_model(const PseudolabelOptions& o) {
     record["checked"] = r.checked;
     record["correct"] = r.correct;
   }
-  write_text_atomic(o.out + "/thresholds.json", json_text(record, 2) + "\n");
+  // The ranks shared the labelling (each wrote its share of the maps); rank 0 writes the summary.
+  if (dist::world().rank() == 0) write_text_atomic(o.out + "/thresholds.json", json_text(record, 2) + "\n");
   std::printf("wrote %lld label maps (class ids, 255 = ignore) and thresholds.json to %s\n", (long long)ds.size(),
               o.out.c_str());
 }
