@@ -15,27 +15,53 @@ void max_pool2d_forward(const Tensor& y, const Tensor& indices, const Tensor& x,
     const scalar_t* px = x.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
     int64_t* pi = indices.data<int64_t>();
+    // The first maximum in row-major window order wins; a NaN wins and ends the search.
+    auto pool_one = [&](const scalar_t* xs, int64_t plane, int64_t i, int64_t j) {
+      const int64_t h0 = i * o.stride - o.pad, w0 = j * o.stride - o.pad;
+      int64_t best = -1;
+      scalar_t best_value = 0;
+      for (int64_t r = std::max<int64_t>(h0, 0); r < std::min(h0 + o.kernel, h); ++r)
+        for (int64_t c = std::max<int64_t>(w0, 0); c < std::min(w0 + o.kernel, w); ++c) {
+          const scalar_t v = xs[r * w + c];
+          if (best < 0 || v > best_value || std::isnan(v)) {
+            best = r * w + c;
+            best_value = v;
+            if (std::isnan(v)) goto done;
+          }
+        }
+    done:
+      const int64_t k = (plane * ho + i) * wo + j;
+      py[k] = best_value;
+      pi[k] = best;
+    };
+    // 2×2 windows at stride 2 without padding (VGG's and FCN's pools): the same rule on the
+    // four values of a window that lies inside the image, without the bounds and the loop.
+    const bool two_by_two = o.kernel == 2 && o.stride == 2 && o.pad == 0;
     parallel_for(planes, [&](int64_t plane) {
       const scalar_t* xs = px + plane * h * w;
-      for (int64_t i = 0; i < ho; ++i)
-        for (int64_t j = 0; j < wo; ++j) {
-          const int64_t h0 = i * o.stride - o.pad, w0 = j * o.stride - o.pad;
-          int64_t best = -1;
-          scalar_t best_value = 0;
-          for (int64_t r = std::max<int64_t>(h0, 0); r < std::min(h0 + o.kernel, h); ++r)
-            for (int64_t c = std::max<int64_t>(w0, 0); c < std::min(w0 + o.kernel, w); ++c) {
-              const scalar_t v = xs[r * w + c];
-              if (best < 0 || v > best_value || std::isnan(v)) {
-                best = r * w + c;
-                best_value = v;
-                if (std::isnan(v)) goto done;
-              }
+      for (int64_t i = 0; i < ho; ++i) {
+        int64_t j = 0;
+        if (two_by_two && 2 * i + 1 < h) {
+          const scalar_t* r0 = xs + 2 * i * w;
+          const scalar_t* r1 = r0 + w;
+          scalar_t* yo = py + (plane * ho + i) * wo;
+          int64_t* io = pi + (plane * ho + i) * wo;
+          for (; j < wo && 2 * j + 1 < w; ++j) {
+            const int64_t c = 2 * j;
+            scalar_t b = r0[c];
+            int64_t at = 0;
+            const scalar_t v[3] = {r0[c + 1], r1[c], r1[c + 1]};
+            for (int k = 0; k < 3; ++k) {  // branch-free: data-dependent branches mispredict
+              const bool take = (v[k] > b) | ((v[k] != v[k]) & (b == b));
+              b = take ? v[k] : b;
+              at = take ? k + 1 : at;
             }
-        done:
-          const int64_t k = (plane * ho + i) * wo + j;
-          py[k] = best_value;
-          pi[k] = best;
+            yo[j] = b;
+            io[j] = (2 * i + (at >> 1)) * w + c + (at & 1);
+          }
         }
+        for (; j < wo; ++j) pool_one(xs, plane, i, j);
+      }
     });
   });
 }
