@@ -167,6 +167,30 @@ TEST(Bf16, CastIsDifferentiableAndMatchesTheScalarConversion) {
   EXPECT_TRUE(testing::identical(x.grad(), r.to(DType::bf16).to(DType::f32)));
 }
 
+// A bf16 tensor used twice: its two gradients are summed in f32 and rounded to bf16, both
+// for an intermediate (the cast's output) and for a bf16 leaf.
+TEST(Bf16, GradientsOfABf16TensorUsedTwiceAreSummed) {
+  Generator gen(4);
+  const Tensor b = randn({5, 3}, 0, 1, DType::f32, Device::cpu(), &gen).to(DType::bf16);
+  const Tensor g1 = randn({4, 3}, 0, 1, DType::f32, Device::cpu(), &gen);
+  const Tensor g2 = randn({4, 3}, 0, 1, DType::f32, Device::cpu(), &gen);
+  Tensor a = randn({4, 5}, 0, 1, DType::f32, Device::cpu(), &gen);
+  a.set_requires_grad(true);
+  const Tensor ab = a.to(DType::bf16);  // an intermediate with two consumers
+  (sum(mul(matmul(ab, b), g1)) + sum(mul(matmul(ab, b), g2))).backward();
+  const Tensor bt = b.transpose(0, 1);
+  const Tensor d1 = matmul(g1.to(DType::bf16), bt).to(DType::bf16).to(DType::f32);
+  const Tensor d2 = matmul(g2.to(DType::bf16), bt).to(DType::bf16).to(DType::f32);
+  EXPECT_TRUE(testing::identical(a.grad(), add(d1, d2).to(DType::bf16).to(DType::f32)));
+
+  Tensor leaf = ab.detach();
+  leaf.set_requires_grad(true);
+  matmul(leaf, b).backward(g1);
+  matmul(leaf, b).backward(g2);  // accumulates into the bf16 leaf's gradient
+  ASSERT_EQ(leaf.grad().dtype(), DType::bf16);
+  EXPECT_TRUE(testing::identical(leaf.grad().to(DType::f32), add(d1, d2).to(DType::bf16).to(DType::f32)));
+}
+
 TEST(Bf16, ZerosAndFillWorkOnBf16) {
   Tensor t = Tensor::full({3}, 1.0 + 0x1p-8, DType::bf16);
   for (const bf16& b : t.to_vector<bf16>()) EXPECT_EQ(b.bits, 0x3F80);  // tie to even

@@ -238,12 +238,24 @@ TEST_F(RunFolder, TrainInBf16RecordsThePrecisionAndWritesF32Checkpoints) {
   EXPECT_NE(read_text(run / "log.txt").find("bf16 mixed precision"), std::string::npos);
   EXPECT_EQ(read_json(run / "summary.json").value("precision", ""), "bf16");
   EXPECT_EQ(read_json(run / "eval/final.json").value("precision", ""), "bf16");
-  for (const json& rec : read_records(run / "metrics.jsonl"))
-    if (rec.contains("loss")) EXPECT_TRUE(std::isfinite(rec["loss"].get<double>())) << rec;
+  int64_t losses = 0;
+  for (const json& rec : read_records(run / "metrics.jsonl")) {
+    if (!rec.contains("loss")) continue;
+    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>())) << rec;
+    ++losses;
+  }
+  EXPECT_GT(losses, 0) << "the run logged its losses";
   const std::string header = safetensors_header(run / "checkpoints/final.safetensors");
   EXPECT_NE(header.find("\"F32\""), std::string::npos) << header.substr(0, 300);
   EXPECT_EQ(header.find("BF16"), std::string::npos) << "checkpoints hold the f32 master weights";
   expect_loads(run / "checkpoints/final.safetensors", target(), path("bf16_eval.log"));
+  // cbst eval runs f32 unless told, and records what it ran.
+  const auto e = run_cbst("eval --data " + target() + " --split val --checkpoint " +
+                              (run / "checkpoints/final.safetensors").string() + " --precision bf16 --json " +
+                              path("bf16_eval.json"),
+                          path("bf16_eval2.log"));
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_EQ(read_json(path("bf16_eval.json")).value("precision", ""), "bf16");
 }
 
 TEST_F(RunFolder, TrainKeepsEveryCheckpointWhenAskedAndLogsEveryStep) {

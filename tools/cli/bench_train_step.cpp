@@ -13,6 +13,9 @@
 // (dropout off, batch norm on running statistics), as tools/bench/train_step_torch.py
 // --mode infer does; its "loss" column is the mean logit, a check that the forward ran.
 //
+// --precision bf16 runs the model's convolutions in bf16 mixed precision (layers/module.h,
+// Precision), as cbst train --precision bf16 does; the JSON records "precision".
+//
 // Before timing, the first step's loss must be finite. Then --warmup steps (algorithm
 // choice, workspaces, momentum buffers), then --steps timed steps (device synchronised at
 // both ends). Peak memory covers the timed steps only: CUDA, the allocator's high-water

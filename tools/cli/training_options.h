@@ -24,11 +24,11 @@ struct TrainingFlags {
   std::string precision = "f32";
 };
 
-// --precision f32|bf16 (train, adapt, bench train-step).
-inline void add_precision_option(CLI::App& cmd, std::string& precision) {
-  cmd.add_option("--precision", precision,
+// --precision f32|bf16 (train, adapt, eval, bench train-step).
+inline CLI::Option* add_precision_option(CLI::App& cmd, std::string& precision) {
+  return cmd.add_option("--precision", precision,
                  "f32, or bf16: mixed precision (convolutions with bf16 operands and f32 accumulation; "
-                 "master weights, batch-norm statistics, loss and checkpoints in f32)")
+                 "everything else in f32: weights, batch-norm statistics, loss, checkpoints)")
       ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
 }
 
