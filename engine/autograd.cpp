@@ -60,6 +60,13 @@ Tensor record(const char* name, Tensor output, const std::vector<Tensor>& inputs
   return output;
 }
 
+// Two gradients of one tensor, summed. bf16 has no arithmetic: a bf16 tensor used twice
+// (fan-out) gets the f32 sum of its gradients rounded back to bf16.
+static Tensor add_gradients(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != DType::bf16) return add(a, b);
+  return add(a.to(DType::f32), b.to(DType::f32)).to(DType::bf16);
+}
+
 // Accumulation rule (see header): add into the existing buffer, allocate only the first time.
 static void accumulate(AutogradMeta& meta, const Tensor& g) {
   if (!meta.grad.defined()) {
@@ -68,6 +75,10 @@ static void accumulate(AutogradMeta& meta, const Tensor& g) {
   }
   CBST_CHECK(meta.grad.shape() == g.shape(), "gradient of shape ", shape_str(g.shape()),
              " does not match the accumulated gradient of shape ", shape_str(meta.grad.shape()));
+  if (g.dtype() == DType::bf16) {
+    meta.grad.copy_(add_gradients(meta.grad, g));  // in place: the buffer stays allocated
+    return;
+  }
   CBST_DISPATCH("accumulate_grad", g.device(), binary, kern::BinaryOp::add,
                 detail::arg(meta.grad), detail::arg(meta.grad), detail::arg(g));
 }
@@ -124,7 +135,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
           pending.emplace(producer, grads[i]);
           queue.push(in->grad_fn);
         } else {
-          p->second = add(p->second, grads[i]);
+          p->second = add_gradients(p->second, grads[i]);
         }
       } else if (in->requires_grad) {
         accumulate(*in, grads[i]);

@@ -11,6 +11,7 @@ size_t dtype_size(DType t) {
     case DType::u8: return 1;
     case DType::i32: return 4;
     case DType::i64: return 8;
+    case DType::bf16: return 2;
   }
   CBST_THROW("unknown dtype ", int(t));
 }
@@ -22,8 +23,15 @@ const char* dtype_name(DType t) {
     case DType::u8: return "u8";
     case DType::i32: return "i32";
     case DType::i64: return "i64";
+    case DType::bf16: return "bf16";
   }
   return "?";
+}
+
+const char* dtype_hint(DType t) {
+  return t == DType::bf16 ? " (bf16 is a storage type: only conv2d, conv_transpose2d, matmul and casts take "
+                            "it; convert with .to(DType::f32))"
+                          : "";
 }
 
 DType dtype_from_name(const std::string& name) {
@@ -32,7 +40,8 @@ DType dtype_from_name(const std::string& name) {
   if (name == "u8" || name == "uint8") return DType::u8;
   if (name == "i32" || name == "int32") return DType::i32;
   if (name == "i64" || name == "int64") return DType::i64;
-  CBST_THROW("unknown dtype '", name, "'; expected one of f32, f64, u8, i32, i64");
+  if (name == "bf16" || name == "bfloat16") return DType::bf16;
+  CBST_THROW("unknown dtype '", name, "'; expected one of f32, f64, u8, i32, i64, bf16");
 }
 
 Device Device::parse(const std::string& s) {

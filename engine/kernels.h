@@ -43,7 +43,8 @@ constexpr bool is_comparison(BinaryOp op) { return op >= BinaryOp::eq; }
 
 // Row-major GEMM on raw pointers: C = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ;
 // A is M×K after op, B is K×N after op; ld* are row strides. `batch` matrices at the given
-// element strides between consecutive A, B, C.
+// element strides between consecutive A, B, C. dtype bf16 (mixed precision): A and B are
+// bf16, C is f32, products and sums in f32 (cuBLAS: CUDA_R_16BF, CUBLAS_COMPUTE_32F).
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;

@@ -44,7 +44,7 @@ Tensor unary_kernel(UnaryOp op, const char* name, const Tensor& a, double scalar
 
 void check_float(const Tensor& a, const char* op) {
   CBST_CHECK(is_floating(a.dtype()), op, " needs a floating-point tensor (f32 or f64), got ",
-             a.str());
+             a.str(), dtype_hint(a.dtype()));
 }
 
 // Sorted, unique, wrapped dims; all dims when empty.
@@ -376,7 +376,8 @@ MatrixOperand matrix_operand(const Tensor& x) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::check_same_device(a, b, "matmul");
   detail::check_same_dtype(a, b, "matmul");
-  check_float(a, "matmul");
+  const bool mixed = a.dtype() == DType::bf16;
+  if (!mixed) check_float(a, "matmul");
   CBST_CHECK((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0)),
              "matmul: expected (M, K) @ (K, N) or (B, M, K) @ (B, K, N), got ",
              shape_str(a.shape()), " @ ", shape_str(b.shape()));
@@ -386,7 +387,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   const int64_t batch = a.dim() == 3 ? a.size(0) : 1;
   Shape out_shape = a.dim() == 3 ? Shape{batch, m, n} : Shape{m, n};
-  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  Tensor out = Tensor::empty(out_shape, mixed ? DType::f32 : a.dtype(), a.device());
   if (k == 0) {
     out.fill_(0.0);
   } else if (out.numel() > 0) {
@@ -398,8 +399,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                      .stride_c = m * n, .dtype = a.dtype()};
     CBST_DISPATCH("matmul", a.device(), gemm, g);
   }
-  return record("matmul", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g) {
-    return std::vector<Tensor>{matmul(g, b.transpose(-1, -2)), matmul(a.transpose(-1, -2), g)};
+  // bf16: the f32 gradient is rounded to bf16 for the two bf16 GEMMs, whose f32 results are
+  // rounded to bf16, the operands' dtype (a cast's backward widens them again).
+  return record("matmul", out, {a, b}, [a = a.detach(), b = b.detach()](const Tensor& g_out) {
+    const Tensor g = g_out.to(a.dtype());
+    return std::vector<Tensor>{matmul(g, b.transpose(-1, -2)).to(a.dtype()),
+                               matmul(a.transpose(-1, -2), g).to(a.dtype())};
   });
 }
 

@@ -63,7 +63,9 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim = false);
 Tensor sum_to(const Tensor& a, const Shape& shape);
 
 // ---- linear algebra
-// (M, K) @ (K, N) -> (M, N), or batched (B, M, K) @ (B, K, N) -> (B, M, N). f32/f64.
+// (M, K) @ (K, N) -> (M, N), or batched (B, M, K) @ (B, K, N) -> (B, M, N). f32/f64, or
+// bf16 @ bf16 -> f32 (mixed precision: exact products, f32 accumulation; the gradients come
+// back in bf16, the f32 gradient rounded to bf16 first).
 // CPU: OpenBLAS when the build found it, else the built-in blocked GEMM; CUDA: cuBLAS.
 Tensor matmul(const Tensor& a, const Tensor& b);
 

@@ -10,22 +10,24 @@ namespace cbst {
 namespace {
 
 using conv_detail::ConvGeometry;
+using conv_detail::conv_output_dtype;
 
 void check_conv_operands(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
                          const Conv2dOptions& o) {
   CBST_CHECK(x.defined() && w.defined(), op, ": input and weight must be defined");
   CBST_CHECK(x.dim() == 4, op, ": expected input (N, C, H, W), got ", shape_str(x.shape()));
   CBST_CHECK(w.dim() == 4, op, ": expected a 4-D weight, got ", shape_str(w.shape()));
-  CBST_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op,
-             ": needs a floating-point input (f32 or f64), got ", dtype_name(x.dtype()));
+  CBST_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64 || x.dtype() == DType::bf16, op,
+             ": needs a floating-point input (f32, f64, or bf16 for mixed precision), got ",
+             dtype_name(x.dtype()));
   CBST_CHECK(w.dtype() == x.dtype(), op, ": weight dtype ", dtype_name(w.dtype()),
-             " differs from input dtype ", dtype_name(x.dtype()));
+             " differs from input dtype ", dtype_name(x.dtype()), "; convert one with .to(dtype)");
   CBST_CHECK(w.device() == x.device(), op, ": weight on ", w.device().str(), " but input on ",
              x.device().str(), "; move both with .to(device)");
   if (b.defined()) {
     CBST_CHECK(b.dim() == 1, op, ": expected a 1-D bias, got ", shape_str(b.shape()));
-    CBST_CHECK(b.dtype() == x.dtype() && b.device() == x.device(), op, ": bias ", b.str(),
-               " does not match input ", x.str());
+    CBST_CHECK(b.dtype() == conv_output_dtype(x.dtype()) && b.device() == x.device(), op, ": bias ",
+               b.str(), " does not match input ", x.str(), " (a bf16 convolution takes an f32 bias)");
   }
   CBST_CHECK(o.stride >= 1 && o.dilation >= 1 && o.pad >= 0, op, ": stride ", o.stride,
              " and dilation ", o.dilation, " must be >= 1 and pad ", o.pad, " >= 0");
@@ -56,12 +58,12 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const 
   AllocationScope scope("conv2d");
   const Tensor x = x_in.detach().contiguous(), w = w_in.detach().contiguous();
   const Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
-  Tensor y = Tensor::empty({x.size(0), w.size(0), ho, wo}, x.dtype(), x.device());
   const Device dev = x.device();
-  if (y.numel() > 0) {
-    CBST_CONV_DISPATCH("conv2d", dev, conv_forward, y, x, w, g);
-    if (b.defined()) CBST_CONV_DISPATCH("conv2d", dev, add_channel_bias, y, b);
-  }
+  // A bf16 convolution writes a bf16 result that is widened to f32 before the bias (in f32).
+  Tensor y = Tensor::empty({x.size(0), w.size(0), ho, wo}, x.dtype(), dev);
+  if (y.numel() > 0) CBST_CONV_DISPATCH("conv2d", dev, conv_forward, y, x, w, g);
+  y = y.to(conv_output_dtype(x.dtype()));
+  if (y.numel() > 0 && b.defined()) CBST_CONV_DISPATCH("conv2d", dev, add_channel_bias, y, b);
 
   const bool need_dx = x_in.requires_grad(), need_dw = w_in.requires_grad();
   const bool need_db = b_in.defined() && b_in.requires_grad();
@@ -69,18 +71,20 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const 
                 [x, w, g, need_dx, need_dw, need_db, has_bias = b.defined()](const Tensor& gy) {
                   AllocationScope scope("conv2d backward");
                   const Tensor dy = gy.contiguous();
+                  // The primitives take dy in the operands' dtype (bf16: rounded once here).
+                  const Tensor dy_op = dy.to(x.dtype());
                   const Device d = dy.device();
                   Tensor dx, dw, db;
                   if (need_dx) {
                     dx = Tensor::empty(x.shape(), x.dtype(), d);
-                    CBST_CONV_DISPATCH("conv2d backward", d, conv_backward_data, dx, dy, w, g);
+                    CBST_CONV_DISPATCH("conv2d backward", d, conv_backward_data, dx, dy_op, w, g);
                   }
                   if (need_dw) {
                     dw = Tensor::empty(w.shape(), w.dtype(), d);
-                    CBST_CONV_DISPATCH("conv2d backward", d, conv_backward_filter, dw, dy, x, g);
+                    CBST_CONV_DISPATCH("conv2d backward", d, conv_backward_filter, dw, dy_op, x, g);
                   }
                   if (need_db && has_bias) {
-                    db = Tensor::empty({w.size(0)}, w.dtype(), d);
+                    db = Tensor::empty({w.size(0)}, dy.dtype(), d);
                     CBST_CONV_DISPATCH("conv2d backward", d, channel_sum, db, dy);
                   }
                   return std::vector<Tensor>{dx, dw, db};
@@ -100,6 +104,10 @@ Conv2d::Conv2d(const Conv2dParams& p, DType dtype) : params_(p) {
   if (p.bias) register_parameter("bias", &bias_, Tensor::zeros({p.out_channels}, dtype));
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight_, bias_, params_.options()); }
+Tensor Conv2d::forward(const Tensor& x) {
+  if (precision() == Precision::bf16 && x.dtype() == DType::f32)
+    return conv2d(x.to(DType::bf16), weight_.to(DType::bf16), bias_, params_.options());
+  return conv2d(x, weight_, bias_, params_.options());
+}
 
 }  // namespace cbst

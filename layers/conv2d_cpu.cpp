@@ -322,19 +322,40 @@ void channel_sum(const Tensor& db, const Tensor& dy) {
   }
 }
 
+// bf16 operands (the mixed-precision path): widened to f32, which is exact, so the f32
+// kernel computes every product a·b exactly (8-bit × 8-bit significands fit in f32's 24)
+// and accumulates in f32 — what tensor cores do, up to the order of the sums; the result is
+// then rounded once to bf16, as cuDNN writes a bf16 output (PSEUDO_BFLOAT16 configuration).
+template <class Primitive>
+void through_f32(const Tensor& out, const Tensor& a, const Tensor& b, Primitive primitive) {
+  Tensor out32 = Tensor::empty(out.shape(), DType::f32);
+  primitive(out32, a.to(DType::f32), b.to(DType::f32));
+  Tensor(out).copy_(out32);  // rounds to nearest even
+}
+
 }  // namespace
 
 void conv_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeometry& g) {
+  if (x.dtype() == DType::bf16)
+    return through_f32(y, x, w, [&](const Tensor& o, const Tensor& a, const Tensor& b) { conv_forward_cpu(o, a, b, g); });
   CBST_DISPATCH_FLOAT_TYPES(x.dtype(), "conv2d", [&] { forward<scalar_t>(y, x, w, g); });
 }
 
 void conv_backward_data_cpu(const Tensor& dx, const Tensor& dy, const Tensor& w,
                             const ConvGeometry& g) {
+  if (dy.dtype() == DType::bf16)
+    return through_f32(dx, dy, w, [&](const Tensor& o, const Tensor& a, const Tensor& b) {
+      conv_backward_data_cpu(o, a, b, g);
+    });
   CBST_DISPATCH_FLOAT_TYPES(dy.dtype(), "conv2d backward", [&] { backward_data<scalar_t>(dx, dy, w, g); });
 }
 
 void conv_backward_filter_cpu(const Tensor& dw, const Tensor& dy, const Tensor& x,
                               const ConvGeometry& g) {
+  if (dy.dtype() == DType::bf16)
+    return through_f32(dw, dy, x, [&](const Tensor& o, const Tensor& a, const Tensor& b) {
+      conv_backward_filter_cpu(o, a, b, g);
+    });
   CBST_DISPATCH_FLOAT_TYPES(dy.dtype(), "conv2d backward", [&] { backward_filter<scalar_t>(dw, dy, x, g); });
 }
 

@@ -6,7 +6,9 @@
 // is kept only if its status is SUCCESS, it is deterministic when deterministic() is on, it
 // does not need tensor cores when TF32 is off, and its workspace size can be queried with the
 // math type we will run it with. Math type: CUDNN_TENSOR_OP_MATH (TF32) when tf32_enabled()
-// and the data is f32, else CUDNN_FMA_MATH (f32) or CUDNN_DEFAULT_MATH (f64). The workspace
+// and the data is f32, else CUDNN_FMA_MATH (f32) or CUDNN_DEFAULT_MATH (f64); bf16 data
+// (x, w, y all CUDNN_DATA_BFLOAT16, compute type CUDNN_DATA_FLOAT: f32 accumulation) always
+// runs with CUDNN_TENSOR_OP_MATH, on tensor cores. The workspace
 // comes from the context's reusable buffer (cuda_workspace), which the caching allocator backs.
 #include <array>
 #include <cstdlib>
@@ -26,9 +28,17 @@ namespace {
 // ---- descriptors (RAII)
 
 cudnnDataType_t cudnn_dtype(DType t) {
-  CBST_CHECK(t == DType::f32 || t == DType::f64, "cuDNN convolution: unsupported dtype ",
-             dtype_name(t));
-  return t == DType::f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  switch (t) {
+    case DType::f32: return CUDNN_DATA_FLOAT;
+    case DType::f64: return CUDNN_DATA_DOUBLE;
+    case DType::bf16: return CUDNN_DATA_BFLOAT16;
+    default: CBST_THROW("cuDNN convolution: unsupported dtype ", dtype_name(t));
+  }
+}
+
+// The convolution descriptor's compute type: bf16 data accumulates in f32.
+cudnnDataType_t cudnn_compute_dtype(DType t) {
+  return t == DType::bf16 ? CUDNN_DATA_FLOAT : cudnn_dtype(t);
 }
 
 class TensorDesc {
@@ -71,7 +81,7 @@ class ConvDesc {
     CBST_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d_));
     CBST_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         d_, int(g.pad), int(g.pad), int(g.stride), int(g.stride), int(g.dilation),
-        int(g.dilation), CUDNN_CROSS_CORRELATION, cudnn_dtype(dtype)));
+        int(g.dilation), CUDNN_CROSS_CORRELATION, cudnn_compute_dtype(dtype)));
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
   ConvDesc(const ConvDesc&) = delete;
@@ -117,6 +127,8 @@ std::map<Key, Choice> g_cache;
 
 cudnnMathType_t wanted_math(DType dtype) {
   if (dtype == DType::f64) return CUDNN_DEFAULT_MATH;
+  // bf16 is what tensor cores take natively; the TF32 switch concerns f32 data only.
+  if (dtype == DType::bf16) return CUDNN_TENSOR_OP_MATH;
   return tf32_enabled() ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
 }
 

@@ -8,7 +8,10 @@
 //   backward_data   dx = ∂(Σ dy·(x ⋆ w))/∂x          dx: (N, Ci, H, W)
 //   backward_filter dw = ∂(Σ dy·(x ⋆ w))/∂w          dw: (Co, Ci, kh, kw)
 // Each *overwrites* its output (the autograd front-end accumulates). All tensors contiguous,
-// one dtype (f32 or f64), one device. Bias is added / reduced separately.
+// one dtype, one device. The dtype is f32 or f64, or bf16 for mixed precision: bf16
+// operands, products and sums in f32, the output rounded once to bf16 (cuDNN's
+// PSEUDO_BFLOAT16 configuration; the CPU widens to f32, runs the f32 kernel and rounds).
+// Bias is added / reduced separately, in f32 for bf16 convolutions (layers/conv2d.h).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +47,12 @@ struct ConvGeometry {
   int64_t pad = 0;
   int64_t dilation = 1;
 };
+
+// The dtype a convolution front-end returns: f32 for bf16 operands (mixed precision), else
+// the operands' dtype.
+inline DType conv_output_dtype(DType operands) {
+  return operands == DType::bf16 ? DType::f32 : operands;
+}
 
 // Output extent of a convolution along one axis.
 inline int64_t conv_out_size(int64_t in, int64_t kernel, const ConvGeometry& g) {

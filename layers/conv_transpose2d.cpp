@@ -15,8 +15,9 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
   CBST_CHECK(x_in.dim() == 4, op, ": expected input (N, C, H, W), got ", shape_str(x_in.shape()));
   CBST_CHECK(w_in.dim() == 4, op, ": expected a 4-D weight (Ci, Co, kh, kw), got ",
              shape_str(w_in.shape()));
-  CBST_CHECK(x_in.dtype() == DType::f32 || x_in.dtype() == DType::f64, op,
-             ": needs a floating-point input (f32 or f64), got ", dtype_name(x_in.dtype()));
+  CBST_CHECK(x_in.dtype() == DType::f32 || x_in.dtype() == DType::f64 || x_in.dtype() == DType::bf16, op,
+             ": needs a floating-point input (f32, f64, or bf16 for mixed precision), got ",
+             dtype_name(x_in.dtype()));
   CBST_CHECK(w_in.dtype() == x_in.dtype() && w_in.device() == x_in.device(), op, ": weight ",
              w_in.str(), " does not match input ", x_in.str());
   CBST_CHECK(x_in.size(1) == w_in.size(0), op, ": input has ", x_in.size(1),
@@ -26,8 +27,9 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
     CBST_CHECK(b_in.dim() == 1 && b_in.size(0) == w_in.size(1), op, ": bias ",
                shape_str(b_in.shape()), " does not match the weight's ", w_in.size(1),
                " output channels (weight ", shape_str(w_in.shape()), ")");
-    CBST_CHECK(b_in.dtype() == x_in.dtype() && b_in.device() == x_in.device(), op, ": bias ",
-               b_in.str(), " does not match input ", x_in.str());
+    CBST_CHECK(b_in.dtype() == conv_detail::conv_output_dtype(x_in.dtype()) && b_in.device() == x_in.device(),
+               op, ": bias ", b_in.str(), " does not match input ", x_in.str(),
+               " (a bf16 convolution takes an f32 bias)");
   }
   CBST_CHECK(o.stride >= 1 && o.dilation >= 1 && o.pad >= 0, op, ": stride ", o.stride,
              " and dilation ", o.dilation, " must be >= 1 and pad ", o.pad, " >= 0");
@@ -47,29 +49,29 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
   const Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty({x.size(0), w.size(1), ho, wo}, x.dtype(), x.device());
   const Device dev = x.device();
-  if (y.numel() > 0) {
-    // y is the input gradient of the convolution y ↦ x.
-    CBST_CONV_DISPATCH(op, dev, conv_backward_data, y, x, w, g);
-    if (b.defined()) CBST_CONV_DISPATCH(op, dev, add_channel_bias, y, b);
-  }
+  // y is the input gradient of the convolution y ↦ x. bf16: widened to f32 before the bias.
+  if (y.numel() > 0) CBST_CONV_DISPATCH(op, dev, conv_backward_data, y, x, w, g);
+  y = y.to(conv_detail::conv_output_dtype(x.dtype()));
+  if (y.numel() > 0 && b.defined()) CBST_CONV_DISPATCH(op, dev, add_channel_bias, y, b);
 
   const bool need_dx = x_in.requires_grad(), need_dw = w_in.requires_grad();
   const bool need_db = b_in.defined() && b_in.requires_grad();
   return record(op, y, {x_in, w_in, b_in}, [x, w, g, need_dx, need_dw, need_db](const Tensor& gy) {
     AllocationScope scope("conv_transpose2d backward");
     const Tensor dy = gy.contiguous();
+    const Tensor dy_op = dy.to(x.dtype());  // bf16: rounded once, as conv2d's backward
     const Device d = dy.device();
     Tensor dx, dw, db;
     if (need_dx) {
       dx = Tensor::empty(x.shape(), x.dtype(), d);
-      CBST_CONV_DISPATCH("conv_transpose2d backward", d, conv_forward, dx, dy, w, g);
+      CBST_CONV_DISPATCH("conv_transpose2d backward", d, conv_forward, dx, dy_op, w, g);
     }
     if (need_dw) {
       dw = Tensor::empty(w.shape(), w.dtype(), d);
-      CBST_CONV_DISPATCH("conv_transpose2d backward", d, conv_backward_filter, dw, x, dy, g);
+      CBST_CONV_DISPATCH("conv_transpose2d backward", d, conv_backward_filter, dw, x, dy_op, g);
     }
     if (need_db) {
-      db = Tensor::empty({w.size(1)}, w.dtype(), d);
+      db = Tensor::empty({w.size(1)}, dy.dtype(), d);
       CBST_CONV_DISPATCH("conv_transpose2d backward", d, channel_sum, db, dy);
     }
     return std::vector<Tensor>{dx, dw, db};
@@ -92,6 +94,8 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dParams& p, DType dtype) : 
 }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
+  if (precision() == Precision::bf16 && x.dtype() == DType::f32)
+    return conv_transpose2d(x.to(DType::bf16), weight_.to(DType::bf16), bias_, params_.options());
   return conv_transpose2d(x, weight_, bias_, params_.options());
 }
 

@@ -19,6 +19,19 @@ void Module::train(bool on) {
   on_mode_change();
 }
 
+const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "f32"; }
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "f32") return Precision::f32;
+  if (name == "bf16") return Precision::bf16;
+  CBST_THROW("unknown precision '", name, "'; expected f32 or bf16");
+}
+
+void Module::set_precision(Precision p) {
+  precision_ = p;
+  for (auto& [name, child] : children_) child->set_precision(p);
+}
+
 void Module::to(Device device) {
   NoGradGuard guard;
   for (auto& [name, slot] : params_) {

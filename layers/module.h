@@ -18,6 +18,21 @@ namespace cbst {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// Mixed-precision policy of a module tree (the "autocast" of the convolution layers).
+//   f32:  everything in f32.
+//   bf16: Conv2d and ConvTranspose2d cast their f32 input and f32 *master* weight to bf16
+//         (a differentiable cast: the weight's gradient flows back into the f32 master
+//         gradient) and convolve with bf16 operands and f32 accumulation; the result comes
+//         back as f32 (rounded through bf16) with the bias added in f32. What a convolution
+//         saves for backward is the bf16 copies of its input and weight. Batch norm and its
+//         statistics, ReLU, pooling, upsampling, dropout, the loss and the optimizer (the
+//         master weights, momentum) stay f32, as do parameters, buffers and checkpoints.
+//         No loss scaling: bf16 has f32's exponent range.
+// Only f32 inputs are cast: f64 (gradient checks) ignores the policy.
+enum class Precision : uint8_t { f32, bf16 };
+const char* precision_name(Precision p);              // "f32", "bf16"
+Precision precision_from_name(const std::string& name);  // throws on anything else
+
 class Module {
  public:
   Module() = default;
@@ -34,6 +49,10 @@ class Module {
   void train(bool on = true);
   void eval() { train(false); }
   bool training() const { return training_; }
+
+  // Sets the precision policy of this module and every descendant (see Precision).
+  void set_precision(Precision p);
+  Precision precision() const { return precision_; }
 
   // Moves every parameter and buffer (recursively); parameters stay leaves requiring grad.
   void to(Device device);
@@ -72,6 +91,7 @@ class Module {
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  Precision precision_ = Precision::f32;
 };
 
 // Chains single-input modules.

@@ -143,13 +143,14 @@ void run_adaptation(const AdaptConfig& cfg) {
   SegmentationModel& model = *built.model;
   const data::ClassSpace space = data::class_space_for(int(model.num_classes()));
   model.to(cfg.train.device);
+  model.set_precision(cfg.train.precision);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
   prepare_data_parallel(model);
   Tensor prior;
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
   run.log("cbst adapt: " + std::string(adapt_method_name(cfg.method)) + ", " + count_of(cfg.rounds, "round") +
-          " on " + cfg.train.device.str() +
+          " on " + cfg.train.device.str() + precision_note(cfg.train.precision) +
           (regularizer != Regularizer::none
                ? ", regularizer " + std::string(regularizer_name(regularizer)) + " (weight " + json_text(Json(reg_weight)) + ")"
                : std::string()));
@@ -341,6 +342,7 @@ void run_adaptation(const AdaptConfig& cfg) {
                                             {"method", adapt_method_name(cfg.method)},
                                             {"regularizer", regularizer_name(regularizer)},
                                             {"reg_weight", reg_weight},
+                                            {"precision", precision_name(cfg.train.precision)},
                                             {"pool_sampling", pool_sampling_name(pool_sampling)},
                                             {"initial", initial},
                                             {"rounds", std::move(rounds)},

@@ -76,6 +76,7 @@ Json eval_record(const data::EvalResult& result, const EvalSource& s) {
     j["flip"] = s.flip;
     j["input_scale"] = s.input_scale;
     j["input_convention"] = s.input_convention;
+    j["precision"] = s.precision;
   }
   const Json scores = data::to_json(result);  // named: items() refers to it
   for (const auto& [key, value] : scores.items()) j[key] = value;

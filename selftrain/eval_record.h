@@ -34,11 +34,12 @@ struct EvalSource {
   bool flip = false;
   double input_scale = 1.0;
   std::string input_convention = {};
+  std::string precision = "f32";  // the model's precision policy (layers/module.h)
 };
 
 // {"cbst_version", "time", "checkpoint": file_identity or null, "model", "predictions",
 //  "pred_format", "run", "round"/"epoch", "data", "split", "list", "scales", "flip",
-//  "input_scale", "input_convention", ...data::to_json(result)}; members that do not apply
+//  "input_scale", "input_convention", "precision", ...data::to_json(result)}; members that do not apply
 // are left out (predictions for a model, scales for a folder of predictions).
 Json eval_record(const data::EvalResult& result, const EvalSource& source);
 

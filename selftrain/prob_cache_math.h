@@ -4,21 +4,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "engine/philox.h"  // CBST_HOST_DEVICE
+#include "engine/bf16.h"  // CBST_HOST_DEVICE, float_bits, float_from_bits
 
 namespace cbst {
-
-CBST_HOST_DEVICE uint32_t float_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-
-CBST_HOST_DEVICE float bits_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
 
 CBST_HOST_DEVICE uint16_t f32_to_f16(float f) {
   const uint32_t x = float_bits(f);
@@ -28,7 +16,7 @@ CBST_HOST_DEVICE uint16_t f32_to_f16(float f) {
   if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds above 65504: inf
   if (abs < 0x38800000u) {
     // Subnormal half (or zero): value = m · 2⁻²⁴; round to nearest even by adding in float.
-    const float magnitude = bits_float(abs) + 0.5f;
+    const float magnitude = float_from_bits(abs) + 0.5f;
     // In [0.5, 0.5 + 2⁻¹⁴) floats have spacing 2⁻²⁴, so the addition rounds |f| to a multiple
     // of 2⁻²⁴ (nearest even), and the low bits are the subnormal mantissa.
     return uint16_t(sign | (float_bits(magnitude) - 0x3f000000u));
@@ -44,10 +32,10 @@ CBST_HOST_DEVICE float f16_to_f32(uint16_t h) {
   const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
   if (exp == 0) {
     const float v = float(mant) * (1.0f / 16777216.0f);  // m · 2⁻²⁴, exact
-    return bits_float(float_bits(v) | sign);
+    return float_from_bits(float_bits(v) | sign);
   }
-  if (exp == 31) return bits_float(sign | 0x7f800000u | (mant << 13));
-  return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
+  if (exp == 31) return float_from_bits(sign | 0x7f800000u | (mant << 13));
+  return float_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
 }  // namespace cbst

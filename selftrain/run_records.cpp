@@ -22,7 +22,8 @@ RunEvaluation run_evaluation(const SegmentationModel& model, const std::string& 
   if (!eval_spec.empty()) {
     const auto [spec, split] = split_eval_spec(eval_spec);
     e.source = {.model = model_name, .run = run.path(), .data = spec, .split = split, .scales = inference.scales,
-                .flip = inference.flip, .input_convention = input_convention};
+                .flip = inference.flip, .input_convention = input_convention,
+                .precision = precision_name(model.precision())};
   }
   return e;
 }

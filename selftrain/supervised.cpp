@@ -56,6 +56,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   SegmentationModel& model = *built.model;
   const data::ClassSpace space = data::class_space_for(int(model.num_classes()));
   model.to(cfg.train.device);
+  model.set_precision(cfg.train.precision);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
   prepare_data_parallel(model);
 
@@ -67,7 +68,8 @@ void run_supervised(const SupervisedConfig& cfg) {
   Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr,
                                  cfg.poly ? std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch()) : 0);
   const Tensor class_weights = class_weights_for(cfg.train.class_weights, {dataset}, space, cfg.train.device);
-  run.log("cbst train: " + count_of(cfg.epochs, "epoch") + " on " + cfg.train.device.str());
+  run.log("cbst train: " + count_of(cfg.epochs, "epoch") + " on " + cfg.train.device.str() +
+          precision_note(cfg.train.precision));
   run.log("  model : " + built.description);
   run.log("  data  : " + dataset.describe());
 
@@ -144,6 +146,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   run.write_text("summary.json",
                  json_text({{"command", "train"}, {"model", cfg.model}, {"classes", cfg.num_classes},
                             {"data", cfg.data}, {"eval", cfg.eval.empty() ? Json() : Json(cfg.eval)},
+                            {"precision", precision_name(cfg.train.precision)},
                             {"epochs", std::move(epochs)}, {"best", best.json()},
                             {"final", {{"epoch", cfg.epochs}, {"miou", final_miou},
                                        {"checkpoint", "checkpoints/final.safetensors"}}}},

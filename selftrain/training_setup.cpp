@@ -6,6 +6,10 @@
 
 namespace cbst {
 
+std::string precision_note(Precision p) {
+  return p == Precision::bf16 ? ", bf16 mixed precision" : "";
+}
+
 int64_t default_num_classes(const data::Dataset& dataset) { return dataset.kind() == "synthia" ? 16 : 19; }
 
 std::pair<std::string, std::string> split_eval_spec(const std::string& spec, const std::string& default_split) {

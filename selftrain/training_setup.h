@@ -45,7 +45,13 @@ struct TrainingOptions {
   uint64_t seed = 1;
   bool frozen_bn = false;
   bool deterministic = false;
+  // bf16: mixed-precision convolutions (layers/module.h, Precision); the model's parameters,
+  // batch norm, the loss, the optimizer and the checkpoints stay f32.
+  Precision precision = Precision::f32;
 };
+
+// ", bf16 mixed precision" for the run's first log line; empty for f32.
+std::string precision_note(Precision p);
 
 // The class count a model for this data has unless told otherwise: 16 for SYNTHIA (the
 // SYNTHIA → Cityscapes protocol), 19 for every other dataset.

@@ -67,6 +67,7 @@ RawDType raw_dtype_of(DType t) {
     case DType::u8: return RawDType::u8;
     case DType::i32: return RawDType::i32;
     case DType::i64: return RawDType::i64;
+    case DType::bf16: return RawDType::bf16;
   }
   CBST_THROW("unknown engine dtype ", int(t));
 }
@@ -113,14 +114,6 @@ float half_to_float(uint16_t h) {
   } else {
     bits = sign | (exp + 127 - 15) << 23 | mant << 13;
   }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// bfloat16 is the top half of a binary32.
-float bfloat16_to_float(uint16_t b) {
-  const uint32_t bits = uint32_t(b) << 16;
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
@@ -177,7 +170,7 @@ Tensor decode_tensor(const uint8_t* src, RawDType type, const Shape& shape, bool
     }
     case RawDType::bf16: {
       auto* out = static_cast<float*>(dst);
-      for (int64_t i = 0; i < n; ++i) out[i] = bfloat16_to_float(load_le<uint16_t>(src + 2 * i, 2, big_endian));
+      for (int64_t i = 0; i < n; ++i) out[i] = float_from_bf16_bits(load_le<uint16_t>(src + 2 * i, 2, big_endian));
       break;
     }
     case RawDType::f32: convert<float, float>(static_cast<float*>(dst), src, n, big_endian); break;

@@ -25,7 +25,7 @@ RawDType raw_dtype_of(DType t);
 DType engine_dtype_of(RawDType t);
 
 float half_to_float(uint16_t h);
-float bfloat16_to_float(uint16_t b);
+// bf16 → f32: float_from_bf16_bits (engine/bf16.h).
 
 // A contiguous engine tensor of `shape` from `numel(shape)` packed elements at `src`
 // (little-endian unless `big_endian`).

@@ -143,30 +143,30 @@ void copy_typed(const TensorArg& dst, const TensorArg& src) {
     if constexpr (std::is_same_v<To, From>) {
       std::memcpy(d, s, size_t(n) * sizeof(To));
     } else {
-      for_each_element(n, [&](int64_t i) { d[i] = To(s[i]); });
+      for_each_element(n, [&](int64_t i) { d[i] = convert_element<To>(s[i]); });
     }
     return;
   }
   for_each_segment<2>({&dst, &src}, [&](int64_t len, const auto& off, const auto& st) {
     To* o = d + off[0];
     const From* in = s + off[1];
-    for (int64_t i = 0; i < len; ++i) o[i * st[0]] = To(in[i * st[1]]);
+    for (int64_t i = 0; i < len; ++i) o[i * st[0]] = convert_element<To>(in[i * st[1]]);
   });
 }
 
 }  // namespace
 
 void copy(const TensorArg& dst, const TensorArg& src) {
-  CBST_DISPATCH_ALL_TYPES(dst.dtype, "copy", [&] {
+  CBST_DISPATCH_STORAGE_TYPES(dst.dtype, "copy", [&] {
     using To = scalar_t;
-    CBST_DISPATCH_ALL_TYPES(src.dtype, "copy", [&] { copy_typed<To, scalar_t>(dst, src); });
+    CBST_DISPATCH_STORAGE_TYPES(src.dtype, "copy", [&] { copy_typed<To, scalar_t>(dst, src); });
   });
 }
 
 void fill(const TensorArg& dst, double value) {
-  CBST_DISPATCH_ALL_TYPES(dst.dtype, "fill", [&] {
+  CBST_DISPATCH_STORAGE_TYPES(dst.dtype, "fill", [&] {
     scalar_t* d = static_cast<scalar_t*>(dst.data);
-    const scalar_t v = scalar_t(value);
+    const scalar_t v = convert_element<scalar_t>(value);
     if (dst.contiguous()) {
       for_each_element(dst.numel(), [&](int64_t i) { d[i] = v; });
     } else {

@@ -186,10 +186,36 @@ void gemm_openblas(const GemmArgs& g) {
 }
 #endif
 
+// The elements an operand's GEMM reads, widened from bf16 to f32 (exact), at the same offsets.
+std::vector<float> widen_operand(const void* x, bool trans, int64_t rows, int64_t cols, int64_t ld,
+                                 int64_t batch, int64_t stride) {
+  const int64_t r = trans ? cols : rows, c = trans ? rows : cols;  // as stored
+  const int64_t span = r == 0 || c == 0 ? 0 : (batch - 1) * stride + (r - 1) * ld + c;
+  std::vector<float> out(static_cast<size_t>(span));
+  const bf16* in = static_cast<const bf16*>(x);
+#pragma omp parallel for schedule(static) if (span > (int64_t(1) << 16))
+  for (int64_t i = 0; i < span; ++i) out[size_t(i)] = float(in[i]);
+  return out;
+}
+
+// bf16 A and B, f32 C: the operands widened to f32, then the f32 GEMM. Every product of two
+// bf16 values is exact in f32, so this is a bf16 tensor-core GEMM with f32 accumulation up
+// to the order of the sums.
+void gemm_bf16(const GemmArgs& g) {
+  const std::vector<float> a = widen_operand(g.a, g.trans_a, g.m, g.k, g.lda, g.batch, g.stride_a);
+  const std::vector<float> b = widen_operand(g.b, g.trans_b, g.k, g.n, g.ldb, g.batch, g.stride_b);
+  GemmArgs f = g;
+  f.a = a.data();
+  f.b = b.data();
+  f.dtype = DType::f32;
+  gemm(f);
+}
+
 }  // namespace
 
 void gemm(const GemmArgs& g) {
-  CBST_CHECK(g.dtype == DType::f32 || g.dtype == DType::f64, "gemm: f32 or f64 only, got ",
+  if (g.dtype == DType::bf16) return gemm_bf16(g);
+  CBST_CHECK(g.dtype == DType::f32 || g.dtype == DType::f64, "gemm: f32, f64 or bf16 only, got ",
              dtype_name(g.dtype));
   const CpuGemmImpl impl = g_impl.load();
 #if CBST_HAVE_OPENBLAS

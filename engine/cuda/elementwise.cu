@@ -18,8 +18,8 @@ __global__ void copy_kernel(TensorArg dst, TensorArg src, int64_t n, bool contig
   To* d = static_cast<To*>(dst.data);
   const From* s = static_cast<const From*>(src.data);
   CBST_GRID_STRIDE(i, n) {
-    if (contiguous) d[i] = To(s[i]);
-    else d[offset_of(dst, i)] = To(s[offset_of(src, i)]);
+    if (contiguous) d[i] = convert_element<To>(s[i]);
+    else d[offset_of(dst, i)] = convert_element<To>(s[offset_of(src, i)]);
   }
 }
 
@@ -112,9 +112,9 @@ void copy(const TensorArg& dst, const TensorArg& src) {
                                     cudaMemcpyDeviceToDevice, cuda_stream()));
     return;
   }
-  CBST_DISPATCH_ALL_TYPES(dst.dtype, "copy", [&] {
+  CBST_DISPATCH_STORAGE_TYPES(dst.dtype, "copy", [&] {
     using To = scalar_t;
-    CBST_DISPATCH_ALL_TYPES(src.dtype, "copy", [&] {
+    CBST_DISPATCH_STORAGE_TYPES(src.dtype, "copy", [&] {
       copy_kernel<To, scalar_t><<<cuda_blocks(n, kThreads), kThreads, 0, cuda_stream()>>>(
           dst, src, n, contiguous);
     });
@@ -125,9 +125,9 @@ void copy(const TensorArg& dst, const TensorArg& src) {
 void fill(const TensorArg& dst, double value) {
   const int64_t n = dst.numel();
   if (n == 0) return;
-  CBST_DISPATCH_ALL_TYPES(dst.dtype, "fill", [&] {
+  CBST_DISPATCH_STORAGE_TYPES(dst.dtype, "fill", [&] {
     fill_kernel<scalar_t><<<cuda_blocks(n, kThreads), kThreads, 0, cuda_stream()>>>(
-        dst, n, scalar_t(value), dst.contiguous());
+        dst, n, convert_element<scalar_t>(value), dst.contiguous());
   });
   CBST_CUDA_LAUNCH_CHECK();
 }

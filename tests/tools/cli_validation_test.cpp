@@ -107,6 +107,8 @@ TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
       {"train --data gta5=x --epochs x", "cbst: error: --epochs: 'x' is not a number"},
       {"eval --data cityscapes=x --protocol 7", "cbst: error: --protocol: 7 not in {19,16,13,nthu}"},
       {"synth", "cbst: error: --out is required; see `cbst synth --help`"},
+      {"train --data gta5=x --precision fp16", "cbst: error: --precision: fp16 not in {f32,bf16}"},
+      {"bench train-step --precision f16", "cbst: error: --precision: f16 not in {f32,bf16}"},
   };
   for (const auto& [args, start] : cases) {
     const auto r = run_cbst(args, path("u.log"));
@@ -118,6 +120,7 @@ TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
   const auto help = run_cbst("train --help", path("h.log"));
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("--data"), std::string::npos);
+  EXPECT_NE(help.output.find("--precision"), std::string::npos);
   const auto runtime = run_cbst("weights inspect " + path("missing.safetensors"), path("m.log"));
   EXPECT_EQ(runtime.exit_code, 1) << runtime.output;
 }

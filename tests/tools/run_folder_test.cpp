@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -212,6 +213,49 @@ TEST_F(RunFolder, TrainWritesBestSummaryFinalEvalReportAndTimedRecords) {
     EXPECT_NE(html.find(part), std::string::npos) << part;
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg")) << "nothing fetched from the network";
+}
+
+// The JSON header of a safetensors file (8-byte little-endian length, then the header).
+std::string safetensors_header(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  uint8_t len[8] = {};
+  in.read(reinterpret_cast<char*>(len), 8);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+  std::string header(size_t(n), '\0');
+  in.read(header.data(), std::streamsize(n));
+  return header;
+}
+
+// bf16 mixed precision through the program: the run records it (config, log, summary, eval
+// records), its checkpoints hold f32 master weights, and they evaluate.
+TEST_F(RunFolder, TrainInBf16RecordsThePrecisionAndWritesF32Checkpoints) {
+  const auto r = run_cbst(train_args("bf16", 2, 0) + " --precision bf16", path("bf16.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path run = path("bf16");
+  EXPECT_TRUE(std::regex_search(read_text(run / "config.toml"), std::regex("precision *= *\"bf16\"")))
+      << read_text(run / "config.toml");
+  EXPECT_NE(read_text(run / "log.txt").find("bf16 mixed precision"), std::string::npos);
+  EXPECT_EQ(read_json(run / "summary.json").value("precision", ""), "bf16");
+  EXPECT_EQ(read_json(run / "eval/final.json").value("precision", ""), "bf16");
+  int64_t losses = 0;
+  for (const json& rec : read_records(run / "metrics.jsonl")) {
+    if (!rec.contains("loss")) continue;
+    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>())) << rec;
+    ++losses;
+  }
+  EXPECT_GT(losses, 0) << "the run logged its losses";
+  const std::string header = safetensors_header(run / "checkpoints/final.safetensors");
+  EXPECT_NE(header.find("\"F32\""), std::string::npos) << header.substr(0, 300);
+  EXPECT_EQ(header.find("BF16"), std::string::npos) << "checkpoints hold the f32 master weights";
+  expect_loads(run / "checkpoints/final.safetensors", target(), path("bf16_eval.log"));
+  // cbst eval runs f32 unless told, and records what it ran.
+  const auto e = run_cbst("eval --data " + target() + " --split val --checkpoint " +
+                              (run / "checkpoints/final.safetensors").string() + " --precision bf16 --json " +
+                              path("bf16_eval.json"),
+                          path("bf16_eval2.log"));
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_EQ(read_json(path("bf16_eval.json")).value("precision", ""), "bf16");
 }
 
 TEST_F(RunFolder, TrainKeepsEveryCheckpointWhenAskedAndLogsEveryStep) {

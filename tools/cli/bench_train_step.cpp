@@ -13,6 +13,9 @@
 // (dropout off, batch norm on running statistics), as tools/bench/train_step_torch.py
 // --mode infer does; its "loss" column is the mean logit, a check that the forward ran.
 //
+// --precision bf16 runs the model's convolutions in bf16 mixed precision (layers/module.h,
+// Precision), as cbst train --precision bf16 does; the JSON records "precision".
+//
 // Before timing, the first step's loss must be finite. Then --warmup steps (algorithm
 // choice, workspaces, momentum buffers), then --steps timed steps (device synchronised at
 // both ends). Peak memory covers the timed steps only: CUDA, the allocator's high-water
@@ -43,6 +46,7 @@
 #include "models/segmentation_model.h"
 #include "selftrain/training_setup.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/training_options.h"
 #include "tools/cli/validators.h"
 
 namespace cbst {
@@ -58,6 +62,7 @@ struct TrainStepOptions {
   int warmup = 0;      // 0: 5 on cuda, 1 on cpu
   int64_t classes = 19;
   double lr = 1e-3;
+  std::string precision = "f32";
   std::string json;
 };
 
@@ -118,6 +123,7 @@ TrainStepResult run_steps(const TrainStepOptions& o, Device d) {
     if (t.requires_grad()) r.trainable += t.numel();
   }
   model->to(d);
+  model->set_precision(precision_from_name(o.precision));
   model->train();
   if (o.model == "resnet38") model->set_frozen_batch_norm(true);
   TrainingOptions training;  // momentum 0.9, weight decay 5e-4
@@ -177,9 +183,10 @@ void run(TrainStepOptions o) {
 
   const TrainStepResult r = run_steps(o, d);
   const double mib = r.peak_bytes / (1024.0 * 1024.0);
-  std::printf("%s: %s, input %lldx%lld, batch %lld, %lld classes, %s%s, %d threads\n",
+  std::printf("%s: %s, input %lldx%lld, batch %lld, %lld classes, %s, %s%s, %d threads\n",
               o.mode == "infer" ? "inference" : "train step", o.model.c_str(),
               (long long)o.size, (long long)o.size, (long long)o.batch, (long long)o.classes,
+              o.precision == "bf16" ? "bf16 mixed precision" : "f32",
               d.is_cuda() ? cuda_device_name(d.index).c_str() : "cpu",
               d.is_cuda() ? (tf32_enabled() ? ", TF32 on" : ", TF32 off") : "", omp_get_max_threads());
   if (reduced) std::printf("note: cpu run at the reduced size 128 (the GPU benchmark uses 500); set --size\n");
@@ -198,7 +205,8 @@ void run(TrainStepOptions o) {
                      {"threads", omp_get_max_threads()}, {"model", o.model}, {"device", d.is_cuda() ? "cuda" : "cpu"},
                      {"device_name", d.is_cuda() ? cuda_device_name(d.index) : std::string("cpu")}, {"size", o.size},
                      {"batch", o.batch}, {"classes", o.classes}, {"steps", o.steps}, {"warmup", o.warmup},
-                     {"tf32", d.is_cuda() && tf32_enabled()}, {"parameters", r.parameters},
+                     {"tf32", d.is_cuda() && tf32_enabled()}, {"precision", o.precision},
+                     {"parameters", r.parameters},
                      {"trainable_parameters", r.trainable}, {"ms_per_step", r.ms_per_step},
                      {"images_per_s", r.images_per_s}, {"peak_memory_bytes", static_cast<long long>(r.peak_bytes)},
                      {"peak_memory_kind", r.peak_kind}, {"first_loss", r.first_loss}, {"last_loss", r.last_loss}};
@@ -230,6 +238,7 @@ cli::Command reg({.parent = "bench", .name = "train-step",
                                                          "(default 5 cuda, 1 cpu)")->check(cbst::cli::InRange(1, 1000));
                    cmd.add_option("--classes", o->classes, "number of classes")->check(cbst::cli::InRange(2, 255))->capture_default_str();
                    cmd.add_option("--lr", o->lr, "SGD learning rate")->check(cbst::cli::Positive())->capture_default_str();
+                   cli::add_precision_option(cmd, o->precision);
                    cmd.add_option("--json", o->json, "also write the result as JSON here");
                    cmd.callback([o] { run(*o); });
                  });

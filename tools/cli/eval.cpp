@@ -26,6 +26,7 @@
 #include "selftrain/evaluate.h"
 #include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
+#include "tools/cli/training_options.h"
 #include "tools/cli/validators.h"
 
 namespace {
@@ -49,6 +50,7 @@ struct EvalOptions {
   std::vector<double> scales = {1.0};
   bool flip = false;
   std::string device = "cpu";
+  std::string precision = "f32";
   double input_scale = 1.0;
   std::string input_convention;
   std::string save_predictions;
@@ -156,6 +158,7 @@ void run_eval(const EvalOptions& o) {
         o.checkpoint, {.model = o.model, .num_classes = o.classes, .default_classes = cbst::default_num_classes(ds),
                        .allow_partial = o.allow_partial, .inference = true});
     model = loaded.model;
+    model->set_precision(cbst::precision_from_name(o.precision));
     std::fprintf(stderr, "model: %s\n", loaded.description.c_str());
     if (resolved.input_convention.empty()) resolved.input_convention = loaded.input_convention;
   }
@@ -174,6 +177,7 @@ void run_eval(const EvalOptions& o) {
       source.scales = o.scales;
       source.flip = o.flip;
       source.input_scale = o.input_scale;
+      source.precision = o.precision;
       source.input_convention = resolved.input_convention.empty() ? model->input_convention() : resolved.input_convention;
     } else {
       source.predictions = o.predictions;
@@ -224,6 +228,7 @@ const cbst::cli::Command reg(
       model_only.push_back(cmd.add_flag("--flip", o->flip, "Also average the horizontally mirrored image"));
       model_only.push_back(
           cmd.add_option("--device", o->device, "Device to run the model on: cpu, cuda, cuda:N")->capture_default_str());
+      model_only.push_back(cbst::cli::add_precision_option(cmd, o->precision));
       model_only.push_back(cmd.add_option("--input-scale", o->input_scale,
                                           "Resize the images by this factor before inference (predictions are "
                                           "scored at the label resolution)")

@@ -21,7 +21,16 @@ struct TrainingFlags {
   bool test_flip = false;
   std::string color_jitter = "0";
   std::string blur = "0";
+  std::string precision = "f32";
 };
+
+// --precision f32|bf16 (train, adapt, eval, bench train-step).
+inline CLI::Option* add_precision_option(CLI::App& cmd, std::string& precision) {
+  return cmd.add_option("--precision", precision,
+                 "f32, or bf16: mixed precision (convolutions with bf16 operands and f32 accumulation; "
+                 "everything else in f32: weights, batch-norm statistics, loss, checkpoints)")
+      ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+}
 
 inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlags& f) {
   cmd.add_option("--batch", o.batch, "images per batch and process (mpirun -np N: global batch N x this)")
@@ -60,6 +69,7 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--seed", o.seed, "seed of data order, augmentation, dropout and initialisation")->capture_default_str();
   cmd.add_flag("--frozen-bn", o.frozen_bn, "use the batch-norm running statistics while training (ResNet-38)");
   cmd.add_flag("--deterministic", o.deterministic, "deterministic cuDNN/cuBLAS algorithms");
+  add_precision_option(cmd, f.precision);
   cmd.add_option("--scales", f.scales, "test scales for pseudo-labels and evaluation, e.g. 0.5,0.75,1.0")->capture_default_str();
   cmd.add_flag("--flip", f.test_flip, "also average horizontally flipped predictions");
 }
@@ -93,6 +103,7 @@ inline void finish_training_options(TrainingOptions& o, const TrainingFlags& f, 
     o.crop_height = crop.height;
     o.crop_width = crop.width;
   }
+  o.precision = precision_from_name(f.precision);
   o.color_jitter = data::ColorJitter::parse(f.color_jitter);
   o.blur = data::GaussianBlur::parse(f.blur);
   inference.scales = parse_scales(f.scales);
