@@ -60,6 +60,32 @@ void max_pool2d_forward(const Tensor& y, const Tensor& indices, const Tensor& x,
             io[j] = (2 * i + (at >> 1)) * w + c + (at & 1);
           }
         }
+        // Other windows that lie inside the image (DeepLab's 3×3/2 stem pool away from the
+        // border): the same rule, branch-free, without the bounds.
+        const int64_t h0 = i * o.stride - o.pad;
+        if (!two_by_two && h0 >= 0 && h0 + o.kernel <= h) {
+          for (; j < wo; ++j) {
+            const int64_t w0 = j * o.stride - o.pad;
+            if (w0 < 0) {
+              pool_one(xs, plane, i, j);
+              continue;
+            }
+            if (w0 + o.kernel > w) break;
+            const scalar_t* win = xs + h0 * w + w0;
+            scalar_t b = win[0];
+            int64_t at = h0 * w + w0;
+            for (int64_t r = 0; r < o.kernel; ++r)
+              for (int64_t c = r == 0 ? 1 : 0; c < o.kernel; ++c) {
+                const scalar_t v = win[r * w + c];
+                const bool take = (v > b) | ((v != v) & (b == b));
+                b = take ? v : b;
+                at = take ? (h0 + r) * w + w0 + c : at;
+              }
+            const int64_t k = (plane * ho + i) * wo + j;
+            py[k] = b;
+            pi[k] = at;
+          }
+        }
         for (; j < wo; ++j) pool_one(xs, plane, i, j);
       }
     });

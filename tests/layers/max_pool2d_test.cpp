@@ -116,9 +116,10 @@ TEST(MaxPool2d, TiesRouteTheGradientToTheFirstMaximum) {
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{1, 0, 0, 0}));
 }
 
-// The 2×2/2 windows inside the image take a shortcut; ties and NaNs must still go to the first
-// maximum in row-major window order (a NaN wins and ends the search), as everywhere else.
-TEST(MaxPool2d, TwoByTwoWindowsKeepTheFirstMaximumAndNaNRuleOnTiesAndNaNs) {
+// Windows inside the image take a branch-free shortcut (2×2/2 its own); ties and NaNs must
+// still go to the first maximum in row-major window order (a NaN wins and ends the search),
+// as on the border.
+TEST(MaxPool2d, InteriorWindowsKeepTheFirstMaximumAndNaNRuleOnTiesAndNaNs) {
   const int64_t h = 9, w = 11;  // odd: ceil mode adds partial windows on the general path
   std::vector<float> v(size_t(2 * 3 * h * w));
   Generator gen(17);
@@ -127,8 +128,15 @@ TEST(MaxPool2d, TwoByTwoWindowsKeepTheFirstMaximumAndNaNRuleOnTiesAndNaNs) {
     e = r == 0 ? NAN : float(gen.next_below(3));  // few distinct values: ties everywhere
   }
   const Tensor x = Tensor::from_vector<float>(v, {2, 3, h, w});
-  for (bool ceil : {false, true}) {
-    const auto [y, indices] = max_pool2d_with_indices(x, {.kernel = 2, .stride = 2, .ceil_mode = ceil});
+  const std::vector<MaxPool2dOptions> cases{{.kernel = 2, .stride = 2},
+                                            {.kernel = 2, .stride = 2, .ceil_mode = true},
+                                            {.kernel = 3, .stride = 2, .pad = 1},
+                                            {.kernel = 3, .stride = 2, .pad = 1, .ceil_mode = true},
+                                            {.kernel = 3, .stride = 1, .pad = 1},
+                                            {.kernel = 4, .stride = 3, .pad = 2, .ceil_mode = true}};
+  for (const MaxPool2dOptions& o : cases) {
+    const bool ceil = o.ceil_mode;
+    const auto [y, indices] = max_pool2d_with_indices(x, o);
     const std::vector<float> got = y.to_vector<float>();
     const std::vector<int64_t> at = indices.to_vector<int64_t>();
     const int64_t ho = y.size(2), wo = y.size(3);
@@ -136,15 +144,17 @@ TEST(MaxPool2d, TwoByTwoWindowsKeepTheFirstMaximumAndNaNRuleOnTiesAndNaNs) {
       for (int64_t i = 0; i < ho; ++i)
         for (int64_t j = 0; j < wo; ++j) {
           int64_t best = -1;
-          for (int64_t r = 2 * i; r < std::min(2 * i + 2, h) && !(best >= 0 && std::isnan(v[size_t(plane * h * w + best)])); ++r)
-            for (int64_t c = 2 * j; c < std::min(2 * j + 2, w); ++c) {
+          const int64_t h0 = i * o.stride - o.pad, w0 = j * o.stride - o.pad;
+          for (int64_t r = std::max<int64_t>(h0, 0); r < std::min(h0 + o.kernel, h) && !(best >= 0 && std::isnan(v[size_t(plane * h * w + best)])); ++r)
+            for (int64_t c = std::max<int64_t>(w0, 0); c < std::min(w0 + o.kernel, w); ++c) {
               const float e = v[size_t(plane * h * w + r * w + c)];
               if (best >= 0 && std::isnan(v[size_t(plane * h * w + best)])) break;
               if (best < 0 || std::isnan(e) || e > v[size_t(plane * h * w + best)]) best = r * w + c;
             }
           const size_t k = size_t((plane * ho + i) * wo + j);
           const float want = v[size_t(plane * h * w + best)];
-          EXPECT_EQ(at[k], best) << "plane " << plane << " (" << i << ", " << j << ") ceil " << ceil;
+          EXPECT_EQ(at[k], best) << "kernel " << o.kernel << " stride " << o.stride << " plane " << plane << " ("
+                                 << i << ", " << j << ") ceil " << ceil;
           EXPECT_TRUE(std::isnan(want) ? std::isnan(got[k]) : got[k] == want) << "(" << i << ", " << j << ")";
         }
   }
