@@ -17,6 +17,7 @@
 //   forward         y[:, band] = W · col[:, band]: the same dot products;
 //   backward data   col[:, band] = Wᵀ · dy[:, band], scattered band by band, last band first,
 //                   which adds each pixel's terms in the tap order of one pass (col2im).
+// Layers whose weights outgrow a band run in one band (output_bands).
 // Every band's GEMM keeps more than 10⁶ multiply-adds, so OpenBLAS computes each element with
 // the kernel and k order of the whole product (engine/cpu/gemm.cpp). Backward-filter sums
 // over pixels, so bands would reorder its sums: it keeps the whole col.
@@ -25,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "engine/dispatch.h"
@@ -55,7 +57,19 @@ bool is_pointwise(const Dims& d, const ConvGeometry& g) {
   return d.kh == 1 && d.kw == 1 && g.stride == 1 && g.pad == 0;
 }
 
-// col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1).
+// The output rows [a, b) within [oh0, oh1) whose input row oh·stride + offset lies in [0, h).
+inline std::pair<int64_t, int64_t> rows_inside(int64_t offset, int64_t stride, int64_t h, int64_t oh0, int64_t oh1) {
+  const int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;     // oh·s + offset ≥ 0
+  const int64_t end = h - 1 - offset < 0 ? 0 : (h - 1 - offset) / stride + 1;  // oh·s + offset ≤ h − 1
+  const int64_t a = std::clamp(first, oh0, oh1);
+  return {a, std::clamp(end, a, oh1)};
+}
+
+// col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1). Pure copies and
+// zeros; on small maps (ResNet-38's 16×16 at dilation 12, the demo's 24×24) the per-row
+// bookkeeping costs more than the copy, so the rows a tap never reaches are zeroed in one
+// run, and a tap that lands on whole input rows (stride 1, no shift, Wo = W) copies its rows
+// in one run.
 template <class T>
 void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
   const int64_t cols = (oh1 - oh0) * d.wo;
@@ -63,24 +77,32 @@ void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh
   for (int64_t r = 0; r < d.ckk(); ++r) {
     const int64_t c = r / (d.kh * d.kw), i = r / d.kw % d.kh, j = r % d.kw;
     T* row = col + r * cols;
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      const int64_t ih = oh * g.stride - g.pad + i * g.dilation;
-      T* out = row + (oh - oh0) * d.wo;
-      if (ih < 0 || ih >= d.h) {
-        for (int64_t ow = 0; ow < d.wo; ++ow) out[ow] = T(0);
+    const int64_t row_offset = i * g.dilation - g.pad;  // ih = oh·stride + row_offset
+    const auto [a, b] = rows_inside(row_offset, g.stride, d.h, oh0, oh1);
+    std::fill(row, row + (a - oh0) * d.wo, T(0));
+    std::fill(row + (b - oh0) * d.wo, row + cols, T(0));
+    const T* plane = x + c * d.h * d.w;
+    const int64_t shift = j * g.dilation - g.pad;  // iw = ow·stride + shift
+    if (g.stride == 1) {  // the common case: one contiguous run between the pads
+      const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+      if (lo == 0 && hi == d.wo && d.wo == d.w) {  // then shift = 0: rows a..b are input rows
+        std::copy(plane + (a + row_offset) * d.w, plane + (b + row_offset) * d.w, row + (a - oh0) * d.wo);
         continue;
       }
-      const T* in = x + (c * d.h + ih) * d.w;
-      if (g.stride == 1) {  // the common case: one contiguous run between the pads
-        const int64_t shift = j * g.dilation - g.pad;
-        const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+      for (int64_t oh = a; oh < b; ++oh) {
+        const T* in = plane + (oh + row_offset) * d.w;
+        T* out = row + (oh - oh0) * d.wo;
         for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
         for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + shift];
         for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
-        continue;
       }
+      continue;
+    }
+    for (int64_t oh = a; oh < b; ++oh) {
+      const T* in = plane + (oh * g.stride + row_offset) * d.w;
+      T* out = row + (oh - oh0) * d.wo;
       for (int64_t ow = 0; ow < d.wo; ++ow) {
-        const int64_t iw = ow * g.stride - g.pad + j * g.dilation;
+        const int64_t iw = ow * g.stride + shift;
         out[ow] = (iw >= 0 && iw < d.w) ? in[iw] : T(0);
       }
     }
@@ -99,19 +121,18 @@ void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g, int64_t oh
     for (int64_t i = 0; i < d.kh; ++i)
       for (int64_t j = 0; j < d.kw; ++j) {
         const T* row = col + ((c * d.kh + i) * d.kw + j) * cols;
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const int64_t ih = oh * g.stride - g.pad + i * g.dilation;
-          if (ih < 0 || ih >= d.h) continue;
-          T* out = x + (c * d.h + ih) * d.w;
+        const int64_t row_offset = i * g.dilation - g.pad, shift = j * g.dilation - g.pad;
+        const auto [a, b] = rows_inside(row_offset, g.stride, d.h, oh0, oh1);  // as im2col
+        const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+        for (int64_t oh = a; oh < b; ++oh) {
+          T* out = x + (c * d.h + oh * g.stride + row_offset) * d.w;
           const T* in = row + (oh - oh0) * d.wo;
           if (g.stride == 1) {  // one contiguous run between the pads, as in im2col
-            const int64_t shift = j * g.dilation - g.pad;
-            const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
             for (int64_t ow = lo; ow < hi; ++ow) out[ow + shift] += in[ow];
             continue;
           }
           for (int64_t ow = 0; ow < d.wo; ++ow) {
-            const int64_t iw = ow * g.stride - g.pad + j * g.dilation;
+            const int64_t iw = ow * g.stride + shift;
             if (iw >= 0 && iw < d.w) out[iw] += in[ow];
           }
         }
@@ -138,9 +159,12 @@ std::vector<std::pair<int64_t, int64_t>> bands(int64_t rows, int64_t row_bytes) 
 }
 
 // Bands of output rows for forward and backward-data; one band for a pointwise convolution,
-// or when a band's GEMM (Co·Ci·kh·kw·rows·Wo multiply-adds either way) would be small.
+// when a band's GEMM (Co·Ci·kh·kw·rows·Wo multiply-adds either way) would be small, or when
+// the weights alone outgrow a band: every band's GEMM packs all of W again, which then costs
+// more than keeping the band's col in cache saves (ResNet-38's conv6a, 75 MB of weights over
+// a 38 MB col, ran 1.6× slower in bands).
 std::vector<std::pair<int64_t, int64_t>> output_bands(const Dims& d, const ConvGeometry& g, size_t elem) {
-  if (is_pointwise(d, g)) return {{0, d.ho}};
+  if (is_pointwise(d, g) || d.co * d.ckk() * int64_t(elem) >= band_bytes()) return {{0, d.ho}};
   auto out = bands(d.ho, d.ckk() * d.wo * int64_t(elem));
   for (const auto& [lo, hi] : out)
     if (double(d.co * d.ckk()) * double((hi - lo) * d.wo) <= kMinBandWork) return {{0, d.ho}};

@@ -39,6 +39,9 @@ std::vector<ConvCase> conv_cases() {
       {"NonSquareKernel2x3", 1, 2, 6, 7, 3, 2, 3, {.stride = 1, .pad = 1, .dilation = 1}},
       {"Fc6Like7x7", 1, 4, 7, 7, 5, 7, 7, {.stride = 1, .pad = 0, .dilation = 1}},
       {"LargePadding", 1, 2, 3, 3, 2, 3, 3, {.stride = 1, .pad = 3, .dilation = 1}},
+      // Taps that reach only a few rows of the map (ResNet-38's dilation 12 on 16×16).
+      {"DilatedBeyondTheMap", 1, 3, 6, 5, 2, 3, 3, {.stride = 1, .pad = 4, .dilation = 4}},
+      {"DilatedStridedPadded", 2, 2, 7, 6, 2, 3, 3, {.stride = 2, .pad = 3, .dilation = 3}},
   };
 }
 
