@@ -51,6 +51,40 @@ TEST(SoftmaxCrossEntropy, MatchesBruteForceWithIgnorePixels) {
   }
 }
 
+// Large enough for the CPU kernel's blocks of pixels to run on the OpenMP threads (and with a
+// last, partial block per image): the loss against the definition, and the gradient of each
+// logit against the softmax it must equal (p_c − [c = y]) · w_y / Σw.
+TEST(SoftmaxCrossEntropy, LargeMapsOnSeveralThreadsMatchTheDefinition) {
+  const Shape shape{3, 7, 41, 67};  // 2,747 pixels per image: 85 full blocks and a part
+  Tensor x = random_input(shape, 11, -4, 4);
+  x.set_requires_grad(true);
+  const Tensor y = make_labels({3, 41, 67}, 7, 5, DType::u8, 12);
+  const std::vector<double> w{0.5, 2.0, 1.0, 3.0, 1.5, 0.25, 1.0};
+  const Tensor loss = softmax_cross_entropy(x, y, {.class_weights = Tensor::from_vector<double>(w, {7})});
+  EXPECT_NEAR(loss.item<double>(), brute_force(x.detach(), y, w), 1e-12);
+  loss.backward();
+  const std::vector<double> xv = x.detach().to_vector<double>(), g = x.grad().to_vector<double>();
+  const std::vector<int64_t> yv = y.to(DType::i64).to_vector<int64_t>();
+  const int64_t hw = 41 * 67;
+  double den = 0;
+  for (int64_t label : yv)
+    if (label != 255) den += w[size_t(label)];
+  double worst = 0;
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t p = 0; p < hw; ++p) {
+      const int64_t label = yv[size_t(b * hw + p)];
+      double z = 0;
+      for (int64_t k = 0; k < 7; ++k) z += std::exp(xv[size_t((b * 7 + k) * hw + p)]);
+      for (int64_t k = 0; k < 7; ++k) {
+        const size_t i = size_t((b * 7 + k) * hw + p);
+        const double want =
+            label == 255 ? 0.0 : (std::exp(xv[i]) / z - (k == label ? 1.0 : 0.0)) * w[size_t(label)] / den;
+        worst = std::max(worst, std::abs(g[i] - want));
+      }
+    }
+  EXPECT_LT(worst, 1e-15);
+}
+
 TEST(SoftmaxCrossEntropy, ClassWeightsNormaliseBySumOfPixelWeights) {
   const Tensor x = random_input({2, 4, 3, 3}, 3);
   const Tensor y = make_labels({2, 3, 3}, 4, 4, DType::u8, 4);
