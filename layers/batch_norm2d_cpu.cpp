@@ -1,6 +1,8 @@
 // Batch normalisation on the CPU: one pass per channel, f64 accumulation (the sums run over
 // N·H·W elements). Channels are independent and split across OpenMP threads.
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "engine/dispatch.h"
 #include "layers/conv_backend.h"
@@ -8,6 +10,21 @@
 namespace cbst::conv_detail {
 
 namespace {
+
+// Channels whose sums one thread runs side by side (train_forward, train_backward).
+constexpr int64_t kGroup = 4;
+
+// f(std::integral_constant<int64_t, count>) for count in 1..kGroup: the group loops with a
+// width known at compile time, so their chains stay in registers.
+template <class F>
+void per_group(int64_t count, F&& f) {
+  switch (count) {
+    case 4: f(std::integral_constant<int64_t, 4>{}); break;
+    case 3: f(std::integral_constant<int64_t, 3>{}); break;
+    case 2: f(std::integral_constant<int64_t, 2>{}); break;
+    default: f(std::integral_constant<int64_t, 1>{}); break;
+  }
+}
 
 struct Layout {
   int64_t n, c, hw;
@@ -23,36 +40,54 @@ void train_forward(const Tensor& y, const Tensor& save_mean, const Tensor& save_
   const Layout l(x);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
-  const T* g = gamma.data<T>();
+  const T* gm = gamma.data<T>();
   const T* b = beta.data<T>();
   T* mean_out = save_mean.data<T>();
   T* invstd_out = save_invstd.data<T>();
   T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
   T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
   const double m = double(l.n * l.hw);
+  // Channels in groups of kGroup: each channel's sums run in the order of the one-channel
+  // loop (so the bits are the same), but the group's independent chains of f64 additions
+  // overlap in the pipeline instead of waiting on one another.
+  const int64_t groups = (l.c + kGroup - 1) / kGroup;
 #pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < l.c; ++k) {
-    double s = 0;
-    for (int64_t i = 0; i < l.n; ++i)
-      for (int64_t p = 0; p < l.hw; ++p) s += double(xp[l.offset(i, k) + p]);
-    const double mean = s / m;
-    // Two-pass variance: no cancellation when |mean| ≫ std.
-    double ss = 0;
-    for (int64_t i = 0; i < l.n; ++i)
-      for (int64_t p = 0; p < l.hw; ++p) {
-        const double d = double(xp[l.offset(i, k) + p]) - mean;
-        ss += d * d;
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    const int64_t k0 = grp * kGroup, count = std::min(kGroup, l.c - k0);
+    double s[kGroup] = {}, ss[kGroup] = {}, mean[kGroup] = {};
+    per_group(count, [&](auto width) {
+      constexpr int64_t G = decltype(width)::value;
+      for (int64_t i = 0; i < l.n; ++i) {
+        const T* xs[G];
+        for (int64_t g = 0; g < G; ++g) xs[g] = xp + l.offset(i, k0 + g);
+        for (int64_t p = 0; p < l.hw; ++p)
+          for (int64_t g = 0; g < G; ++g) s[g] += double(xs[g][p]);
       }
-    const double var = ss / m;
-    const double invstd = 1.0 / std::sqrt(var + eps);
-    const double scale = double(g[k]) * invstd, shift = double(b[k]) - mean * scale;
-    for (int64_t i = 0; i < l.n; ++i)
-      for (int64_t p = 0; p < l.hw; ++p)
-        yp[l.offset(i, k) + p] = T(double(xp[l.offset(i, k) + p]) * scale + shift);
-    mean_out[k] = T(mean);
-    invstd_out[k] = T(invstd);
-    if (rm) rm[k] = T((1 - momentum) * double(rm[k]) + momentum * mean);
-    if (rv) rv[k] = T((1 - momentum) * double(rv[k]) + momentum * var * m / (m - 1));
+      for (int64_t g = 0; g < G; ++g) mean[g] = s[g] / m;
+      // Two-pass variance: no cancellation when |mean| ≫ std.
+      for (int64_t i = 0; i < l.n; ++i) {
+        const T* xs[G];
+        for (int64_t g = 0; g < G; ++g) xs[g] = xp + l.offset(i, k0 + g);
+        for (int64_t p = 0; p < l.hw; ++p)
+          for (int64_t g = 0; g < G; ++g) {
+            const double d = double(xs[g][p]) - mean[g];
+            ss[g] += d * d;
+          }
+      }
+    });
+    for (int64_t g = 0; g < count; ++g) {
+      const int64_t k = k0 + g;
+      const double var = ss[g] / m;
+      const double invstd = 1.0 / std::sqrt(var + eps);
+      const double scale = double(gm[k]) * invstd, shift = double(b[k]) - mean[g] * scale;
+      for (int64_t i = 0; i < l.n; ++i)
+        for (int64_t p = 0; p < l.hw; ++p)
+          yp[l.offset(i, k) + p] = T(double(xp[l.offset(i, k) + p]) * scale + shift);
+      mean_out[k] = T(mean[g]);
+      invstd_out[k] = T(invstd);
+      if (rm) rm[k] = T((1 - momentum) * double(rm[k]) + momentum * mean[g]);
+      if (rv) rv[k] = T((1 - momentum) * double(rv[k]) + momentum * var * m / (m - 1));
+    }
   }
 }
 
@@ -65,25 +100,42 @@ void train_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
   const T* dyp = dy.data<T>();
   T* dxp = dx.data<T>();
   const double m = double(l.n * l.hw);
+  const int64_t groups = (l.c + kGroup - 1) / kGroup;  // as in train_forward
 #pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < l.c; ++k) {
-    const double mean = double(save_mean.data<T>()[k]), invstd = double(save_invstd.data<T>()[k]);
-    double sum_dy = 0, sum_dy_xhat = 0;
-    for (int64_t i = 0; i < l.n; ++i)
-      for (int64_t p = 0; p < l.hw; ++p) {
-        const int64_t o = l.offset(i, k) + p;
-        sum_dy += double(dyp[o]);
-        sum_dy_xhat += double(dyp[o]) * (double(xp[o]) - mean) * invstd;
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    const int64_t k0 = grp * kGroup, count = std::min(kGroup, l.c - k0);
+    double mean[kGroup] = {}, invstd[kGroup] = {}, sum_dy[kGroup] = {}, sum_dy_xhat[kGroup] = {};
+    for (int64_t g = 0; g < count; ++g) {
+      mean[g] = double(save_mean.data<T>()[k0 + g]);
+      invstd[g] = double(save_invstd.data<T>()[k0 + g]);
+    }
+    per_group(count, [&](auto width) {
+      constexpr int64_t G = decltype(width)::value;
+      for (int64_t i = 0; i < l.n; ++i) {
+        const T *xs[G], *dys[G];
+        for (int64_t g = 0; g < G; ++g) {
+          xs[g] = xp + l.offset(i, k0 + g);
+          dys[g] = dyp + l.offset(i, k0 + g);
+        }
+        for (int64_t p = 0; p < l.hw; ++p)
+          for (int64_t g = 0; g < G; ++g) {
+            sum_dy[g] += double(dys[g][p]);
+            sum_dy_xhat[g] += double(dys[g][p]) * (double(xs[g][p]) - mean[g]) * invstd[g];
+          }
       }
-    const double a = double(gamma.data<T>()[k]) * invstd / m;
-    for (int64_t i = 0; i < l.n; ++i)
-      for (int64_t p = 0; p < l.hw; ++p) {
-        const int64_t o = l.offset(i, k) + p;
-        const double xhat = (double(xp[o]) - mean) * invstd;
-        dxp[o] = T(a * (m * double(dyp[o]) - sum_dy - xhat * sum_dy_xhat));
-      }
-    dgamma.data<T>()[k] = T(sum_dy_xhat);
-    dbeta.data<T>()[k] = T(sum_dy);
+    });
+    for (int64_t g = 0; g < count; ++g) {
+      const int64_t k = k0 + g;
+      const double a = double(gamma.data<T>()[k]) * invstd[g] / m;
+      for (int64_t i = 0; i < l.n; ++i)
+        for (int64_t p = 0; p < l.hw; ++p) {
+          const int64_t o = l.offset(i, k) + p;
+          const double xhat = (double(xp[o]) - mean[g]) * invstd[g];
+          dxp[o] = T(a * (m * double(dyp[o]) - sum_dy[g] - xhat * sum_dy_xhat[g]));
+        }
+      dgamma.data<T>()[k] = T(sum_dy_xhat[g]);
+      dbeta.data<T>()[k] = T(sum_dy[g]);
+    }
   }
 }
 

@@ -93,6 +93,30 @@ TEST(BatchNorm2d, TrainingBackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(r.ok) << r.report;
 }
 
+// The CPU kernel sums channels in groups of four side by side: 7 and 9 channels end in a
+// partial group that starts past channel 0. Forward, running statistics and gradients.
+TEST(BatchNorm2d, ChannelCountsOutsideWholeGroupsMatchTheDefinition) {
+  for (const Shape& shape : {Shape{2, 7, 3, 4}, Shape{3, 9, 2, 3}}) {
+    BnInputs in = make_inputs(shape, DType::f64, 9);
+    Tensor rm = in.rm.clone(), rv = in.rv.clone();
+    const Tensor y = batch_norm2d(in.x, rm, rv, in.g, in.b, {.training = true, .momentum = 0.1, .eps = 1e-5});
+    CBST_EXPECT_CLOSE("train", y, reference_train(in.x, in.g, in.b, 1e-5), 1e-12, 1e-12);
+    const double m = double(shape[0] * shape[2] * shape[3]);
+    const Tensor mu = mean(in.x, {0, 2, 3}).reshape({shape[1]});
+    const Tensor var = mean(mul(sub(in.x, cv(mu)), sub(in.x, cv(mu))), {0, 2, 3}).reshape({shape[1]});
+    CBST_EXPECT_CLOSE("running mean", rm, add(mul(in.rm, 0.9), mul(mu, 0.1)), 1e-12, 1e-12);
+    CBST_EXPECT_CLOSE("running var", rv, add(mul(in.rv, 0.9), mul(var, 0.1 * m / (m - 1))), 1e-12, 1e-12);
+    in.x.set_requires_grad(true);
+    in.g.set_requires_grad(true);
+    in.b.set_requires_grad(true);
+    auto f = [&](const std::vector<Tensor>& v) {
+      return batch_norm2d(v[0], Tensor(), Tensor(), v[1], v[2], {.training = true, .eps = 1.001e-5});
+    };
+    const GradcheckResult r = gradcheck(f, {in.x, in.g, in.b}, grad_options());
+    EXPECT_TRUE(r.ok) << shape_str(shape) << ": " << r.report;
+  }
+}
+
 TEST(BatchNorm2d, TrainingBackwardWithoutAffineMatchesFiniteDifferences) {
   BnInputs in = make_inputs({3, 2, 2, 3}, DType::f64, 4);
   in.x.set_requires_grad(true);
