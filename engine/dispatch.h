@@ -39,24 +39,23 @@ void cuda_op_end(const char* op);
     __VA_ARGS__();                  \
     break;                          \
   }
+// The cases of the arithmetic dtypes, shared by the two dispatches below.
+#define CBST_DTYPE_CASES_ARITHMETIC(...)                                            \
+  CBST_DTYPE_CASE(::cbst::DType::f32, float, __VA_ARGS__)                           \
+  CBST_DTYPE_CASE(::cbst::DType::f64, double, __VA_ARGS__)                          \
+  CBST_DTYPE_CASE(::cbst::DType::u8, uint8_t, __VA_ARGS__)                          \
+  CBST_DTYPE_CASE(::cbst::DType::i32, int32_t, __VA_ARGS__)                         \
+  CBST_DTYPE_CASE(::cbst::DType::i64, int64_t, __VA_ARGS__)
 #define CBST_DISPATCH_ALL_TYPES(dtype, name, ...)                                    \
   switch (dtype) {                                                                   \
-    CBST_DTYPE_CASE(::cbst::DType::f32, float, __VA_ARGS__)                          \
-    CBST_DTYPE_CASE(::cbst::DType::f64, double, __VA_ARGS__)                         \
-    CBST_DTYPE_CASE(::cbst::DType::u8, uint8_t, __VA_ARGS__)                         \
-    CBST_DTYPE_CASE(::cbst::DType::i32, int32_t, __VA_ARGS__)                        \
-    CBST_DTYPE_CASE(::cbst::DType::i64, int64_t, __VA_ARGS__)                        \
+    CBST_DTYPE_CASES_ARITHMETIC(__VA_ARGS__)                                         \
     default: CBST_THROW(name, ": unsupported dtype ", ::cbst::dtype_name(dtype),     \
                         ::cbst::dtype_hint(dtype));                                  \
   }
 // The copy and fill kernels also move bf16 (a storage type: no arithmetic on it).
 #define CBST_DISPATCH_STORAGE_TYPES(dtype, name, ...)                                \
   switch (dtype) {                                                                   \
-    CBST_DTYPE_CASE(::cbst::DType::f32, float, __VA_ARGS__)                          \
-    CBST_DTYPE_CASE(::cbst::DType::f64, double, __VA_ARGS__)                         \
-    CBST_DTYPE_CASE(::cbst::DType::u8, uint8_t, __VA_ARGS__)                         \
-    CBST_DTYPE_CASE(::cbst::DType::i32, int32_t, __VA_ARGS__)                        \
-    CBST_DTYPE_CASE(::cbst::DType::i64, int64_t, __VA_ARGS__)                        \
+    CBST_DTYPE_CASES_ARITHMETIC(__VA_ARGS__)                                         \
     CBST_DTYPE_CASE(::cbst::DType::bf16, ::cbst::bf16, __VA_ARGS__)                  \
     default: CBST_THROW(name, ": unsupported dtype ", ::cbst::dtype_name(dtype));    \
   }

@@ -36,6 +36,8 @@ void max_pool2d_forward(const Tensor& y, const Tensor& indices, const Tensor& x,
     };
     // 2×2 windows at stride 2 without padding (VGG's and FCN's pools): the same rule on the
     // four values of a window that lies inside the image, without the bounds and the loop.
+    // Kept apart from the general interior loop below on purpose: that loop, even with the
+    // kernel size fixed at compile time, took 1.3–1.45× as long on FCN8s's pool1.
     const bool two_by_two = o.kernel == 2 && o.stride == 2 && o.pad == 0;
     parallel_for(planes, [&](int64_t plane) {
       const scalar_t* xs = px + plane * h * w;

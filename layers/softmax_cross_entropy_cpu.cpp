@@ -36,6 +36,18 @@ const std::vector<int64_t>& read_labels(const Tensor& labels) {
 // Pixels per block of the forward and backward loops (two cache lines per class row).
 constexpr int64_t kBlock = 32;
 
+// f(image, q0, len) for the blocks [q0, q0 + len) of kBlock neighbouring pixels of each of
+// the n images (inner pixels each), over the OpenMP threads. Both passes walk a block class
+// by class: contiguous loads instead of one strided gather per pixel.
+template <class F>
+void for_each_pixel_block(int64_t n, int64_t inner, F f) {
+  const int64_t blocks_per_image = (inner + kBlock - 1) / kBlock;
+  parallel_for(n * blocks_per_image, [&](int64_t blk) {
+    const int64_t q0 = blk % blocks_per_image * kBlock;
+    f(blk / blocks_per_image, q0, std::min(kBlock, inner - q0));
+  });
+}
+
 }  // namespace
 
 int64_t cross_entropy_forward(const Tensor& loss, const Tensor& weight_sum, const Tensor& lse,
@@ -59,14 +71,9 @@ int64_t cross_entropy_forward(const Tensor& loss, const Tensor& weight_sum, cons
     weight_buffer.assign(size_t(pixels), 0.0);
     double* term = term_buffer.data();
     double* weight = weight_buffer.data();
-    // Blocks of kBlock neighbouring pixels of one image, class by class: contiguous loads
-    // instead of one strided gather per pixel. Each pixel's arithmetic is the per-pixel
-    // recipe unchanged (max, then Σ exp(x − m) in class order, then m + log), so the bits
-    // are those of a pixel-at-a-time loop.
-    const int64_t blocks_per_image = (inner + kBlock - 1) / kBlock;
-    parallel_for(n * blocks_per_image, [&](int64_t blk) {
-      const int64_t img = blk / blocks_per_image, q0 = blk % blocks_per_image * kBlock;
-      const int64_t len = std::min(kBlock, inner - q0);
+    // Each pixel's arithmetic is the per-pixel recipe unchanged (max, then Σ exp(x − m) in
+    // class order, then m + log), so the bits are those of a pixel-at-a-time loop.
+    for_each_pixel_block(n, inner, [&](int64_t img, int64_t q0, int64_t len) {
       const scalar_t* xs = x + img * classes * inner + q0;
       scalar_t m[kBlock], total[kBlock];
       for (int64_t q = 0; q < len; ++q) m[q] = xs[q];
@@ -110,12 +117,8 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& g, const Tensor& log
     scalar_t* d = dx.data<scalar_t>();
     const scalar_t total = weight_sum.data<scalar_t>()[0];
     const scalar_t scale = total != scalar_t(0) ? g.data<scalar_t>()[0] / total : scalar_t(0);
-    // Blocks of pixels, class by class, as in the forward; every element's expression is the
-    // per-element one, so the bits do not change.
-    const int64_t blocks_per_image = (inner + kBlock - 1) / kBlock;
-    parallel_for(n * blocks_per_image, [&](int64_t blk) {
-      const int64_t img = blk / blocks_per_image, q0 = blk % blocks_per_image * kBlock;
-      const int64_t len = std::min(kBlock, inner - q0);
+    // Every element's expression is the per-element one, so the bits do not change.
+    for_each_pixel_block(n, inner, [&](int64_t img, int64_t q0, int64_t len) {
       const int64_t base = img * classes * inner + q0, p0 = img * inner + q0;
       scalar_t s[kBlock];
       int64_t lab[kBlock];

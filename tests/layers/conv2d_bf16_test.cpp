@@ -12,6 +12,7 @@
 // operands wrongly each exceed this bound on some of the thousands of elements checked.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -64,18 +65,27 @@ double worst_ratio(const std::string& name, const Tensor& got, const Tensor& ref
   return worst;
 }
 
-// Sums of |terms| of a convolution: the same convolution on absolute values.
-struct AbsSums {
-  Tensor y, dx, dw;
+// The f64 reference of an op bilinear in (x, w) on the bf16-rounded operands under the
+// upstream gradient dy (rounded too: the backward rounds it to bf16), and the sums of |terms|
+// per element: the same op on absolute values.
+struct Reference {
+  Tensor y, dx, dw;           // on the rounded operands
+  Tensor sum_y, sum_dx, sum_dw;  // Σ|a·b| of each element's terms
 };
 
-AbsSums abs_sums(const Tensor& x64, const Tensor& w64, const Tensor& dy64, const Conv2dOptions& o) {
-  Tensor ax = abs(x64).detach(), aw = abs(w64).detach();
-  ax.set_requires_grad(true);
-  aw.set_requires_grad(true);
-  const Tensor y = conv2d(ax, aw, Tensor(), o);
-  y.backward(abs(dy64));
-  return {y.detach(), ax.grad(), aw.grad()};
+template <class Op>
+Reference f64_reference(const Tensor& x, const Tensor& w, const Tensor& dy, Op op) {
+  auto run = [&](Tensor a, Tensor b, const Tensor& g) {
+    a.set_requires_grad(true);
+    b.set_requires_grad(true);
+    const Tensor out = op(a, b);
+    out.backward(g);
+    return std::array<Tensor, 3>{out.detach(), a.grad(), b.grad()};
+  };
+  const Tensor x64 = rounded(x), w64 = rounded(w), dy64 = rounded(dy);
+  const auto [y, dx, dw] = run(x64, w64, dy64);
+  const auto [sy, sdx, sdw] = run(abs(x64).detach(), abs(w64).detach(), abs(dy64));
+  return {y, dx, dw, sy, sdx, sdw};
 }
 
 class Conv2dBf16Case : public ::testing::TestWithParam<Bf16Case> {};
@@ -93,31 +103,25 @@ TEST_P(Conv2dBf16Case, CpuMatchesF64OnTheRoundedOperandsWithinTheDerivedBound) {
   const Tensor dy = randn(y.shape(), 0, 1, DType::f32, Device::cpu(), &gen);
   y.backward(dy);
 
-  // Reference: f64 on the bf16-rounded operands (dy is rounded to bf16 by the backward).
-  Tensor x64 = rounded(x), w64 = rounded(w);
-  x64.set_requires_grad(true);
-  w64.set_requires_grad(true);
-  const Tensor dy64 = rounded(dy);
-  const Tensor z = conv2d(x64, w64, Tensor(), c.o);
-  z.backward(dy64);
-  const AbsSums s = abs_sums(x64, w64, dy64, c.o);
+  const Reference r =
+      f64_reference(x, w, dy, [&](const Tensor& a, const Tensor& b) { return conv2d(a, b, Tensor(), c.o); });
 
   // Forward: y − b must be the bf16 value; compare y against z + b.
   const Tensor b64 = b.detach().to(DType::f64).reshape({1, c.co, 1, 1});
   const int64_t k_fwd = c.ci * c.k * c.k;
-  const Tensor ref_y = add(z.detach(), b64);
-  EXPECT_LE(worst_ratio(c.name + " y", y, ref_y, s.y, k_fwd, abs(z.detach()), add(abs(z.detach()), abs(b64))), 1.0);
+  const Tensor ref_y = add(r.y, b64);
+  EXPECT_LE(worst_ratio(c.name + " y", y, ref_y, r.sum_y, k_fwd, abs(r.y), add(abs(r.y), abs(b64))), 1.0);
   // Without the bias the output is exactly a bf16 value (rounded once, as cuDNN writes it).
   const Tensor y_nobias = conv2d(x.detach().to(DType::bf16), w.detach().to(DType::bf16), Tensor(), c.o);
   for (float v : y_nobias.to_vector<float>()) ASSERT_EQ(float_bits(v) & 0xFFFF, 0u) << v;
 
   // Backward data: K = Co·k·k terms at most per input element.
   EXPECT_EQ(x.grad().dtype(), DType::f32);
-  EXPECT_LE(worst_ratio(c.name + " dx", x.grad(), x64.grad(), s.dx, c.co * c.k * c.k), 1.0);
+  EXPECT_LE(worst_ratio(c.name + " dx", x.grad(), r.dx, r.sum_dx, c.co * c.k * c.k), 1.0);
   // Backward filter: K = N·Ho·Wo terms per weight. The master gradient is f32 and holds the
   // bf16-rounded dw exactly.
   EXPECT_EQ(w.grad().dtype(), DType::f32);
-  EXPECT_LE(worst_ratio(c.name + " dw", w.grad(), w64.grad(), s.dw, y.size(0) * y.size(2) * y.size(3)), 1.0);
+  EXPECT_LE(worst_ratio(c.name + " dw", w.grad(), r.dw, r.sum_dw, y.size(0) * y.size(2) * y.size(3)), 1.0);
   for (float v : w.grad().to_vector<float>()) ASSERT_EQ(float_bits(v) & 0xFFFF, 0u) << v;
   // The bias gradient stays f32: the f32 sum of dy, not rounded through bf16.
   CBST_EXPECT_CLOSE(c.name + " db", b.grad(), sum(dy, {0, 2, 3}), .atol = 1e-5, .rtol = 1e-5);
@@ -136,22 +140,13 @@ TEST(Conv2dBf16, TransposedConvolutionMatchesF64OnTheRoundedOperands) {
   const Tensor dy = randn(y.shape(), 0, 1, DType::f32, Device::cpu(), &gen);
   y.backward(dy);
 
-  Tensor x64 = rounded(x), w64 = rounded(w);
-  x64.set_requires_grad(true);
-  w64.set_requires_grad(true);
-  const Tensor dy64 = rounded(dy);
-  const Tensor z = conv_transpose2d(x64, w64, Tensor(), o);
-  z.backward(dy64);
-  Tensor ax = abs(x64).detach(), aw = abs(w64).detach();
-  ax.set_requires_grad(true);
-  aw.set_requires_grad(true);
-  const Tensor sz = conv_transpose2d(ax, aw, Tensor(), o);
-  sz.backward(abs(dy64));
+  const Reference r =
+      f64_reference(x, w, dy, [&](const Tensor& a, const Tensor& b) { return conv_transpose2d(a, b, Tensor(), o); });
   // Terms per element: an output sums over Ci·k·k (input channel, tap) pairs at most, an
   // input gradient over Co·k·k, a weight gradient over the N·H·W input pixels.
-  EXPECT_LE(worst_ratio("transposed y", y, z.detach(), sz.detach(), 6 * 16), 1.0);
-  EXPECT_LE(worst_ratio("transposed dx", x.grad(), x64.grad(), ax.grad(), 4 * 16), 1.0);
-  EXPECT_LE(worst_ratio("transposed dw", w.grad(), w64.grad(), aw.grad(), 2 * 7 * 5), 1.0);
+  EXPECT_LE(worst_ratio("transposed y", y, r.y, r.sum_y, 6 * 16), 1.0);
+  EXPECT_LE(worst_ratio("transposed dx", x.grad(), r.dx, r.sum_dx, 4 * 16), 1.0);
+  EXPECT_LE(worst_ratio("transposed dw", w.grad(), r.dw, r.sum_dw, 2 * 7 * 5), 1.0);
 }
 
 TEST(Conv2dBf16, ModulePolicyCastsInputAndMasterWeightAndKeepsParametersF32) {

@@ -23,25 +23,14 @@
 #include "layers/sgd.h"
 #include "layers/softmax_cross_entropy.h"
 #include "models/segmentation_model.h"
+#include "tests/models/toy_task.h"
 #include "tests/support/expect_close.h"
 
 namespace cbst {
 namespace {
 
-struct ToyBatch {
-  Tensor x, labels;
-};
-
-// The learnable toy task of models_test: label = which third of the image a pixel is in.
-ToyBatch toy_batch() {
-  Generator gen(5);
-  const Tensor x = rand_uniform({2, 3, 24, 24}, 0, 1, DType::f32, Device::cpu(), &gen);
-  std::vector<uint8_t> lab(2 * 24 * 24);
-  for (int n = 0; n < 2; ++n)
-    for (int y = 0; y < 24; ++y)
-      for (int xx = 0; xx < 24; ++xx) lab[size_t((n * 24 + y) * 24 + xx)] = uint8_t(y / 8);
-  return {x, Tensor::from_vector<uint8_t>(lab, {2, 24, 24})};
-}
+using testing::ToyBatch;
+using testing::toy_batch;
 
 std::shared_ptr<SegmentationModel> small_fcn(Precision p) {
   manual_seed(3);

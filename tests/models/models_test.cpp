@@ -15,6 +15,7 @@
 #include "layers/softmax_cross_entropy.h"
 #include "models/segmentation_model.h"
 #include "models/weight_import.h"
+#include "tests/models/toy_task.h"
 #include "tests/support/weight_layouts.h"
 #include "tests/support/expect_close.h"
 #include "weights/load_weights.h"
@@ -65,13 +66,7 @@ std::pair<double, double> toy_task_losses(const std::string& model) {
   manual_seed(3);
   auto m = create_model(model, {.num_classes = 3, .seed = 1});
   m->train();
-  Generator gen(5);
-  const Tensor x = rand_uniform({2, 3, 24, 24}, 0, 1, DType::f32, Device::cpu(), &gen);
-  std::vector<uint8_t> lab(2 * 24 * 24);
-  for (int n = 0; n < 2; ++n)
-    for (int y = 0; y < 24; ++y)
-      for (int xx = 0; xx < 24; ++xx) lab[size_t((n * 24 + y) * 24 + xx)] = uint8_t(y / 8);
-  const Tensor labels = Tensor::from_vector<uint8_t>(lab, {2, 24, 24});
+  const auto [x, labels] = testing::toy_batch();
   double first = 0, last = 0;
   for (int step = 0; step < 40; ++step) {
     m->zero_grad();
