@@ -1,7 +1,9 @@
 #include "engine/autograd.h"
 
+#include <algorithm>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "engine/dispatch.h"
 #include "engine/ops.h"
@@ -12,7 +14,13 @@ namespace cbst {
 namespace {
 thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_next_sequence{0};
+// Leaves holding a grad-ready hook: while there are none, backward skips looking for them.
+std::atomic<int64_t> g_hooked_leaves{0};
 }  // namespace
+
+AutogradMeta::~AutogradMeta() {
+  if (grad_ready) g_hooked_leaves.fetch_sub(1);
+}
 
 bool grad_enabled() { return g_grad_enabled; }
 void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
@@ -83,6 +91,65 @@ static void accumulate(AutogradMeta& meta, const Tensor& g) {
                 detail::arg(meta.grad), detail::arg(meta.grad), detail::arg(g));
 }
 
+namespace {
+
+// The hooked leaves a backward from `root` can reach, each with the sequence number of the
+// last node (in walk order) that has it as an input; `order` is sorted so that the first is
+// final first.
+struct HookedLeaves {
+  struct Leaf {
+    AutogradMeta* meta;
+    uint64_t last_sequence;
+    bool reached;  // received a gradient in this pass
+  };
+  std::vector<Leaf> order;
+  std::unordered_map<AutogradMeta*, size_t> index;  // into order
+  size_t called = 0;  // order[0, called) are done with
+
+  explicit HookedLeaves(const std::shared_ptr<Node>& root) {
+    if (g_hooked_leaves.load() == 0) return;
+    std::unordered_set<Node*> seen = {root.get()};
+    std::vector<Node*> stack = {root.get()};
+    while (!stack.empty()) {
+      Node* node = stack.back();
+      stack.pop_back();
+      for (const std::shared_ptr<AutogradMeta>& in : node->inputs()) {
+        if (!in) continue;
+        if (in->grad_fn) {
+          if (seen.insert(in->grad_fn.get()).second) stack.push_back(in->grad_fn.get());
+        } else if (in->grad_ready) {
+          auto [it, added] = index.emplace(in.get(), order.size());
+          if (added) order.push_back({.meta = in.get(), .last_sequence = node->sequence(), .reached = false});
+          order[it->second].last_sequence = std::min(order[it->second].last_sequence, node->sequence());
+        }
+      }
+    }
+    std::sort(order.begin(), order.end(), [](const Leaf& a, const Leaf& b) { return a.last_sequence > b.last_sequence; });
+    for (size_t i = 0; i < order.size(); ++i) index[order[i].meta] = i;
+  }
+  void reached(AutogradMeta* meta) {
+    if (auto it = index.find(meta); it != index.end()) order[it->second].reached = true;
+  }
+  // Calls the hooks of the leaves whose last node comes before the node `sequence` in the walk
+  // (all of them when `all`).
+  void call_final_before(uint64_t sequence, bool all = false) {
+    for (; called < order.size() && (all || order[called].last_sequence > sequence); ++called)
+      if (order[called].reached && order[called].meta->grad_ready) order[called].meta->grad_ready();
+  }
+};
+
+}  // namespace
+
+void set_grad_ready_hook(const Tensor& leaf, std::function<void()> hook) {
+  CBST_CHECK(leaf.defined() && leaf.is_leaf(), "set_grad_ready_hook: needs a leaf tensor (a parameter), got ",
+             leaf.defined() ? leaf.str() : std::string("an undefined tensor"));
+  auto& meta = leaf.impl().autograd;
+  if (!meta) meta = std::make_shared<AutogradMeta>();
+  if (!meta->grad_ready && hook) g_hooked_leaves.fetch_add(1);
+  if (meta->grad_ready && !hook) g_hooked_leaves.fetch_sub(1);
+  meta->grad_ready = std::move(hook);
+}
+
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
   CBST_CHECK(root.requires_grad(), "backward(): tensor ", root.str(),
              " does not require grad (no input of the computation had requires_grad set)");
@@ -101,8 +168,10 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   AutogradMeta& root_meta = *root.impl().autograd;
   if (!root_meta.grad_fn) {
     accumulate(root_meta, g);
+    if (root_meta.grad_ready) root_meta.grad_ready();
     return;
   }
+  HookedLeaves hooked(root_meta.grad_fn);
   auto later_first = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
     return a->sequence() < b->sequence();
   };
@@ -117,6 +186,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   while (!queue.empty()) {
     std::shared_ptr<Node> node = queue.top();
     queue.pop();
+    hooked.call_final_before(node->sequence());
     auto it = pending.find(node.get());
     if (it == pending.end()) continue;  // queued twice
     Tensor grad_out = std::move(it->second);
@@ -139,9 +209,11 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
         }
       } else if (in->requires_grad) {
         accumulate(*in, grads[i]);
+        if (in->grad_ready) hooked.reached(in.get());
       }
     }
   }
+  hooked.call_final_before(0, /*all=*/true);
 }
 
 // ---- Tensor's autograd accessors

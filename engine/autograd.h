@@ -14,6 +14,12 @@
 //
 // After a backward without retain_graph every visited node drops its saved tensors; a second
 // backward through such a node throws an error naming the op.
+//
+// Grad-ready hooks (set_grad_ready_hook, for launching a parameter's gradient all-reduce while
+// backward goes on, engine/dist.h): a leaf's gradient is final once the walk has passed the
+// last node, in walk order (the lowest sequence number), that has the leaf as an input, or
+// when the walk ends. Before running each node the walk calls the hooks of the leaves whose
+// last node lies behind it; a leaf that received no gradient in the pass is not called.
 #pragma once
 
 #include <atomic>
@@ -27,9 +33,15 @@
 namespace cbst {
 
 struct AutogradMeta {
+  AutogradMeta() = default;
+  ~AutogradMeta();
+  AutogradMeta(const AutogradMeta&) = delete;
+  AutogradMeta& operator=(const AutogradMeta&) = delete;
+
   bool requires_grad = false;
   Tensor grad;                    // accumulated gradient (leaves)
   std::shared_ptr<Node> grad_fn;  // producing node; null for leaves
+  std::function<void()> grad_ready;  // leaves: set_grad_ready_hook
 };
 
 // Given the gradient of the node's output, returns one gradient per input (an undefined
@@ -76,6 +88,12 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 // Attaches a node to `output` whose inputs are `inputs`, if any of them requires grad and
 // grad mode is on; returns `output` either way. Op implementations call this last.
 Tensor record(const char* name, Tensor output, const std::vector<Tensor>& inputs, BackwardFn fn);
+
+// Registers `hook` on `leaf` (replacing an earlier one; an empty function removes it): every
+// later backward that accumulates into the leaf's gradient calls it once, on the thread that
+// runs backward, as soon as that gradient has received its last contribution of the pass (see
+// above), so the hook may read it. Not called in a pass that gives the leaf no gradient.
+void set_grad_ready_hook(const Tensor& leaf, std::function<void()> hook);
 
 // Runs backward from `root` with upstream gradient `gradient` (same shape as root).
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph);

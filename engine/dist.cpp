@@ -16,6 +16,25 @@ bool Communicator::broadcast_device(float*, int64_t, int, Device) { return false
 
 namespace {
 
+class CompletedCollective final : public PendingCollective {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<PendingCollective> Communicator::start_all_reduce_sum(float* data, int64_t n) {
+  all_reduce_sum(data, n);
+  return std::make_unique<CompletedCollective>();
+}
+
+std::unique_ptr<PendingCollective> Communicator::start_all_reduce_sum_device(float*, int64_t, Device) {
+  return nullptr;
+}
+
+namespace {
+
 // One process: every collective leaves the data as it is.
 class SingleCommunicator final : public Communicator {
  public:
@@ -150,34 +169,85 @@ void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors) {
   }
 }
 
-GradientBuckets::GradientBuckets(std::vector<Tensor> params, int64_t bucket_bytes) : params_(std::move(params)) {
-  CBST_CHECK(bucket_bytes > 0, "GradientBuckets: bucket_bytes must be positive, got ", bucket_bytes);
-  const int64_t bucket_numel = std::max<int64_t>(1, bucket_bytes / int64_t(sizeof(float)));
-  for (size_t i = 0; i < params_.size(); ++i) {
+GradientBuckets::GradientBuckets(Communicator& comm, std::vector<Tensor> params, Options options)
+    : comm_(comm), params_(std::move(params)), bucket_of_(params_.size()), ready_(params_.size(), false) {
+  CBST_CHECK(options.bucket_bytes > 0 && options.first_bucket_bytes > 0,
+             "GradientBuckets: bucket sizes must be positive, got ", options.first_bucket_bytes, " and ",
+             options.bucket_bytes);
+  auto numel = [](int64_t bytes) { return std::max<int64_t>(1, bytes / int64_t(sizeof(float))); };
+  for (size_t i = params_.size(); i-- > 0;) {
     const Tensor& p = params_[i];
     CBST_CHECK(p.dtype() == DType::f32, "GradientBuckets: parameter ", i, " is ", p.str(), "; gradients are reduced in f32");
+    const int64_t capacity = numel(buckets_.size() == 1 ? options.first_bucket_bytes : options.bucket_bytes);
     const bool fits = !buckets_.empty() && buckets_.back().device == p.device() &&
-                      buckets_.back().numel + p.numel() <= bucket_numel;
+                      buckets_.back().numel + p.numel() <= capacity;
     if (!fits) buckets_.push_back({.device = p.device()});
     buckets_.back().params.push_back(i);
     buckets_.back().numel += p.numel();
+    bucket_of_[i] = buckets_.size() - 1;
   }
   for (Bucket& b : buckets_) b.flat = Tensor::empty({b.numel}, DType::f32, b.device);
+  // Alone there is nothing to overlap: finish() does everything (nothing at all for scale 1).
+  hooked_ = options.overlap && comm_.size() > 1;
+  if (hooked_)
+    for (size_t i = 0; i < params_.size(); ++i) set_grad_ready_hook(params_[i], [this, i] { grad_ready(i); });
 }
 
-void GradientBuckets::all_reduce(Communicator& comm, double scale) {
-  if (comm.size() == 1 && scale == 1.0) return;
-  NoGradGuard no_grad;
+GradientBuckets::~GradientBuckets() {
+  if (hooked_)
+    for (Tensor& p : params_) set_grad_ready_hook(p, nullptr);
+  // A collective still in flight here means an error is unwinding the step, and the job is
+  // about to be aborted (tools/cli/main.cpp). Waiting for it could hang (the other ranks may
+  // never join), so its buffers are left allocated for it instead.
+  static std::vector<Tensor> abandoned;
   for (Bucket& b : buckets_) {
+    if (!b.pending || b.pending->test()) continue;
+    abandoned.push_back(b.flat);
+    abandoned.push_back(b.staged);
+    (void)b.pending.release();
+  }
+}
+
+void GradientBuckets::grad_ready(size_t param) {
+  CBST_CHECK(!ready_[param], "GradientBuckets: the gradient of parameter ", param,
+             " became final twice before finish(); overlapped all-reduce needs exactly one backward per step");
+  ready_[param] = true;
+  ++buckets_[bucket_of_[param]].ready;
+  NoGradGuard no_grad;
+  while (launched_ < buckets_.size() && buckets_[launched_].ready == buckets_[launched_].params.size())
+    launch(buckets_[launched_++]);
+  for (size_t b = 0; b < launched_; ++b) buckets_[b].pending->test();
+}
+
+void GradientBuckets::launch(Bucket& b) {
+  int64_t offset = 0;
+  for (size_t i : b.params) {
+    Tensor& p = params_[i];
+    if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), DType::f32, p.device()));
+    b.flat.narrow(0, offset, p.numel()).copy_(p.grad().reshape({p.numel()}));
+    offset += p.numel();
+  }
+  if (b.device.is_cpu()) {
+    b.pending = comm_.start_all_reduce_sum(b.flat.data<float>(), b.numel);
+    return;
+  }
+  b.pending = comm_.start_all_reduce_sum_device(b.flat.data<float>(), b.numel, b.device);
+  if (b.pending) return;
+  // No device path: through host memory (the copy waits for the device's stream).
+  if (!b.staged.defined()) b.staged = Tensor::empty({b.numel}, DType::f32, Device::cpu());
+  b.staged.copy_(b.flat.to(Device::cpu()));
+  b.pending = comm_.start_all_reduce_sum(b.staged.data<float>(), b.numel);
+}
+
+void GradientBuckets::finish(double scale) {
+  if (comm_.size() == 1 && scale == 1.0) return;
+  NoGradGuard no_grad;
+  while (launched_ < buckets_.size()) launch(buckets_[launched_++]);
+  for (Bucket& b : buckets_) {
+    b.pending->wait();
+    b.pending.reset();
+    if (b.staged.defined()) b.flat.copy_(b.staged.to(b.device));
     int64_t offset = 0;
-    for (size_t i : b.params) {
-      Tensor& p = params_[i];
-      if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), DType::f32, p.device()));
-      b.flat.narrow(0, offset, p.numel()).copy_(p.grad().reshape({p.numel()}));
-      offset += p.numel();
-    }
-    all_reduce_sum(comm, b.flat);
-    offset = 0;
     for (size_t i : b.params) {
       Tensor& p = params_[i];
       const Tensor slice = b.flat.narrow(0, offset, p.numel()).reshape(p.shape());
@@ -185,7 +255,10 @@ void GradientBuckets::all_reduce(Communicator& comm, double scale) {
       g.copy_(scale == 1.0 ? slice : mul(slice, scale));
       offset += p.numel();
     }
+    b.ready = 0;
   }
+  launched_ = 0;
+  ready_.assign(params_.size(), false);
 }
 
 }  // namespace cbst::dist

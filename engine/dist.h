@@ -25,6 +25,19 @@
 
 namespace cbst::dist {
 
+// A collective that was started and not waited for (Communicator::start_*): its buffer must
+// stay allocated and untouched until wait() returns.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Drives it on (MPI moves non-blocking collectives only inside MPI calls) without waiting;
+  // true once it has completed.
+  virtual bool test() = 0;
+  // Returns when the result is in the buffer (host memory), or when the device's stream is
+  // ordered after the collective (device memory: the host does not wait).
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -47,6 +60,15 @@ class Communicator {
   // false when this backend has no device path; callers then stage through host memory.
   virtual bool all_reduce_sum_device(float* data, int64_t n, Device device);
   virtual bool broadcast_device(float* data, int64_t n, int root, Device device);
+
+  // Non-blocking all_reduce_sum (gradient buckets overlapping backward): starts it and
+  // returns. Every rank starts its non-blocking collectives in the same order. The base
+  // class's runs the blocking one and returns it completed.
+  virtual std::unique_ptr<PendingCollective> start_all_reduce_sum(float* data, int64_t n);
+  // Device memory: the all-reduce runs on a communication stream after the work queued on the
+  // device's stream so far, and wait() makes the device's stream wait for it. Null when this
+  // backend has no device path.
+  virtual std::unique_ptr<PendingCollective> start_all_reduce_sum_device(float* data, int64_t n, Device device);
 };
 
 // The communicator of this process: MPI when started by an MPI launcher (and built with MPI),
@@ -68,30 +90,66 @@ void broadcast(Communicator& comm, const Tensor& t, int root);
 // the replicas then begin equal even if their initialisation differed).
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors);
 
-// Gradient all-reduce in buckets: the gradients of `params` (in this order, the same on every
-// rank) are packed into flat f32 buffers of about `bucket_bytes` each (a parameter larger
-// than that gets a bucket of its own), each bucket is summed across ranks in one call, and
-// the sums are unpacked. Fewer, larger messages than one per parameter (latency), bounded
-// extra memory (one copy of the gradients). Buffers are allocated once, at construction.
-// Parameters without a gradient on this rank take part with zeros (their gradient is then
-// allocated), so every rank reduces the same buffers.
+// Gradient all-reduce in buckets, overlapped with backward as PyTorch's DDP does. The
+// gradients of `params` (the same list on every rank) are packed into flat f32 buffers of
+// about `bucket_bytes` each (a parameter larger than that gets a bucket of its own), filled
+// from the *last* parameter backwards, the order in which backward makes gradients final
+// (a model's parameters are registered in forward order). The first bucket holds only about
+// `first_bucket_bytes`, so that the first all-reduce starts early in backward (as DDP). Each bucket is summed across ranks
+// in one non-blocking all-reduce: fewer, larger messages than one per parameter (latency),
+// bounded extra memory (one copy of the gradients, allocated once, at construction).
+//
+// With `overlap` (and more than one rank) a grad-ready hook on every parameter
+// (set_grad_ready_hook, engine/autograd.h) counts the parameters whose gradient is final;
+// a bucket is launched (packed, all-reduce started) as soon as all its parameters are ready
+// and every earlier bucket was launched, so all ranks start the same collectives in the same
+// order; each hook also drives the launched ones on. finish(), after backward, launches the
+// buckets still waiting (parameters without a gradient in this pass take part with zeros,
+// their gradient then allocated, so every rank reduces the same buffers), waits for all,
+// and unpacks the sums, times `scale`, into the gradients. Without `overlap` finish() alone
+// does all of it, after backward. Both make the same collectives on the same buffers, so the
+// gradients are bit-identical either way. Exactly one backward per finish() (the hooks refuse
+// a second gradient for a parameter before finish()).
 class GradientBuckets {
  public:
-  static constexpr int64_t kDefaultBucketBytes = int64_t(4) << 20;
+  struct Options {
+    int64_t first_bucket_bytes = int64_t(1) << 20;
+    int64_t bucket_bytes = int64_t(4) << 20;
+    bool overlap = true;
+  };
   struct Bucket {
     std::vector<size_t> params = {};  // indices into the parameter list
     int64_t numel = 0;
     Device device = Device::cpu();
     Tensor flat = {};
+    Tensor staged = {};  // host copy of `flat`: CUDA buffers reduced by MPI (no NCCL)
+    size_t ready = 0;    // parameters of this bucket whose gradient is final in this pass
+    std::unique_ptr<PendingCollective> pending = {};  // launched, not yet finished
   };
-  explicit GradientBuckets(std::vector<Tensor> params, int64_t bucket_bytes = kDefaultBucketBytes);
-  // Sums every gradient across ranks and multiplies it by `scale` (1 / ranks for a mean).
-  void all_reduce(Communicator& comm, double scale = 1.0);
+  GradientBuckets(Communicator& comm, std::vector<Tensor> params, Options options);
+  explicit GradientBuckets(Communicator& comm, std::vector<Tensor> params)
+      : GradientBuckets(comm, std::move(params), Options{}) {}
+  ~GradientBuckets();
+  GradientBuckets(const GradientBuckets&) = delete;
+  GradientBuckets& operator=(const GradientBuckets&) = delete;
+
+  // After backward: sums every gradient across ranks and multiplies it by `scale` (1 / ranks
+  // for a mean).
+  void finish(double scale = 1.0);
   const std::vector<Bucket>& buckets() const { return buckets_; }
+  size_t launched() const { return launched_; }  // buckets started in this pass so far
 
  private:
+  void grad_ready(size_t param);
+  void launch(Bucket& bucket);
+
+  Communicator& comm_;
   std::vector<Tensor> params_;
+  bool hooked_ = false;
+  std::vector<size_t> bucket_of_;  // per parameter
+  std::vector<bool> ready_;        // per parameter, in this pass
   std::vector<Bucket> buckets_;
+  size_t launched_ = 0;  // buckets_[0, launched_) are launched, in this order on every rank
 };
 
 }  // namespace cbst::dist

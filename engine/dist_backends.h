@@ -20,7 +20,8 @@ bool mpi_initialized();
 #if CBST_WITH_NCCL
 // An NCCL communicator over the ranks of `bootstrap` for one CUDA device: rank 0 makes the
 // unique id, `bootstrap` (MPI, host memory) broadcasts it, every rank joins with
-// ncclCommInitRank. Collectives run on the engine's stream of that device.
+// ncclCommInitRank. Collectives run on a communication stream of its own, ordered after the
+// engine's stream of that device and, but for the started ones, before it (dist_nccl.cpp).
 class NcclDevice {
  public:
   NcclDevice(Communicator& bootstrap, Device device);
@@ -28,10 +29,12 @@ class NcclDevice {
   NcclDevice(const NcclDevice&) = delete;
   NcclDevice& operator=(const NcclDevice&) = delete;
   void all_reduce_sum(float* data, int64_t n);
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(float* data, int64_t n);
   void broadcast(float* data, int64_t n, int root);
 
  private:
-  void* comm_ = nullptr;  // ncclComm_t
+  void* comm_ = nullptr;    // ncclComm_t
+  void* stream_ = nullptr;  // cudaStream_t: the communication stream
   Device device_;
 };
 #endif

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <vector>
 
 #include "engine/dist_backends.h"
 
@@ -42,6 +43,36 @@ void all_reduce_chunks(T* data, int64_t n, MPI_Datatype type) {
   }
 }
 
+// MPI_Iallreduce of every chunk; MPI_Test/MPI_Waitall on the main thread (MPI_THREAD_FUNNELED:
+// the grad-ready hooks that start and test them run on the thread that runs backward).
+class MpiPending final : public PendingCollective {
+ public:
+  MpiPending(float* data, int64_t n) {
+    for (int64_t done = 0; done < n;) {
+      const int64_t count = std::min(kMaxChunk, n - done);
+      MPI_Request request = MPI_REQUEST_NULL;
+      CBST_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + done, int(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request));
+      requests_.push_back(request);
+      done += count;
+    }
+  }
+  bool test() override {
+    if (done_) return true;
+    int flag = 0;
+    CBST_MPI_CHECK(MPI_Testall(int(requests_.size()), requests_.data(), &flag, MPI_STATUSES_IGNORE));
+    done_ = flag != 0;
+    return done_;
+  }
+  void wait() override {
+    if (!done_) CBST_MPI_CHECK(MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
+    done_ = true;
+  }
+
+ private:
+  std::vector<MPI_Request> requests_;
+  bool done_ = false;
+};
+
 void broadcast_chunks(uint8_t* data, int64_t bytes, int root) {
   for (int64_t done = 0; done < bytes;) {
     const int64_t count = std::min(kMaxChunk, bytes - done);
@@ -56,7 +87,8 @@ class MpiCommunicator final : public Communicator {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
-      // Only the main thread calls MPI (loader threads never do).
+      // Only the main thread calls MPI (loader threads never do; the non-blocking gradient
+      // all-reduces are started and driven from backward, on the main thread too).
       int provided = 0;
       CBST_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
     }
@@ -98,6 +130,9 @@ class MpiCommunicator final : public Communicator {
     return out;
   }
   void barrier() override { CBST_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(float* data, int64_t n) override {
+    return std::make_unique<MpiPending>(data, n);
+  }
 
 #if CBST_WITH_NCCL
   bool all_reduce_sum_device(float* data, int64_t n, Device device) override {
@@ -107,6 +142,9 @@ class MpiCommunicator final : public Communicator {
   bool broadcast_device(float* data, int64_t n, int root, Device device) override {
     nccl(device).broadcast(data, n, root);
     return true;
+  }
+  std::unique_ptr<PendingCollective> start_all_reduce_sum_device(float* data, int64_t n, Device device) override {
+    return nccl(device).start_all_reduce_sum(data, n);
   }
 
  private:

@@ -107,7 +107,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   // make the pseudo-labels, so they may not).
   if (cfg.resume)
     run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "previews", "keep-checkpoints",
-                                       "prob-cache-memory", "deterministic"});
+                                       "prob-cache-memory", "deterministic", "no-overlap-allreduce"});
   set_deterministic(cfg.train.deterministic);
   const bool adapt = cfg.method != AdaptMethod::source_only;
   const bool use_prior = cfg.method == AdaptMethod::st_sp || cfg.method == AdaptMethod::cbst_sp;
@@ -282,7 +282,8 @@ void run_adaptation(const AdaptConfig& cfg) {
                                         .label = epoch_label(r, cfg.rounds, e, cfg.epochs_per_round),
                                         .log_every = cfg.train.log_every,
                                         .last_checkpoint = previous.empty() ? "" : run.file("checkpoints/" + previous),
-                                        .class_weights = class_weights, .loss = crst_loss});
+                                        .class_weights = class_weights, .loss = crst_loss,
+                                        .overlap_allreduce = cfg.train.overlap_allreduce});
       loss = s.mean_loss;
     }
     round_info["train_loss"] = loss;

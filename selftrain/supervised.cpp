@@ -40,7 +40,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   // What does not change the training itself may change on resume.
   if (cfg.resume)
     run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "eval-every", "scales", "flip",
-                                       "deterministic", "keep-checkpoints"});
+                                       "deterministic", "keep-checkpoints", "no-overlap-allreduce"});
   set_deterministic(cfg.train.deterministic);
   const data::Dataset dataset = data::open_dataset(cfg.data, {.split = cfg.split, .list_file = cfg.list});
   CBST_CHECK(dataset.all_labelled(), "supervised training needs labels, but ", dataset.describe(),
@@ -98,7 +98,8 @@ void run_supervised(const SupervisedConfig& cfg) {
                                       .global_step = &global_step, .run = &run, .eta = &eta, .label = label,
                                       .log_every = cfg.train.log_every,
                                       .last_checkpoint = previous.empty() ? "" : run.file("checkpoints/" + previous),
-                                      .class_weights = class_weights});
+                                      .class_weights = class_weights,
+                                      .overlap_allreduce = cfg.train.overlap_allreduce});
     Json info = {{"event", "epoch"}, {"epoch", e}, {"train_loss", s.mean_loss}, {"seconds", s.seconds}};
     // Rank 0 evaluates and writes; the other ranks go on to the next epoch's first step.
     if (!run.writer()) {

@@ -64,7 +64,8 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
   const int64_t abort_step = abort_at_step();
   dist::Communicator& comm = dist::world();
   std::optional<dist::GradientBuckets> buckets;
-  if (comm.size() > 1) buckets.emplace(trainable_parameters(optimizer));
+  if (comm.size() > 1)
+    buckets.emplace(comm, trainable_parameters(optimizer), dist::GradientBuckets::Options{.overlap = ctx.overlap_allreduce});
   auto fetch_start = Clock::now();
   while (auto batch = loader.next()) {
     const auto fetched = Clock::now();
@@ -91,8 +92,8 @@ EpochStats train_epoch(SegmentationModel& model, Sgd& optimizer, data::Loader& l
     }
     const double lr = optimizer.current_lr();  // the rate this step uses
     if (buckets) {
-      loss.backward(Tensor::full({}, share, loss.dtype(), loss.device()));
-      buckets->all_reduce(comm);
+      loss.backward(Tensor::full({}, share, loss.dtype(), loss.device()));  // launches buckets when overlapping
+      buckets->finish();
     } else {
       loss.backward();
     }

@@ -11,8 +11,9 @@
 // W_r / Σ_r W_r (one all-reduce of two numbers, which also gives every rank the global loss
 // for the NaN guard and the logs), then the gradients are summed across ranks in buckets
 // (dist::GradientBuckets) before the optimizer step; every rank then takes the same step.
-// The all-reduce follows backward (no overlap: the tape has no per-parameter hooks, and CPU
-// ranks are compute-bound). CRST's losses are weighted by the same W_r: exact for LRENT
+// A bucket's all-reduce starts during backward as soon as its gradients are final, unless
+// `overlap_allreduce` is off (then all of them after backward; the same sums, bit for bit).
+// CRST's losses are weighted by the same W_r: exact for LRENT
 // (normalised by the pixels with a target), approximate for MRKLD's second term (normalised
 // by the regularised target pixels).
 #pragma once
@@ -45,6 +46,8 @@ struct EpochContext {
   Tensor class_weights;        // (C) cross-entropy weights; undefined: plain cross-entropy
   // Replaces the cross-entropy when set (CRST's regularised losses, selftrain/crst.h).
   std::function<Tensor(const Tensor& logits, const data::Batch& batch)> loss = {};
+  // Several ranks: start the gradient buckets' all-reduces during backward (engine/dist.h).
+  bool overlap_allreduce = true;
 };
 
 // "epoch 3/30" or "round 2/3 epoch 1/2": how logs and progress bars name an epoch.

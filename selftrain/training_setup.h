@@ -48,6 +48,9 @@ struct TrainingOptions {
   // bf16: mixed-precision convolutions (layers/module.h, Precision); the model's parameters,
   // batch norm, the loss, the optimizer and the checkpoints stay f32.
   Precision precision = Precision::f32;
+  // Several ranks: overlap the gradient all-reduce with backward (the same gradients either
+  // way; off can be faster where the ranks share cores, README "Training on several GPUs").
+  bool overlap_allreduce = true;
 };
 
 // ", bf16 mixed precision" for the run's first log line; empty for f32.

@@ -104,6 +104,42 @@ TEST(Autograd, OnlyLeavesAccumulateAndNonLeavesCannotChangeRequiresGrad) {
   EXPECT_TRUE(x.grad().defined());
 }
 
+TEST(Autograd, GradReadyHookFiresOnceAfterALeafsLastContribution) {
+  // loss = Σ (x·w1)·w2 + 3·w1 + stop(blocked). w1 feeds the first node (x·w1) and a later one
+  // (3·w1); backward reaches the later one first, so w1's gradient is final only after the
+  // first node, after w2's. `blocked` is reachable, but its node passes no gradient to it;
+  // `unused` is not in the graph.
+  const Tensor x = Tensor::from_vector<float>({1, 2}, {2});
+  Tensor w1 = leaf({0.5f, -1}, {2}), w2 = leaf({2, 3}, {2}), blocked = leaf({1}, {1}), unused = leaf({1}, {1});
+  std::vector<std::string> calls;
+  Tensor w1_grad_when_called;
+  set_grad_ready_hook(w1, [&] {
+    calls.push_back("w1");
+    w1_grad_when_called = w1.grad().clone();
+  });
+  set_grad_ready_hook(w2, [&] { calls.push_back("w2"); });
+  set_grad_ready_hook(blocked, [&] { calls.push_back("blocked"); });
+  set_grad_ready_hook(unused, [&] { calls.push_back("unused"); });
+  auto loss = [&] {
+    const Tensor stopped = record("stop_gradient", Tensor::zeros({1}), {blocked},
+                                  [](const Tensor&) { return std::vector<Tensor>{Tensor()}; });
+    return add(sum(add(mul(mul(x, w1), w2), mul(w1, 3.0))), sum(stopped));
+  };
+  for (float pass = 1; pass <= 2; ++pass) {  // accumulating: dL/dw1 = x·w2 + 3 = {5, 9} per pass
+    calls.clear();
+    loss().backward();
+    EXPECT_EQ(calls, (std::vector<std::string>{"w2", "w1"})) << "pass " << pass;
+    EXPECT_EQ(w1_grad_when_called.to_vector<float>(), (std::vector<float>{5 * pass, 9 * pass}));
+    EXPECT_EQ(w1.grad().to_vector<float>(), w1_grad_when_called.to_vector<float>());
+    EXPECT_FALSE(blocked.grad().defined());
+  }
+  set_grad_ready_hook(w2, nullptr);
+  calls.clear();
+  loss().backward();
+  EXPECT_EQ(calls, (std::vector<std::string>{"w1"})) << "a removed hook is not called";
+  EXPECT_THROW(set_grad_ready_hook(mul(w1, 2.0), [] {}), Error);
+}
+
 TEST(Autograd, BackwardOnATensorWithoutHistoryIsAnError) {
   EXPECT_THROW(sum(Tensor::ones({2})).backward(), Error);
 }

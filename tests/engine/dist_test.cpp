@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+
+#include "engine/autograd.h"
 #include "engine/ops.h"
 #include "tests/support/expect_close.h"
 #include "tests/support/mpi_environment.h"
@@ -75,19 +79,23 @@ TEST(Dist, TensorAllReduceAndBroadcastActInPlace) {
   EXPECT_THROW(dist::all_reduce_sum(comm, Tensor::zeros({2}, DType::f64)), Error);
 }
 
-TEST(GradientBuckets, PacksParametersInOrderUpToTheBucketSize) {
-  std::vector<Tensor> params = {Tensor::zeros({10}), Tensor::zeros({4, 5}), Tensor::zeros({1000}), Tensor::zeros({5})};
-  // 30 floats per bucket: {10, 20} share one; 1000 is alone (larger than a bucket); 5 starts
-  // a new one, since 1000 + 5 would overflow.
-  const dist::GradientBuckets buckets(params, 30 * int64_t(sizeof(float)));
-  ASSERT_EQ(buckets.buckets().size(), 3u);
-  EXPECT_EQ(buckets.buckets()[0].params, (std::vector<size_t>{0, 1}));
-  EXPECT_EQ(buckets.buckets()[0].numel, 30);
-  EXPECT_EQ(buckets.buckets()[1].params, (std::vector<size_t>{2}));
-  EXPECT_EQ(buckets.buckets()[1].numel, 1000);
-  EXPECT_EQ(buckets.buckets()[2].params, (std::vector<size_t>{3}));
-  EXPECT_EQ(buckets.buckets()[2].flat.numel(), 5);
-  EXPECT_THROW(dist::GradientBuckets({Tensor::zeros({3}, DType::f64)}), Error);
+TEST(GradientBuckets, PacksParametersFromTheLastUpToTheBucketSize) {
+  dist::Communicator& comm = world();
+  std::vector<Tensor> params = {Tensor::zeros({10}), Tensor::zeros({4, 5}), Tensor::zeros({1000}), Tensor::zeros({6}),
+                                Tensor::zeros({3})};
+  // Filled from the last parameter (backward makes it final first): 8 floats in the first
+  // bucket, so 3 is alone there (3 + 6 would overflow it), then 30 per bucket: 6 starts one,
+  // 1000 is alone (larger than a bucket), then {20, 10} share one.
+  const dist::GradientBuckets buckets(comm, params, {.first_bucket_bytes = 8 * 4, .bucket_bytes = 30 * 4});
+  ASSERT_EQ(buckets.buckets().size(), 4u);
+  EXPECT_EQ(buckets.buckets()[0].params, (std::vector<size_t>{4}));
+  EXPECT_EQ(buckets.buckets()[0].flat.numel(), 3);
+  EXPECT_EQ(buckets.buckets()[1].params, (std::vector<size_t>{3}));
+  EXPECT_EQ(buckets.buckets()[2].params, (std::vector<size_t>{2}));
+  EXPECT_EQ(buckets.buckets()[2].numel, 1000);
+  EXPECT_EQ(buckets.buckets()[3].params, (std::vector<size_t>{1, 0}));
+  EXPECT_EQ(buckets.buckets()[3].numel, 30);
+  EXPECT_THROW(dist::GradientBuckets(comm, {Tensor::zeros({3}, DType::f64)}), Error);
 }
 
 TEST(GradientBuckets, SumGradientsAcrossRanksAndScaleThem) {
@@ -105,10 +113,10 @@ TEST(GradientBuckets, SumGradientsAcrossRanksAndScaleThem) {
     const Tensor k = Tensor::arange(params[j].numel()).reshape(params[j].shape());
     params[j].set_grad(mul(add(k, double(j + 1)), double(r + 1)));
   }
-  dist::GradientBuckets buckets(params, 8 * int64_t(sizeof(float)));
-  EXPECT_EQ(buckets.buckets().size(), 2u);  // {3, 4}, {7, 1}
+  dist::GradientBuckets buckets(comm, params, {.first_bucket_bytes = 8 * 4, .bucket_bytes = 8 * 4});
+  EXPECT_EQ(buckets.buckets().size(), 2u);  // {1, 7}, {4, 3}
   const double scale = 1.0 / n;
-  buckets.all_reduce(comm, scale);
+  buckets.finish(scale);
   const double ranks_sum = double(n) * (n + 1) / 2;
   for (size_t j = 0; j < 3; ++j) {
     const Tensor k = Tensor::arange(params[j].numel()).reshape(params[j].shape());
@@ -121,6 +129,84 @@ TEST(GradientBuckets, SumGradientsAcrossRanksAndScaleThem) {
     EXPECT_TRUE(testing::identical(params[3].grad(), Tensor::zeros({1})));
   } else {
     EXPECT_FALSE(params[3].grad().defined());
+  }
+}
+
+// The same bits, not only equal values.
+::testing::AssertionResult same_bits(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
+  if (x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << testing::identical(a, b).message();
+}
+
+// Parameters of one replica: four of 64 values; parameter 0 gets no gradient (it is not in
+// the loss), parameter 1 is used twice.
+std::vector<Tensor> replica() {
+  std::vector<Tensor> params;
+  for (int j = 0; j < 4; ++j) {
+    std::vector<float> v(64);
+    for (size_t k = 0; k < v.size(); ++k) v[k] = float(std::sin(0.37 * double(k + 1) * (j + 1)));
+    params.push_back(Tensor::from_vector<float>(v, {64}).set_requires_grad(true));
+  }
+  return params;
+}
+
+// A step's loss on this rank: inputs differ per rank and step, so the per-rank gradients are
+// floats whose sums round.
+Tensor loss_of(const std::vector<Tensor>& p, int rank, int step) {
+  std::vector<float> v(64);
+  for (size_t k = 0; k < v.size(); ++k) v[k] = float(std::cos(0.91 * double(k + 3) * (rank + 1) + step));
+  const Tensor x = Tensor::from_vector<float>(v, {64});
+  const Tensor h = mul(relu(add(mul(x, p[1]), p[2])), p[3]);
+  const Tensor c = add(mul(h, p[1]), x);
+  return sum(mul(c, c));
+}
+
+TEST(GradientBuckets, OverlappedAllReduceGivesTheBitsOfTheOneAfterBackward) {
+  dist::Communicator& comm = world();
+  const int n = comm.size();
+  const double scale = 1.0 / n;
+  // 100 floats per bucket: one bucket per parameter, [3], [2], [1], [0]; the last holds
+  // the parameter without a gradient, so it can only be launched by finish().
+  const int64_t bucket_bytes = 100 * 4;
+  std::vector<Tensor> overlapped = replica(), after = replica();
+  dist::GradientBuckets overlapping(comm, overlapped,
+                                    {.first_bucket_bytes = bucket_bytes, .bucket_bytes = bucket_bytes, .overlap = true});
+  dist::GradientBuckets plain(comm, after,
+                              {.first_bucket_bytes = bucket_bytes, .bucket_bytes = bucket_bytes, .overlap = false});
+  for (int step = 0; step < 2; ++step) {  // the second step reuses the buckets and the gradient buffers
+    for (Tensor& p : overlapped) p.zero_grad();
+    for (Tensor& p : after) p.zero_grad();
+    loss_of(overlapped, comm.rank(), step).backward();
+    loss_of(after, comm.rank(), step).backward();
+    // Several ranks: during backward, the hooks launched the buckets of parameters 3, 2, 1.
+    EXPECT_EQ(overlapping.launched(), n > 1 ? 3u : 0u);
+    EXPECT_EQ(plain.launched(), 0u);
+    std::vector<Tensor> local;  // this rank's gradients (for step 0, parameter 0 has none)
+    for (const Tensor& p : after) local.push_back(p.grad().defined() ? p.grad().clone() : Tensor::zeros({64}));
+    overlapping.finish(scale);
+    plain.finish(scale);
+    for (size_t j = 0; j < overlapped.size(); ++j) {
+      if (n == 1 && j == 0) {  // alone, nothing fills in the missing gradient
+        EXPECT_FALSE(overlapped[j].grad().defined());
+        continue;
+      }
+      EXPECT_TRUE(same_bits(overlapped[j].grad(), after[j].grad())) << "parameter " << j << ", step " << step;
+      // Against one blocking all-reduce per gradient: on 2 ranks each element is one sum of two
+      // floats, which every reduction order computes alike.
+      if (n <= 2) {
+        dist::all_reduce_sum(comm, local[j]);
+        EXPECT_TRUE(same_bits(overlapped[j].grad(), mul(local[j], scale))) << "parameter " << j << ", step " << step;
+      }
+    }
+    EXPECT_EQ(overlapping.launched(), 0u);
+  }
+  // A second backward before finish() is refused (its gradients would miss the sum).
+  if (n > 1) {
+    loss_of(overlapped, comm.rank(), 2).backward();
+    EXPECT_THROW(loss_of(overlapped, comm.rank(), 3).backward(), Error);
+    overlapping.finish(scale);
   }
 }
 

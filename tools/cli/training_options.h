@@ -69,6 +69,9 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--seed", o.seed, "seed of data order, augmentation, dropout and initialisation")->capture_default_str();
   cmd.add_flag("--frozen-bn", o.frozen_bn, "use the batch-norm running statistics while training (ResNet-38)");
   cmd.add_flag("--deterministic", o.deterministic, "deterministic cuDNN/cuBLAS algorithms");
+  cmd.add_flag("!--no-overlap-allreduce", o.overlap_allreduce,
+               "several ranks: sum the gradients across ranks after backward, not during it (the same result; "
+               "can be faster on CPU ranks that share cores)");
   add_precision_option(cmd, f.precision);
   cmd.add_option("--scales", f.scales, "test scales for pseudo-labels and evaluation, e.g. 0.5,0.75,1.0")->capture_default_str();
   cmd.add_flag("--flip", f.test_flip, "also average horizontally flipped predictions");
