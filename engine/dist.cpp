@@ -196,12 +196,12 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::vector<Tensor> params,
 GradientBuckets::~GradientBuckets() {
   if (hooked_)
     for (Tensor& p : params_) set_grad_ready_hook(p, nullptr);
-  // A collective still in flight here means an error is unwinding the step, and the job is
+  // A collective not finished here means an error is unwinding the step, and the job is
   // about to be aborted (tools/cli/main.cpp). Waiting for it could hang (the other ranks may
   // never join), so its buffers are left allocated for it instead.
   static std::vector<Tensor> abandoned;
   for (Bucket& b : buckets_) {
-    if (!b.pending || b.pending->test()) continue;
+    if (!b.pending) continue;
     abandoned.push_back(b.flat);
     abandoned.push_back(b.staged);
     (void)b.pending.release();
