@@ -51,9 +51,42 @@ SynthSample synth_sample(SynthDomain domain, int64_t index, const SynthParams& p
   synth::draw_objects(canvas, scene, object_rng, domain);
 
   SynthSample out;
-  out.image = synth::render_style(canvas, domain, style_rng, params.style_gap);
+  out.image = synth::render_style(canvas, domain, style_rng, params.style_gap, out.style_gap);
   out.labels = Labels{params.width, params.height, std::move(canvas.cls)};
   return out;
+}
+
+SynthStyleGap parse_style_gap(const std::string& text, const std::string& flag) {
+  auto number = [&](const std::string& part) {
+    size_t used = 0;
+    double v = -1;
+    try {
+      v = std::stod(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != part.size() || !(v >= 0 && v <= 1))
+      CBST_THROW(flag, " '", text, "' is not a gap G or a range LO,HI with 0 <= LO <= HI <= 1 (e.g. 1 or 0.3,1)");
+    return v;
+  };
+  const size_t comma = text.find(',');
+  if (comma == std::string::npos) {
+    const double g = number(text);
+    return {g, g};
+  }
+  const SynthStyleGap gap{number(text.substr(0, comma)), number(text.substr(comma + 1))};
+  if (gap.low > gap.high)
+    CBST_THROW(flag, " '", text, "' has LO above HI; give the range as LO,HI (e.g. 0.3,1)");
+  return gap;
+}
+
+std::string style_gap_text(const SynthStyleGap& gap) {
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  return gap.low == gap.high ? num(gap.low) : num(gap.low) + "," + num(gap.high);
 }
 
 Labels train_ids_to_label_ids(const Labels& train_ids) {
@@ -100,9 +133,14 @@ void make_dir(const std::string& path) {
                "; choose a writable --out");
 }
 
+Json style_gap_json(const SynthStyleGap& g) {
+  if (g.low == g.high) return g.low;
+  return Json::array({g.low, g.high});
+}
+
 std::string params_json(const SynthBenchmarkOptions& o) {
   const Json js = {{"generator", "cbst synth"}, {"version", 1}, {"seed", o.params.seed}, {"height", o.params.height},
-                   {"width", o.params.width}, {"style_gap", o.params.style_gap}, {"source", o.source},
+                   {"width", o.params.width}, {"style_gap", style_gap_json(o.params.style_gap)}, {"source", o.source},
                    {"target_train", o.target_train}, {"target_val", o.target_val},
                    {"target_val_index_base", kSynthValIndexBase}, {"city", o.city}};
   return json_text(js, 2) + "\n";

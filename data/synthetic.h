@@ -31,19 +31,30 @@ namespace cbst::data {
 enum class SynthDomain { source, target };
 const char* synth_domain_name(SynthDomain domain);  // "source", "target"
 
+// The benchmark's: real frames range from nearly the game's look to the full camera look.
+struct SynthStyleGap {
+  double low = 0.3, high = 1.0;
+  bool operator==(const SynthStyleGap&) const = default;
+};
+// "G" or "LO,HI" (0 <= LO <= HI <= 1); throws cbst::Error naming `flag` otherwise.
+SynthStyleGap parse_style_gap(const std::string& text, const std::string& flag);
+std::string style_gap_text(const SynthStyleGap& gap);  // as parse_style_gap reads it
+
 struct SynthParams {
   int height = 128;
   int width = 256;
   uint64_t seed = 1;
-  // How far the target's appearance moves from the source's, 0..1 (colour table, texture,
-  // illumination, cast, noise, blur all scale with it). 1 is the benchmark; 0 leaves only
-  // the class-frequency shift. A knob for calibrating how hard adaptation is.
-  double style_gap = 1.0;
+  // How far each target image's appearance moves from the source's, 0..1 (colour table,
+  // texture, illumination, cast, noise, blur all scale with it), drawn per image uniformly in
+  // [low, high]. 0 leaves only the layout and class-frequency shift; 1 is the full camera
+  // look. A knob for calibrating how hard adaptation is.
+  SynthStyleGap style_gap = {};
 };
 
 struct SynthSample {
   Image image;    // RGB, height x width
   Labels labels;  // Cityscapes trainIds 0..18 (every pixel labelled)
+  double style_gap = 0;  // the look this image was drawn with (always 0 for the source)
 };
 
 // Throws cbst::Error for sizes below 16 or above 8192 pixels a side.

@@ -241,7 +241,8 @@ void draw_background(Canvas& c, const Scene& scene, SampleRng& rng);
 // The object stage: trees, poles with lights and signs, vehicles, people, two-wheelers.
 void draw_objects(Canvas& c, const Scene& scene, SampleRng& rng, SynthDomain domain);
 // The style stage: colours per domain, then the target's texture, light, cast, blur, noise.
-Image render_style(const Canvas& c, SynthDomain domain, SampleRng& rng, double style_gap);
+// `gap_drawn` receives the image's gap (0 for the source).
+Image render_style(const Canvas& c, SynthDomain domain, SampleRng& rng, SynthStyleGap style_gap, double& gap_drawn);
 
 // Value noise in [-1, 1], smooth at scale `cell` pixels; a pure function of (key, x, y).
 float value_noise(uint64_t key, float x, float y, float cell);

@@ -5,7 +5,7 @@
 // collide (sidewalk ~ road, terrain ~ vegetation, wall ~ building, truck ~ bus), procedural
 // texture per class, an illumination gradient with vignetting, a colour cast, gamma, blur
 // and sensor noise. `style_gap` blends every target ingredient from the source's (0) to the
-// full target (1).
+// full target (1), by an amount drawn per image.
 #include <cmath>
 
 #include "data/synthetic_draw.h"
@@ -124,9 +124,8 @@ void blur(std::vector<float>& img, int w, int h, float sigma) {
 
 }  // namespace
 
-Image render_style(const Canvas& c, SynthDomain domain, SampleRng& rng, double style_gap) {
+Image render_style(const Canvas& c, SynthDomain domain, SampleRng& rng, SynthStyleGap style_gap, double& gap_drawn) {
   const int w = c.width, h = c.height;
-  const float g = domain == SynthDomain::target ? float(std::clamp(style_gap, 0.0, 1.0)) : 0.0f;
   const float res = float(h) / 128.0f;  // texture and blur scale with the image
 
   // Per-image draws, made for both domains so that the streams stay aligned.
@@ -138,6 +137,10 @@ Image render_style(const Canvas& c, SynthDomain domain, SampleRng& rng, double s
   const float warm = float(rng.uniform(-1, 1));  // a shared warm/cool tilt on top
   const float gamma = float(rng.uniform(0.85, 1.15));
   const float exposure = float(rng.uniform(0.85, 1.1));
+  // Drawn last, so that a fixed gap leaves every earlier draw (and byte) as it was.
+  const double gap = rng.uniform(std::clamp(style_gap.low, 0.0, 1.0), std::clamp(style_gap.high, 0.0, 1.0));
+  const float g = domain == SynthDomain::target ? float(gap) : 0.0f;
+  gap_drawn = g;
 
   std::vector<float> img(size_t(w) * h * 3);
   for (int y = 0; y < h; ++y)

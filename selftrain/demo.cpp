@@ -142,7 +142,7 @@ void run_demo(const DemoConfig& cfg) {
   synth.add("out", at("data")).add("size", std::to_string(cfg.height) + "x" + std::to_string(cfg.width))
       .add("source", std::to_string(cfg.source_images)).add("target-train", std::to_string(cfg.target_train))
       .add("target-val", std::to_string(cfg.target_val)).add("seed", seed);
-  if (cfg.style_gap != 1.0) synth.add("style-gap", num(cfg.style_gap));
+  if (cfg.style_gap != data::SynthStyleGap{}) synth.add("style-gap", data::style_gap_text(cfg.style_gap));
   Clock::time_point t0 = Clock::now();
   const data::SynthBenchmarkReport bench = data::write_synth_benchmark(
       {.out = at("data"),

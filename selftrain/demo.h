@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "data/synthetic.h"
 #include "data/transforms.h"
 #include "engine/dtype.h"
 #include "selftrain/adapt.h"
@@ -39,7 +40,7 @@ struct DemoConfig {
   int source_images = 200;
   int target_train = 200;
   int target_val = 100;
-  double style_gap = 1.0;  // `cbst synth --style-gap`: how far the target's look is from the source's
+  data::SynthStyleGap style_gap = {};  // `cbst synth --style-gap`: how far the target's look is from the source's
   // Training: SGD with momentum, poly decay after a linear warm-up, random scale, crop and
   // flip, photometric jitter on the source (README "The training recipe" says why each).
   std::string model = "small-deeplabv3plus";

@@ -154,7 +154,7 @@ TEST(SynthBenchmark, StyleGapIsRealAndShrinksWithTheKnob) {
   const auto src = class_mean_colours(SynthDomain::source, 20, kBench);
   const auto tgt = class_mean_colours(SynthDomain::target, 20, kBench);
   SynthParams no_gap = kBench;
-  no_gap.style_gap = 0;
+  no_gap.style_gap = {0, 0};
   const auto tgt0 = class_mean_colours(SynthDomain::target, 20, no_gap);
   int differ = 0, closer_without_gap = 0;
   for (int c = 0; c < kClasses; ++c) {
@@ -174,6 +174,51 @@ TEST(SynthBenchmark, StyleGapIsRealAndShrinksWithTheKnob) {
   enum { kRoad = 0, kSidewalk = 1, kVegetation = 8, kTerrain = 9 };
   EXPECT_LT(colour_distance(tgt[kRoad], tgt[kSidewalk]), colour_distance(src[kRoad], src[kSidewalk]));
   EXPECT_LT(colour_distance(tgt[kVegetation], tgt[kTerrain]), colour_distance(src[kVegetation], src[kTerrain]));
+}
+
+TEST(SynthBenchmark, StyleGapRangeDrawsOneGapPerTargetImage) {
+  SynthParams range{.height = 48, .width = 96, .seed = 3, .style_gap = {0.3, 1.0}};
+  double lo = 1, hi = 0, sum = 0;
+  const int n = 40;
+  for (int i = 0; i < n; ++i) {
+    const SynthSample s = synth_sample(SynthDomain::target, i, range);
+    ASSERT_GE(s.style_gap, 0.3);
+    ASSERT_LE(s.style_gap, 1.0);
+    lo = std::min(lo, s.style_gap), hi = std::max(hi, s.style_gap), sum += s.style_gap;
+    // The image is exactly the one drawn with its gap fixed: the gap is the only thing a
+    // range changes, and it does not disturb any other draw.
+    SynthParams fixed = range;
+    fixed.style_gap = {s.style_gap, s.style_gap};
+    const SynthSample f = synth_sample(SynthDomain::target, i, fixed);
+    EXPECT_TRUE(same(s, f)) << "target image " << i << " at its gap " << s.style_gap;
+    EXPECT_EQ(f.style_gap, s.style_gap);
+    // The source never takes the target's look.
+    const SynthSample src = synth_sample(SynthDomain::source, i, range);
+    EXPECT_EQ(src.style_gap, 0.0);
+    EXPECT_TRUE(same(src, synth_sample(SynthDomain::source, i, {.height = 48, .width = 96, .seed = 3})));
+  }
+  std::printf("  gaps of %d target images in [0.3, 1]: %.2f .. %.2f, mean %.2f\n", n, lo, hi, sum / n);
+  EXPECT_LT(lo, 0.4);  // uniform: 40 draws all above 0.4 has probability (6/7)^40 < 0.3%
+  EXPECT_GT(hi, 0.9);
+  EXPECT_NEAR(sum / n, 0.65, 0.1);
+}
+
+TEST(SynthBenchmark, StyleGapIsOneValueOrARange) {
+  EXPECT_EQ(parse_style_gap("1", "--style-gap"), (SynthStyleGap{1, 1}));
+  EXPECT_EQ(parse_style_gap("0", "--style-gap"), (SynthStyleGap{0, 0}));
+  EXPECT_EQ(parse_style_gap("0.3,1", "--style-gap"), (SynthStyleGap{0.3, 1}));
+  EXPECT_EQ(style_gap_text({0.3, 1}), "0.3,1");
+  EXPECT_EQ(style_gap_text({0.5, 0.5}), "0.5");
+  for (const char* bad : {"", "x", "1.5", "-0.1", "0.8,0.3", "0.3,", ",1", "0.3,1,2", "nan", "0.3x"}) {
+    try {
+      parse_style_gap(bad, "--style-gap");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("--style-gap"), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+  }
 }
 
 TEST(SynthBenchmark, TrainIdsMapToCityscapesLabelIds) {

@@ -4,7 +4,7 @@
 //             [--source N] [--target-train N] [--target-val N] [--source-epochs N]
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
 //             [--batch N] [--crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H]
-//             [--blur P,SMIN,SMAX]
+//             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
 //             [--warmup-iters N]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
@@ -29,6 +29,7 @@ struct DemoFlags {
   std::string scale_range;
   std::string color_jitter;
   std::string blur;
+  std::string style_gap;
   DemoConfig given;  // values of the options the user passed
 };
 
@@ -115,8 +116,8 @@ cli::Command reg(
       cmd.add_option("--panels", g.panels, "sample panels in the report" + both(full.panels, quick.panels))
           ->check(cbst::cli::InRange(0, 64));
       cmd.add_option("--workers", g.workers, "data-loading threads" + both(full.workers, quick.workers))->check(cbst::cli::InRange(0, 64));
-      cmd.add_option("--style-gap", g.style_gap, "how far the target's look is from the source's, 0..1 (as cbst synth; "
-                                                  "default 1)")->check(cbst::cli::InRange(0.0, 1.0));
+      cmd.add_option("--style-gap", f->style_gap, "how far the target's look is from the source's: G or LO,HI "
+                                                   "drawn per image, within 0..1 (as cbst synth; default 0.3,1)");
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
@@ -143,7 +144,7 @@ cli::Command reg(
         take("--crop", c.crop, g.crop);
         take("--panels", c.panels, g.panels);
         take("--workers", c.workers, g.workers);
-        take("--style-gap", c.style_gap, g.style_gap);
+        if (cmd.count("--style-gap")) c.style_gap = data::parse_style_gap(f->style_gap, "--style-gap");
         take("--model", c.model, g.model);
         take("--warmup-iters", c.warmup_iters, g.warmup_iters);
         take("--class-weights", c.class_weights, g.class_weights);

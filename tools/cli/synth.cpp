@@ -2,7 +2,7 @@
 // GTA5 (source) and Cityscapes (target) layouts.
 //
 //   cbst synth --out DIR [--size N|HxW] [--source N] [--target-train N] [--target-val N]
-//              [--seed S] [--style-gap G] [--workers N]
+//              [--seed S] [--style-gap G|LO,HI] [--workers N]
 //
 // Then `gta5=DIR/gta5` and `cityscapes=DIR/cityscapes` name the two domains.
 #include <cstdio>
@@ -26,17 +26,17 @@ struct SynthOptions {
   int target_train = 300;
   int target_val = 100;
   uint64_t seed = 1;
-  double style_gap = 1.0;
+  std::string style_gap = "0.3,1";
   int threads = 0;
 };
 
 void run(const SynthOptions& o) {
   const cli::Size2 size = cli::parse_size(o.size, "--size", 16, 8192);
   const int h = int(size.height), w = int(size.width);
-  if (o.style_gap < 0 || o.style_gap > 1) CBST_THROW("--style-gap ", o.style_gap, " is outside 0..1");
+  const data::SynthStyleGap gap = data::parse_style_gap(o.style_gap, "--style-gap");
   const data::SynthBenchmarkReport r = data::write_synth_benchmark(
       {.out = o.out,
-       .params = {.height = h, .width = w, .seed = o.seed, .style_gap = o.style_gap},
+       .params = {.height = h, .width = w, .seed = o.seed, .style_gap = gap},
        .source = o.source,
        .target_train = o.target_train,
        .target_val = o.target_val,
@@ -61,7 +61,7 @@ cli::Command reg({.parent = "",
                    cmd.add_option("--target-val", o->target_val, "Target validation images")->capture_default_str();
                    cmd.add_option("--seed", o->seed, "Seed: same seed, same bytes")->capture_default_str();
                    cmd.add_option("--style-gap", o->style_gap,
-                                  "Target appearance gap, 0 (source look) .. 1 (benchmark)")
+                                  "Target appearance gap: G, or LO,HI drawn per image; 0 (source look) .. 1 (full target look)")
                        ->capture_default_str();
                    cmd.add_option("--workers", o->threads, "Writer threads (0: max(8, 2 x cores); writes wait on fsync)")->capture_default_str();
                    cmd.callback([o] { run(*o); });
