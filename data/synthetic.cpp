@@ -16,6 +16,7 @@
 #include "data/label_map.h"
 #include "data/synthetic_draw.h"
 #include "engine/check.h"
+#include "engine/format.h"
 #include "engine/json.h"
 
 namespace cbst::data {
@@ -81,12 +82,7 @@ SynthStyleGap parse_style_gap(const std::string& text, const std::string& flag) 
 }
 
 std::string style_gap_text(const SynthStyleGap& gap) {
-  auto num = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return std::string(buf);
-  };
-  return gap.low == gap.high ? num(gap.low) : num(gap.low) + "," + num(gap.high);
+  return gap.low == gap.high ? format_g(gap.low) : format_g(gap.low) + "," + format_g(gap.high);
 }
 
 Labels train_ids_to_label_ids(const Labels& train_ids) {

@@ -102,13 +102,8 @@ NcclDevice::~NcclDevice() {
   }
 }
 
-void NcclDevice::all_reduce_sum(float* data, int64_t n) {
-  cuda_op_begin(device_);
-  order_after(stream(stream_), cuda_stream());
-  CBST_NCCL_CHECK(ncclAllReduce(data, data, size_t(n), ncclFloat32, ncclSum, handle(comm_), stream(stream_)));
-  order_after(cuda_stream(), stream(stream_));
-  cuda_op_end("nccl all_reduce");
-}
+// The blocking one is the started one waited for at once (the engine's stream ordered after it).
+void NcclDevice::all_reduce_sum(float* data, int64_t n) { start_all_reduce_sum(data, n)->wait(); }
 
 std::unique_ptr<PendingCollective> NcclDevice::start_all_reduce_sum(float* data, int64_t n) {
   cuda_op_begin(device_);

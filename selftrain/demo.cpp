@@ -13,6 +13,7 @@
 #include "data/label_map.h"
 #include "data/synthetic.h"
 #include "engine/check.h"
+#include "engine/format.h"
 #include "models/weight_import.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/crst.h"
@@ -53,11 +54,7 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
+std::string num(double v) { return format_g(v); }
 
 // One step's options, written both as a `cbst` command line (for the report) and as the
 // run folder's config.toml (what `cbst --config FILE SUBCOMMAND` reads back).

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/check.h"
+#include "engine/format.h"
 #include "selftrain/demo.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
@@ -36,11 +37,7 @@ struct DemoFlags {
 // "0.2,0.05,0.5": numbers as a person writes them.
 std::string numbers(std::initializer_list<double> values) {
   std::string out;
-  for (double v : values) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    out += (out.empty() ? "" : ",") + std::string(buf);
-  }
+  for (double v : values) out += (out.empty() ? "" : ",") + format_g(v);
   return out;
 }
 
