@@ -1,9 +1,12 @@
-// CPU softmax / log_softmax: the specification. One (n, pixel) column of C values at a time.
+// CPU softmax / log_softmax: the specification. Forward in blocks of pixels, backward one
+// (n, pixel) column of C values at a time.
 #include <algorithm>
 #include <cmath>
 
+#include "engine/cpu/exp.h"
 #include "engine/dispatch.h"
 #include "layers/parallel_for.h"
+#include "layers/pixel_blocks.h"
 #include "layers/softmax_kernels.h"
 
 namespace cbst::layer_kernels::cpu {
@@ -26,18 +29,31 @@ void softmax_forward(const Tensor& y, const Tensor& x, bool log) {
   CBST_DISPATCH_FLOAT_TYPES(x.dtype(), "softmax", [&] {
     const scalar_t* px = x.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
-    parallel_for(g.outer * g.inner, [&](int64_t col) {
-      const int64_t n = col / g.inner, i = col % g.inner;
-      const scalar_t* xs = px + n * g.classes * g.inner + i;
-      scalar_t* ys = py + n * g.classes * g.inner + i;
-      scalar_t m = xs[0];
-      for (int64_t c = 1; c < g.classes; ++c) m = std::max(m, xs[c * g.inner]);
-      scalar_t total = 0;
-      for (int64_t c = 0; c < g.classes; ++c) total += std::exp(xs[c * g.inner] - m);
-      const scalar_t log_total = std::log(total);
+    // Per pixel: m = max over classes, Σ exp(x − m) in class order, then z − log Σ or
+    // exp(z) / Σ with z = x − m; in blocks of pixels, class by class (layers/pixel_blocks.h).
+    for_each_pixel_block(g.outer, g.inner, [&](int64_t n, int64_t q0, int64_t len) {
+      const scalar_t* xs = px + n * g.classes * g.inner + q0;
+      scalar_t* ys = py + n * g.classes * g.inner + q0;
+      scalar_t m[kPixelBlock], total[kPixelBlock], e[kPixelBlock];
+      std::copy(xs, xs + len, m);
+      for (int64_t c = 1; c < g.classes; ++c) running_max(m, xs + c * g.inner, len);
+      std::fill(total, total + len, scalar_t(0));
       for (int64_t c = 0; c < g.classes; ++c) {
-        const scalar_t z = xs[c * g.inner] - m;
-        ys[c * g.inner] = log ? z - log_total : std::exp(z) / total;
+        for (int64_t q = 0; q < len; ++q) e[q] = xs[c * g.inner + q] - m[q];
+        kern::cpu::exp_n(e, e, len);
+        for (int64_t q = 0; q < len; ++q) total[q] += e[q];
+      }
+      if (log) {
+        scalar_t log_total[kPixelBlock];
+        for (int64_t q = 0; q < len; ++q) log_total[q] = std::log(total[q]);
+        for (int64_t c = 0; c < g.classes; ++c)
+          for (int64_t q = 0; q < len; ++q) ys[c * g.inner + q] = (xs[c * g.inner + q] - m[q]) - log_total[q];
+        return;
+      }
+      for (int64_t c = 0; c < g.classes; ++c) {
+        for (int64_t q = 0; q < len; ++q) e[q] = xs[c * g.inner + q] - m[q];
+        kern::cpu::exp_n(e, e, len);
+        for (int64_t q = 0; q < len; ++q) ys[c * g.inner + q] = e[q] / total[q];
       }
     });
   });

@@ -7,7 +7,7 @@
 
 #include "engine/cpu/exp.h"
 #include "engine/dispatch.h"
-#include "layers/parallel_for.h"
+#include "layers/pixel_blocks.h"
 #include "layers/softmax_cross_entropy_kernels.h"
 
 namespace cbst::layer_kernels::cpu {
@@ -33,27 +33,6 @@ const std::vector<int64_t>& read_labels(const Tensor& labels) {
     default: CBST_THROW("softmax_cross_entropy: unsupported label dtype ", dtype_name(labels.dtype()));
   }
   return out;
-}
-
-// Pixels per block of the forward and backward loops (two cache lines per class row).
-constexpr int64_t kBlock = 32;
-
-// f(image, q0, len) for the blocks [q0, q0 + len) of kBlock neighbouring pixels of each of
-// the n images (inner pixels each), over the OpenMP threads. Both passes walk a block class
-// by class: contiguous loads instead of one strided gather per pixel.
-template <class F>
-void for_each_pixel_block(int64_t n, int64_t inner, F f) {
-  const int64_t blocks_per_image = (inner + kBlock - 1) / kBlock;
-  parallel_for(n * blocks_per_image, [&](int64_t blk) {
-    const int64_t q0 = blk % blocks_per_image * kBlock;
-    f(blk / blocks_per_image, q0, std::min(kBlock, inner - q0));
-  });
-}
-
-// m = std::max(m, x) element by element, in a form GCC 12 vectorises.
-template <class T>
-void running_max(T* __restrict m, const T* __restrict x, int64_t len) {
-  for (int64_t q = 0; q < len; ++q) m[q] = m[q] < x[q] ? x[q] : m[q];
 }
 
 // One class row of a block's gradient: s·(softmax − one-hot), 0 where lab < 0. Without
@@ -97,12 +76,12 @@ int64_t cross_entropy_forward(const Tensor& loss, const Tensor& weight_sum, cons
     // class order, then m + log), so the bits are those of a pixel-at-a-time loop.
     for_each_pixel_block(n, inner, [&](int64_t img, int64_t q0, int64_t len) {
       const scalar_t* xs = x + img * classes * inner + q0;
-      scalar_t m[kBlock], total[kBlock];
+      scalar_t m[kPixelBlock], total[kPixelBlock];
       for (int64_t q = 0; q < len; ++q) m[q] = xs[q];
       for (int64_t c = 1; c < classes; ++c) running_max(m, xs + c * inner, len);
       for (int64_t q = 0; q < len; ++q) total[q] = 0;
       for (int64_t c = 0; c < classes; ++c) {
-        scalar_t e[kBlock];
+        scalar_t e[kPixelBlock];
         for (int64_t q = 0; q < len; ++q) e[q] = xs[c * inner + q] - m[q];
         kern::cpu::exp_n(e, e, len);
         for (int64_t q = 0; q < len; ++q) total[q] += e[q];
@@ -145,8 +124,8 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& g, const Tensor& log
     // Every element's expression is the per-element one, so the bits do not change.
     for_each_pixel_block(n, inner, [&](int64_t img, int64_t q0, int64_t len) {
       const int64_t base = img * classes * inner + q0, p0 = img * inner + q0;
-      scalar_t s[kBlock];
-      int32_t lab[kBlock];  // 32 bits, so that the loop over a class row vectorises
+      scalar_t s[kPixelBlock];
+      int32_t lab[kPixelBlock];  // 32 bits, so that the loop over a class row vectorises
       bool any_off = false;
       for (int64_t q = 0; q < len; ++q) {
         const int64_t label = y[size_t(p0 + q)];
@@ -158,7 +137,7 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& g, const Tensor& log
       for (int64_t c = 0; c < classes; ++c) {
         const scalar_t* xc = x + base + c * inner;
         scalar_t* dc = d + base + c * inner;
-        scalar_t e[kBlock];
+        scalar_t e[kPixelBlock];
         for (int64_t q = 0; q < len; ++q) e[q] = xc[q] - plse[p0 + q];
         kern::cpu::exp_n(e, e, len);
         gradient_row(dc, s, e, lab, int32_t(c), len, any_off);

@@ -1,7 +1,9 @@
 // softmax_cross_entropy: brute force, ignore pixels, class weights, gradients, errors, parity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/gradcheck.h"
 #include "layers/softmax_cross_entropy.h"
@@ -83,6 +85,53 @@ TEST(SoftmaxCrossEntropy, LargeMapsOnSeveralThreadsMatchTheDefinition) {
       }
     }
   EXPECT_LT(worst, 1e-15);
+}
+
+// In f32 the CPU kernel runs its blocks of pixels through the vector exp: loss and gradient
+// must keep the bits of the per-pixel recipe with std::exp (max, Σ exp(x − m) in class order,
+// m + log Σ, the terms summed in pixel order in double), including the pixels whose logits
+// send exp outside the vector path's range.
+TEST(SoftmaxCrossEntropy, FloatMapsKeepTheBitsOfThePerPixelRecipe) {
+  const int64_t n = 2, c = 19, hw = 37 * 53;
+  std::vector<float> xv = random_input({n, c, 37, 53}, 21, -6, 6).to(DType::f32).to_vector<float>();
+  for (size_t i = 0; i < xv.size(); i += 997) xv[i] = -150.0f;  // exp(x − m) below the vector range
+  Tensor x = Tensor::from_vector<float>(xv, {n, c, 37, 53});
+  x.set_requires_grad(true);
+  const Tensor y = make_labels({n, 37, 53}, c, 9, DType::u8, 22);
+  const Tensor loss = softmax_cross_entropy(x, y);
+  loss.backward();
+  const std::vector<int64_t> yv = y.to(DType::i64).to_vector<int64_t>();
+  std::vector<float> lse(size_t(n * hw));
+  double term = 0, weight = 0;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t p = 0; p < hw; ++p) {
+      const float* xs = xv.data() + b * c * hw + p;
+      float m = xs[0];
+      for (int64_t k = 1; k < c; ++k) m = std::max(m, xs[k * hw]);
+      float total = 0;
+      for (int64_t k = 0; k < c; ++k) total += std::exp(xs[k * hw] - m);
+      const float l = m + std::log(total);
+      lse[size_t(b * hw + p)] = l;
+      const int64_t label = yv[size_t(b * hw + p)];
+      if (label == 255) continue;
+      term += double(l - xs[label * hw]);
+      weight += 1.0;
+    }
+  const float want_loss = float(term / weight);
+  EXPECT_EQ(loss.item<float>(), want_loss);
+  const float scale = 1.0f / float(weight);
+  const std::vector<float> g = x.grad().to_vector<float>();
+  int64_t differ = 0;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t p = 0; p < hw; ++p) {
+        const int64_t label = yv[size_t(b * hw + p)];
+        const size_t i = size_t((b * c + k) * hw + p);
+        const float want = label == 255 ? 0.0f
+                                        : scale * (std::exp(xv[i] - lse[size_t(b * hw + p)]) - (k == label ? 1.0f : 0.0f));
+        differ += std::memcmp(&want, &g[i], sizeof want) != 0;
+      }
+  EXPECT_EQ(differ, 0);
 }
 
 TEST(SoftmaxCrossEntropy, ClassWeightsNormaliseBySumOfPixelWeights) {

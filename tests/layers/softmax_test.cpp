@@ -1,7 +1,10 @@
 // softmax / log_softmax: values, gradients, CPU/CUDA parity, argument errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "engine/gradcheck.h"
 #include "layers/softmax.h"
@@ -32,6 +35,34 @@ TEST(Softmax, TwoDimensionalInputSumsToOnePerRow) {
   const Tensor x = random_input({4, 7}, 5, -5, 5);
   const std::vector<double> rows = sum(softmax(x), {1}).to_vector<double>();
   for (double r : rows) EXPECT_NEAR(r, 1.0, 1e-14);
+}
+
+// In f32 the CPU forward runs blocks of pixels through the vector exp: softmax and
+// log_softmax must keep the bits of the per-pixel recipe with std::exp, also for logits that
+// send exp outside the vector path's range, and with a last, partial block per image.
+TEST(Softmax, FloatMapsKeepTheBitsOfThePerPixelRecipe) {
+  const int64_t n = 3, c = 11, hw = 29 * 31;
+  std::vector<float> xv = random_input({n, c, 29, 31}, 31, -8, 8).to(DType::f32).to_vector<float>();
+  for (size_t i = 0; i < xv.size(); i += 613) xv[i] = -200.0f;
+  const Tensor x = Tensor::from_vector<float>(xv, {n, c, 29, 31});
+  const std::vector<float> got = softmax(x).to_vector<float>(), got_log = log_softmax(x).to_vector<float>();
+  int64_t differ = 0;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t p = 0; p < hw; ++p) {
+      const float* xs = xv.data() + b * c * hw + p;
+      float m = xs[0];
+      for (int64_t k = 1; k < c; ++k) m = std::max(m, xs[k * hw]);
+      float total = 0;
+      for (int64_t k = 0; k < c; ++k) total += std::exp(xs[k * hw] - m);
+      const float log_total = std::log(total);
+      for (int64_t k = 0; k < c; ++k) {
+        const size_t i = size_t((b * c + k) * hw + p);
+        const float z = xs[k * hw] - m, want = std::exp(z) / total, want_log = z - log_total;
+        differ += std::memcmp(&want, &got[i], sizeof want) != 0;
+        differ += std::memcmp(&want_log, &got_log[i], sizeof want_log) != 0;
+      }
+    }
+  EXPECT_EQ(differ, 0);
 }
 
 TEST(Softmax, BackwardMatchesFiniteDifferences) {
