@@ -14,4 +14,14 @@ void parallel_for(int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
+// The same for few large items (images, planes), `cost` element operations each: on the
+// threads when the whole is worth a fork and join, however few the items. (Counting items
+// alone left pooling and upsampling of 4 images × 19 to 96 channels on one thread while the
+// other waited: a tenth of small-deeplabv3plus's training step.)
+template <class F>
+void parallel_for(int64_t n, int64_t cost, F f) {
+#pragma omp parallel for schedule(static) if (n > 1 && n * cost > 32768)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
 }  // namespace cbst::layer_kernels

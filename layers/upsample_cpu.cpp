@@ -13,7 +13,7 @@ void upsample_bilinear_forward(const Tensor& y, const Tensor& x, const BilinearA
   CBST_DISPATCH_FLOAT_TYPES(x.dtype(), "upsample_bilinear", [&] {
     const scalar_t* px = x.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
-    parallel_for(planes, [&](int64_t plane) {
+    parallel_for(planes, 4 * ho * wo, [&](int64_t plane) {
       const scalar_t* xs = px + plane * h * w;
       scalar_t* ys = py + plane * ho * wo;
       for (int64_t i = 0; i < ho; ++i) {
@@ -37,7 +37,7 @@ void upsample_bilinear_backward(const Tensor& dx, const Tensor& dy, const Biline
   CBST_DISPATCH_FLOAT_TYPES(dx.dtype(), "upsample_bilinear_backward", [&] {
     scalar_t* pdx = dx.data<scalar_t>();
     const scalar_t* pdy = dy.data<scalar_t>();
-    parallel_for(planes, [&](int64_t plane) {
+    parallel_for(planes, 4 * ho * wo, [&](int64_t plane) {
       scalar_t* d = pdx + plane * h * w;
       const scalar_t* g = pdy + plane * ho * wo;
       for (int64_t i = 0; i < ho; ++i) {

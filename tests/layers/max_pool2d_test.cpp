@@ -1,6 +1,7 @@
 // max_pool2d: torch's output-size rule, values against brute force, gradients, ties,
 // errors, CPU/CUDA parity.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -90,6 +91,29 @@ TEST(MaxPool2d, MatchesBruteForce) {
     ASSERT_EQ(y.shape(), ref.shape()) << "kernel " << o.kernel << " pad " << o.pad;
     EXPECT_EQ(y.to_vector<double>(), ref.to_vector<double>());
   }
+}
+
+// Few large planes (2 images x 3 channels of 90x70): enough work for the planes to go to
+// the OpenMP threads. The values against brute force, and forward and backward with the
+// same bits on one thread as on two.
+TEST(MaxPool2d, FewLargePlanesOnSeveralThreadsMatchBruteForceAndOneThread) {
+  const Tensor x = distinct_input({2, 3, 90, 70}, 9);
+  const MaxPool2dOptions o{.kernel = 3, .stride = 2, .pad = 1};
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor xi = x.detach().clone();
+    xi.set_requires_grad(true);
+    const Tensor y = max_pool2d(xi, o);
+    sum(mul(y, y)).backward();
+    omp_set_num_threads(before);
+    return std::make_pair(y.detach().to_vector<double>(), xi.grad().to_vector<double>());
+  };
+  const auto [y2, g2] = run(2);
+  const auto [y1, g1] = run(1);
+  EXPECT_EQ(y2, brute_force(x.detach(), o).to_vector<double>());
+  EXPECT_EQ(y2, y1);
+  EXPECT_EQ(g2, g1);
 }
 
 TEST(MaxPool2d, BackwardMatchesFiniteDifferencesIncludingCeilModeWithPadding) {

@@ -1,5 +1,8 @@
 // upsample_bilinear: hand-computed values, torch's coordinate rules, gradients, parity.
 #include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
 
 #include <cmath>
 
@@ -77,6 +80,36 @@ TEST(Upsample, BackwardMatchesFiniteDifferencesBothModes) {
           testing::fd_options(1e-6, 1e-6));
       EXPECT_TRUE(r.ok) << ho << "x" << wo << " align " << align << ": " << r.report;
     }
+}
+
+// Few large planes (2 x 3 maps of 24x18 to 96x72): enough work for the planes to go to the
+// OpenMP threads. Values against the rule, and forward and backward with the same bits on
+// one thread as on two.
+TEST(Upsample, FewLargePlanesOnSeveralThreadsMatchTheRuleAndOneThread) {
+  const Tensor x = random_input({2, 3, 24, 18}, 17);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor xi = x.detach().clone();
+    xi.set_requires_grad(true);
+    const Tensor y = upsample_bilinear(xi, {.height = 96, .width = 72});
+    sum(mul(y, y)).backward();
+    omp_set_num_threads(before);
+    return std::make_pair(y.detach().to_vector<double>(), xi.grad().to_vector<double>());
+  };
+  const auto [y2, g2] = run(2);
+  const auto [y1, g1] = run(1);
+  const std::vector<double> xv = x.to_vector<double>();
+  double worst = 0;
+  for (int64_t plane = 0; plane < 6; ++plane) {
+    const std::vector<double> xp(xv.begin() + plane * 24 * 18, xv.begin() + (plane + 1) * 24 * 18);
+    for (int64_t i = 0; i < 96; ++i)
+      for (int64_t j = 0; j < 72; ++j)
+        worst = std::max(worst, std::abs(y2[size_t((plane * 96 + i) * 72 + j)] - reference(xp, 24, 18, 96, 72, i, j, false)));
+  }
+  EXPECT_LT(worst, 1e-12);
+  EXPECT_EQ(y2, y1);
+  EXPECT_EQ(g2, g1);
 }
 
 TEST(Upsample, ModuleAndArgumentErrors) {
