@@ -25,12 +25,19 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "engine/dispatch.h"
 #include "engine/kernels.h"
+#include "layers/conv2d_direct.h"
 #include "layers/conv_backend.h"
 
 namespace cbst::conv_detail {
@@ -220,12 +227,77 @@ void forward_band(T* col, const T* xn, T* yn, const T* w, const Dims& d, const C
   kern::cpu::gemm(a);
 }
 
+// The direct kernel (conv2d_direct.h) where it can give the GEMM's bits: f32, stride 1, not
+// pointwise, Ci·kh·kw within the SGEMM kernel's K block, and each sample's product large
+// enough for OpenBLAS's blocked kernel rather than its small-matrix path. Whether the bits
+// agree is then checked, not assumed: the first sample of each layer shape in the process is
+// computed both ways, and a shape where they differ keeps im2col + GEMM.
+// CBST_CPU_CONV_DIRECT=0 turns the direct kernel off (tests compare both ways).
+constexpr int64_t kDirectMaxK = 320;
+
+DirectGeometry direct_geometry(const Dims& d, const ConvGeometry& g) {
+  return {d.ci, d.h, d.w, d.h + 2 * g.pad, d.w + 2 * g.pad, d.co, d.kh, d.kw, g.pad, g.dilation, d.ho, d.wo};
+}
+
+bool direct_applies(const Dims& d, const ConvGeometry& g) {
+  return g.stride == 1 && !is_pointwise(d, g) && d.ckk() <= kDirectMaxK && d.n > 0 && d.ho > 0 && d.wo > 0 &&
+         double(d.co * d.ckk()) * double(d.hwo()) > kMinBandWork && direct_forward_available();
+}
+
+bool direct_agrees(const Dims& d, const ConvGeometry& g, const float* x, const float* w) {
+  static std::mutex mutex;
+  static std::map<std::array<int64_t, 8>, bool> verdicts;
+  const std::array<int64_t, 8> key{d.ci, d.h, d.w, d.co, d.kh, d.kw, g.pad, g.dilation};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = verdicts.find(key); it != verdicts.end()) return it->second;
+  }
+  const DirectGeometry q = direct_geometry(d, g);
+  std::vector<float> by_gemm(size_t(d.co * d.hwo())), direct(by_gemm.size());
+  std::vector<float> col(size_t(d.ckk() * d.hwo())), padded(size_t(q.ci * q.hp * q.wp));
+  forward_band(col.data(), x, by_gemm.data(), w, d, g, false, 0, d.ho);
+  pad_image(padded.data(), x, q);
+  direct_forward_rows(direct.data(), padded.data(), w, q, 0, d.ho);
+  const bool same = std::memcmp(by_gemm.data(), direct.data(), by_gemm.size() * sizeof(float)) == 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  verdicts.emplace(key, same);
+  return same;
+}
+
+std::atomic<int64_t> direct_forwards{0};
+
+void direct_forward(float* y, const float* x, const float* w, const Dims& d, const ConvGeometry& g) {
+  direct_forwards.fetch_add(1, std::memory_order_relaxed);
+  const DirectGeometry q = direct_geometry(d, g);
+  const int64_t padded = q.ci * q.hp * q.wp, image = d.ci * d.h * d.w, out = d.co * d.hwo();
+  const int team = sample_team(d, 1);
+  if (team > 1) {
+    Workspace<float> pads(padded * team);
+#pragma omp parallel for schedule(static) num_threads(team)
+    for (int64_t n = 0; n < d.n; ++n) {
+      float* xp = pads.data() + omp_get_thread_num() * padded;
+      pad_image(xp, x + n * image, q);
+      direct_forward_rows(y + n * out, xp, w, q, 0, d.ho);
+    }
+    return;
+  }
+  Workspace<float> pad(padded);
+  for (int64_t n = 0; n < d.n; ++n) {
+    pad_image(pad.data(), x + n * image, q);
+#pragma omp parallel for schedule(static)
+    for (int64_t oh = 0; oh < d.ho; ++oh) direct_forward_rows(y + n * out, pad.data(), w, q, oh, oh + 1);
+  }
+}
+
 template <class T>
 void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeometry& g) {
   const Dims d = dims_of(x, w, g);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
   const T* wp = w.data<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    if (direct_applies(d, g) && direct_agrees(d, g, xp, wp)) return direct_forward(yp, xp, wp, d, g);
+  }
   const bool pointwise = is_pointwise(d, g);
   const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
   const int team = sample_team(d, row_bands.size());
@@ -358,6 +430,8 @@ void through_f32(const Tensor& out, const Tensor& a, const Tensor& b, Primitive 
 }
 
 }  // namespace
+
+int64_t direct_forward_count() { return direct_forwards.load(std::memory_order_relaxed); }
 
 void conv_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeometry& g) {
   if (x.dtype() == DType::bf16)
