@@ -281,11 +281,15 @@ void direct_forward(float* y, const float* x, const float* w, const Dims& d, con
     }
     return;
   }
+  // One range of rows per thread: each call sets up the kernel's tap offsets once.
   Workspace<float> pad(padded);
   for (int64_t n = 0; n < d.n; ++n) {
     pad_image(pad.data(), x + n * image, q);
-#pragma omp parallel for schedule(static)
-    for (int64_t oh = 0; oh < d.ho; ++oh) direct_forward_rows(y + n * out, pad.data(), w, q, oh, oh + 1);
+#pragma omp parallel
+    {
+      const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      direct_forward_rows(y + n * out, pad.data(), w, q, d.ho * t / threads, d.ho * (t + 1) / threads);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "engine/cpu/exp.h"
 #include "layers/parallel_for.h"
 
 namespace cbst::layer_kernels {
@@ -30,6 +31,21 @@ void for_each_pixel_block(int64_t n, int64_t inner, F f) {
 template <class T>
 void running_max(T* __restrict m, const T* __restrict x, int64_t len) {
   for (int64_t q = 0; q < len; ++q) m[q] = m[q] < x[q] ? x[q] : m[q];
+}
+
+// The first two steps of a softmax over classes for a block of len pixels whose class-c values
+// start at xs + c·inner: m = the maximum over classes, and total = Σ_c exp(x − m) in class
+// order (e: scratch of len values), each pixel's bits those of the per-pixel recipe.
+template <class T>
+void max_and_exp_sum(T* m, T* total, T* e, const T* xs, int64_t classes, int64_t inner, int64_t len) {
+  std::copy(xs, xs + len, m);
+  for (int64_t c = 1; c < classes; ++c) running_max(m, xs + c * inner, len);
+  std::fill(total, total + len, T(0));
+  for (int64_t c = 0; c < classes; ++c) {
+    for (int64_t q = 0; q < len; ++q) e[q] = xs[c * inner + q] - m[q];
+    kern::cpu::exp_n(e, e, len);
+    for (int64_t q = 0; q < len; ++q) total[q] += e[q];
+  }
 }
 
 }  // namespace cbst::layer_kernels

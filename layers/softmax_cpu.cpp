@@ -35,14 +35,7 @@ void softmax_forward(const Tensor& y, const Tensor& x, bool log) {
       const scalar_t* xs = px + n * g.classes * g.inner + q0;
       scalar_t* ys = py + n * g.classes * g.inner + q0;
       scalar_t m[kPixelBlock], total[kPixelBlock], e[kPixelBlock];
-      std::copy(xs, xs + len, m);
-      for (int64_t c = 1; c < g.classes; ++c) running_max(m, xs + c * g.inner, len);
-      std::fill(total, total + len, scalar_t(0));
-      for (int64_t c = 0; c < g.classes; ++c) {
-        for (int64_t q = 0; q < len; ++q) e[q] = xs[c * g.inner + q] - m[q];
-        kern::cpu::exp_n(e, e, len);
-        for (int64_t q = 0; q < len; ++q) total[q] += e[q];
-      }
+      max_and_exp_sum(m, total, e, xs, g.classes, g.inner, len);
       if (log) {
         scalar_t log_total[kPixelBlock];
         for (int64_t q = 0; q < len; ++q) log_total[q] = std::log(total[q]);

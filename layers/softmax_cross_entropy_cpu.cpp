@@ -76,16 +76,8 @@ int64_t cross_entropy_forward(const Tensor& loss, const Tensor& weight_sum, cons
     // class order, then m + log), so the bits are those of a pixel-at-a-time loop.
     for_each_pixel_block(n, inner, [&](int64_t img, int64_t q0, int64_t len) {
       const scalar_t* xs = x + img * classes * inner + q0;
-      scalar_t m[kPixelBlock], total[kPixelBlock];
-      for (int64_t q = 0; q < len; ++q) m[q] = xs[q];
-      for (int64_t c = 1; c < classes; ++c) running_max(m, xs + c * inner, len);
-      for (int64_t q = 0; q < len; ++q) total[q] = 0;
-      for (int64_t c = 0; c < classes; ++c) {
-        scalar_t e[kPixelBlock];
-        for (int64_t q = 0; q < len; ++q) e[q] = xs[c * inner + q] - m[q];
-        kern::cpu::exp_n(e, e, len);
-        for (int64_t q = 0; q < len; ++q) total[q] += e[q];
-      }
+      scalar_t m[kPixelBlock], total[kPixelBlock], e[kPixelBlock];
+      max_and_exp_sum(m, total, e, xs, classes, inner, len);
       for (int64_t q = 0; q < len; ++q) {
         const int64_t p = img * inner + q0 + q;
         const scalar_t l = m[q] + std::log(total[q]);

@@ -1,6 +1,8 @@
 // Helpers shared by the layer tests: seeded inputs and the CPU-vs-CUDA parity run.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -20,6 +22,16 @@ inline Tensor random_input(const Shape& shape, uint64_t seed, double low = -2.0,
   Tensor t = rand_uniform(shape, low, high, dtype, Device::cpu(), &gen);
   t.set_requires_grad(true);
   return t;
+}
+
+// The per-pixel softmax recipe in f32 with std::exp, for one pixel whose class values are
+// `stride` apart from xs: m = the maximum over classes, total = Σ exp(x − m) in class order.
+// What the CPU kernels must reproduce bit for bit.
+inline void softmax_max_and_sum(const float* xs, int64_t classes, int64_t stride, float& m, float& total) {
+  m = xs[0];
+  for (int64_t k = 1; k < classes; ++k) m = std::max(m, xs[k * stride]);
+  total = 0;
+  for (int64_t k = 0; k < classes; ++k) total += std::exp(xs[k * stride] - m);
 }
 
 // Gradcheck options without designated initialisers (GradcheckOptions::kinks has no

@@ -106,10 +106,8 @@ TEST(SoftmaxCrossEntropy, FloatMapsKeepTheBitsOfThePerPixelRecipe) {
   for (int64_t b = 0; b < n; ++b)
     for (int64_t p = 0; p < hw; ++p) {
       const float* xs = xv.data() + b * c * hw + p;
-      float m = xs[0];
-      for (int64_t k = 1; k < c; ++k) m = std::max(m, xs[k * hw]);
-      float total = 0;
-      for (int64_t k = 0; k < c; ++k) total += std::exp(xs[k * hw] - m);
+      float m, total;
+      testing::softmax_max_and_sum(xs, c, hw, m, total);
       const float l = m + std::log(total);
       lse[size_t(b * hw + p)] = l;
       const int64_t label = yv[size_t(b * hw + p)];

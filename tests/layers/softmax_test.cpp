@@ -50,10 +50,8 @@ TEST(Softmax, FloatMapsKeepTheBitsOfThePerPixelRecipe) {
   for (int64_t b = 0; b < n; ++b)
     for (int64_t p = 0; p < hw; ++p) {
       const float* xs = xv.data() + b * c * hw + p;
-      float m = xs[0];
-      for (int64_t k = 1; k < c; ++k) m = std::max(m, xs[k * hw]);
-      float total = 0;
-      for (int64_t k = 0; k < c; ++k) total += std::exp(xs[k * hw] - m);
+      float m, total;
+      testing::softmax_max_and_sum(xs, c, hw, m, total);
       const float log_total = std::log(total);
       for (int64_t k = 0; k < c; ++k) {
         const size_t i = size_t((b * c + k) * hw + p);
