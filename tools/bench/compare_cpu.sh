@@ -133,15 +133,17 @@ if c and t:
             continue
         fr = r["fwd_ms"] / q["fwd_ms"]
         br = r["bwd_ms"] / q["bwd_ms"]
-        ff = r["sgemm_fwd_ms"] / r["fwd_ms"] if r["sgemm_fwd_ms"] else None
-        bf = r["sgemm_bwd_ms"] / r["bwd_ms"] if r["sgemm_bwd_ms"] else None
+        # the median of the pairs' ratios (cbst bench layers times each GEMM run beside a layer run)
+        ff = r.get("sgemm_fwd_frac") or None
+        bf = r.get("sgemm_bwd_frac") or None
         summary["layers"].append({"case": r["case"], "op": r["op"], "cbst_fwd_ms": r["fwd_ms"],
                                   "torch_fwd_ms": q["fwd_ms"], "fwd_ratio": fr, "cbst_bwd_ms": r["bwd_ms"],
                                   "torch_bwd_ms": q["bwd_ms"], "bwd_ratio": br, "sgemm_fraction_fwd": ff,
                                   "sgemm_fraction_bwd": bf})
         print("%-16s %-10s %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %6s %6s" % (r["case"], r["op"], r["fwd_ms"],
               q["fwd_ms"], fr, r["bwd_ms"], q["bwd_ms"], br, "%.2f" % ff if ff else "-", "%.2f" % bf if bf else "-"))
-    print("(sgemm frac: OpenBLAS time of the layer's im2col GEMMs alone / cbst's layer time, fwd then bwd)")
+    print("(sgemm frac: OpenBLAS time of the layer's im2col GEMMs alone / cbst's layer time, fwd then bwd; "
+          "median over alternating pairs)")
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
 print("\nwrote %s" % os.path.join(out, "summary.json"))
 EOF

@@ -12,7 +12,10 @@
 // im2col-formulation GEMMs of that shape take when called alone, over the layer's time
 //   fwd   Co × HoWo × Ci·k²                   (per image)
 //   bwd   Ci·k² × HoWo × Co (Wᵀ·dy)  +  Co × Ci·k² × HoWo (dy·colᵀ)
-// so 1.0 means the convolution costs no more than its GEMMs.
+// so 1.0 means the convolution costs no more than its GEMMs. This machine's speed drifts
+// from second to second (one layer's median moved by 1.5× between runs), so the GEMMs and the
+// layer are timed in alternating pairs and the fraction is the median of the pairs' ratios:
+// both sides of each ratio ran under the same load.
 #include <omp.h>
 
 #include <algorithm>
@@ -97,6 +100,7 @@ const std::vector<LayerCase>& cases() {
 struct LayerRow {
   const LayerCase* lc;
   double fwd_ms = 0, bwd_ms = 0, gemm_fwd_ms = 0, gemm_bwd_ms = 0;
+  double fwd_frac = 0, bwd_frac = 0;  // medians of the paired ratios (convolutions)
   double flops = 0;  // forward FLOPs (convolutions)
 };
 
@@ -144,8 +148,36 @@ double conv_sampled_error(const Tensor& y, const Tensor& x, const Tensor& w, con
   return worst;
 }
 
-// The three GEMMs of the im2col formulation, alone, on buffers of the right sizes.
-void time_conv_gemms(LayerRow& r, int repeats) {
+// Medians of `repeats` alternating runs of `layer` and `gemms`, and the median of the pairs'
+// ratios gemms / layer; one untimed run of each first.
+struct Paired {
+  double layer_ms, gemm_ms, fraction;
+};
+
+Paired paired_medians(int repeats, const std::function<void()>& layer, const std::function<void()>& gemms) {
+  layer();
+  gemms();
+  std::vector<double> tl, tg, ratio;
+  for (int i = 0; i < repeats; ++i) {
+    double t0 = now_s();
+    layer();
+    tl.push_back((now_s() - t0) * 1e3);
+    t0 = now_s();
+    gemms();
+    tg.push_back((now_s() - t0) * 1e3);
+    ratio.push_back(tg.back() / tl.back());
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(tl), median(tg), median(ratio)};
+}
+
+// The three GEMMs of the im2col formulation, alone, on buffers of the right sizes, each timed
+// in pairs with the layer's pass (`layer_fwd`, `layer_bwd`).
+void time_conv_with_gemms(LayerRow& r, int repeats, const std::function<void()>& layer_fwd,
+                          const std::function<void()>& layer_bwd) {
   const LayerCase& c = *r.lc;
   const int64_t ho = (c.h + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1;
   const int64_t wo = (c.w + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1;
@@ -158,16 +190,18 @@ void time_conv_gemms(LayerRow& r, int repeats) {
     g.a = a, g.lda = lda, g.b = b, g.ldb = ldb, g.c = cc, g.ldc = ldc;
     kern::cpu::gemm(g);
   };
-  r.gemm_fwd_ms = median_ms(repeats, [&] {
+  Paired fwd = paired_medians(repeats, layer_fwd, [&] {
     for (int64_t i = 0; i < c.n; ++i) gemm(false, false, c.co, hw, ckk, wbuf.data(), ckk, col.data(), hw, out.data(), hw);
   });
   std::vector<float> dw(size_t(c.co * ckk));
-  r.gemm_bwd_ms = median_ms(repeats, [&] {
+  Paired bwd = paired_medians(repeats, layer_bwd, [&] {
     for (int64_t i = 0; i < c.n; ++i) {
       gemm(true, false, ckk, hw, c.co, wbuf.data(), ckk, out.data(), hw, col.data(), hw);
       gemm(false, true, c.co, ckk, hw, out.data(), hw, col.data(), hw, dw.data(), ckk);
     }
   });
+  r.fwd_ms = fwd.layer_ms, r.gemm_fwd_ms = fwd.gemm_ms, r.fwd_frac = fwd.fraction;
+  r.bwd_ms = bwd.layer_ms, r.gemm_bwd_ms = bwd.gemm_ms, r.bwd_frac = bwd.fraction;
 }
 
 LayerRow bench_case(const LayerCase& c, int repeats) {
@@ -221,13 +255,19 @@ LayerRow bench_case(const LayerCase& c, int repeats) {
     CBST_CHECK(err < 1e-4, "bench layers: ", c.name, " output differs from the direct sum (", err, ")");
     r.flops = 2.0 * double(y.numel()) * double(c.c * c.k * c.k);
   }
-  {
-    NoGradGuard no_grad;  // forward only: no graph bookkeeping in the timing
-    r.fwd_ms = median_ms(repeats, [&] { forward(); });
-  }
+  // Forward only: no graph bookkeeping in the timing.
+  const std::function<void()> layer_fwd = [&] {
+    NoGradGuard no_grad;
+    forward();
+  };
   const Tensor gy = Tensor::ones(y.shape(), DType::f32, Device::cpu());
-  r.bwd_ms = median_ms(repeats, [&] { y.backward(gy, /*retain_graph=*/true); });
-  if (op == "conv") time_conv_gemms(r, repeats);
+  const std::function<void()> layer_bwd = [&] { y.backward(gy, /*retain_graph=*/true); };
+  if (op == "conv") {
+    time_conv_with_gemms(r, repeats, layer_fwd, layer_bwd);
+    return r;
+  }
+  r.fwd_ms = median_ms(repeats, layer_fwd);
+  r.bwd_ms = median_ms(repeats, layer_bwd);
   return r;
 }
 
@@ -242,8 +282,8 @@ void run(const LayersOptions& o) {
   for (const LayerCase& c : cases())
     if (o.filter.empty() || std::string(c.name).find(o.filter) != std::string::npos)
       rows.push_back(bench_case(c, o.repeats));
-  std::printf("layers f32 on the cpu, %d threads, median of %d; sgemm frac = OpenBLAS time of the "
-              "im2col GEMMs alone / layer time\n", omp_get_max_threads(), o.repeats);
+  std::printf("layers f32 on the cpu, %d threads, median of %d; sgemm frac = median over "
+              "alternating pairs of (OpenBLAS time of the im2col GEMMs alone / layer time)\n", omp_get_max_threads(), o.repeats);
   std::printf("%-16s %-10s %-22s %9s %9s %8s %8s %7s %7s\n", "case", "op", "input (N,C,H,W)", "fwd ms",
               "bwd ms", "fwd GF/s", "bwd GF/s", "fwd frac", "bwd frac");
   for (const LayerRow& r : rows) {
@@ -253,8 +293,7 @@ void run(const LayersOptions& o) {
                   (long long)c.w);
     if (r.flops > 0)
       std::printf("%-16s %-10s %-22s %9.2f %9.2f %8.1f %8.1f %7.2f %7.2f\n", c.name, c.op, shape, r.fwd_ms,
-                  r.bwd_ms, r.flops / r.fwd_ms * 1e-6, 2 * r.flops / r.bwd_ms * 1e-6, r.gemm_fwd_ms / r.fwd_ms,
-                  r.gemm_bwd_ms / r.bwd_ms);
+                  r.bwd_ms, r.flops / r.fwd_ms * 1e-6, 2 * r.flops / r.bwd_ms * 1e-6, r.fwd_frac, r.bwd_frac);
     else
       std::printf("%-16s %-10s %-22s %9.2f %9.2f %8s %8s %7s %7s\n", c.name, c.op, shape, r.fwd_ms, r.bwd_ms, "-",
                   "-", "-", "-");
@@ -268,7 +307,8 @@ void run(const LayersOptions& o) {
                           {"k", c.k}, {"stride", c.stride}, {"pad", c.pad}, {"dilation", c.dilation}, {"bias", c.bias},
                           {"ceil_mode", c.ceil_mode}, {"out_h", c.out_h}, {"out_w", c.out_w}, {"fwd_ms", r.fwd_ms},
                           {"bwd_ms", r.bwd_ms}, {"fwd_flops", r.flops}, {"sgemm_fwd_ms", r.gemm_fwd_ms},
-                          {"sgemm_bwd_ms", r.gemm_bwd_ms}});
+                          {"sgemm_bwd_ms", r.gemm_bwd_ms},
+                          {"sgemm_fwd_frac", r.fwd_frac}, {"sgemm_bwd_frac", r.bwd_frac}});
   }
   write_text_atomic(o.json, json_text(js, 2) + "\n");
 }
