@@ -78,42 +78,45 @@ inline std::pair<int64_t, int64_t> rows_inside(int64_t offset, int64_t stride, i
 // run, and a tap that lands on whole input rows (stride 1, no shift, Wo = W) copies its rows
 // in one run.
 template <class T>
-void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
+void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1, int64_t r) {
   const int64_t cols = (oh1 - oh0) * d.wo;
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < d.ckk(); ++r) {
-    const int64_t c = r / (d.kh * d.kw), i = r / d.kw % d.kh, j = r % d.kw;
-    T* row = col + r * cols;
-    const int64_t row_offset = i * g.dilation - g.pad;  // ih = oh·stride + row_offset
-    const auto [a, b] = rows_inside(row_offset, g.stride, d.h, oh0, oh1);
-    std::fill(row, row + (a - oh0) * d.wo, T(0));
-    std::fill(row + (b - oh0) * d.wo, row + cols, T(0));
-    const T* plane = x + c * d.h * d.w;
-    const int64_t shift = j * g.dilation - g.pad;  // iw = ow·stride + shift
-    if (g.stride == 1) {  // the common case: one contiguous run between the pads
-      const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
-      if (lo == 0 && hi == d.wo && d.wo == d.w) {  // then shift = 0: rows a..b are input rows
-        std::copy(plane + (a + row_offset) * d.w, plane + (b + row_offset) * d.w, row + (a - oh0) * d.wo);
-        continue;
-      }
-      for (int64_t oh = a; oh < b; ++oh) {
-        const T* in = plane + (oh + row_offset) * d.w;
-        T* out = row + (oh - oh0) * d.wo;
-        for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
-        for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + shift];
-        for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
-      }
-      continue;
+  const int64_t c = r / (d.kh * d.kw), i = r / d.kw % d.kh, j = r % d.kw;
+  T* row = col + r * cols;
+  const int64_t row_offset = i * g.dilation - g.pad;  // ih = oh·stride + row_offset
+  const auto [a, b] = rows_inside(row_offset, g.stride, d.h, oh0, oh1);
+  std::fill(row, row + (a - oh0) * d.wo, T(0));
+  std::fill(row + (b - oh0) * d.wo, row + cols, T(0));
+  const T* plane = x + c * d.h * d.w;
+  const int64_t shift = j * g.dilation - g.pad;  // iw = ow·stride + shift
+  if (g.stride == 1) {  // the common case: one contiguous run between the pads
+    const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+    if (lo == 0 && hi == d.wo && d.wo == d.w) {  // then shift = 0: rows a..b are input rows
+      std::copy(plane + (a + row_offset) * d.w, plane + (b + row_offset) * d.w, row + (a - oh0) * d.wo);
+      return;
     }
     for (int64_t oh = a; oh < b; ++oh) {
-      const T* in = plane + (oh * g.stride + row_offset) * d.w;
+      const T* in = plane + (oh + row_offset) * d.w;
       T* out = row + (oh - oh0) * d.wo;
-      for (int64_t ow = 0; ow < d.wo; ++ow) {
-        const int64_t iw = ow * g.stride + shift;
-        out[ow] = (iw >= 0 && iw < d.w) ? in[iw] : T(0);
-      }
+      for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
+      for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + shift];
+      for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
+    }
+    return;
+  }
+  for (int64_t oh = a; oh < b; ++oh) {
+    const T* in = plane + (oh * g.stride + row_offset) * d.w;
+    T* out = row + (oh - oh0) * d.wo;
+    for (int64_t ow = 0; ow < d.wo; ++ow) {
+      const int64_t iw = ow * g.stride + shift;
+      out[ow] = (iw >= 0 && iw < d.w) ? in[iw] : T(0);
     }
   }
+}
+
+template <class T>
+void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < d.ckk(); ++r) im2col_row(col, x, d, g, oh0, oh1, r);
 }
 
 // x += the columns of output rows [oh0, oh1) scattered back to their pixels. A pixel
@@ -371,6 +374,36 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
   }
 }
 
+// Blocks of dW's columns (ranges of col rows), one per thread, each block's GEMM per sample
+// above OpenBLAS's small-matrix path (10⁶ multiply-adds), with kern::cpu::gemm's rule for
+// the smallest block; empty when the product is too small to split. (kern::cpu::gemm itself
+// asks for 2·10⁶ per block before it splits, which left small-fcn's conv1_1, 4·10⁶ per
+// sample, on one thread while the other waited.)
+std::vector<std::pair<int64_t, int64_t>> filter_blocks(const Dims& d, int threads) {
+  constexpr double kMinBlockWork = 2e6;  // as engine/cpu/gemm.cpp: blocks above half of it
+  constexpr int64_t kAlign = 16;
+  const double work = double(d.co) * double(d.ckk()) * double(d.hwo());
+  const int64_t side = d.ckk();
+  const int64_t parts = std::min<int64_t>(threads, side);
+  if (parts < 2) return {};
+  int64_t step = (side + parts * kAlign - 1) / (parts * kAlign) * kAlign;
+  auto smallest = [&] { return double(side - (parts - 1) * step) / double(side) * work; };
+  if (smallest() <= kMinBlockWork / 2) step = (side + parts - 1) / parts;
+  if (smallest() <= kMinBlockWork / 2) return {};
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t p = 0; p < parts; ++p) out.emplace_back(std::min(side, p * step), std::min(side, (p + 1) * step));
+  return out;
+}
+
+std::atomic<int64_t> owned_filter_blocks{0};
+
+// dW = Σ_n dy_n · col_nᵀ, summed sample after sample (each sample's GEMM adds to dW with
+// β = 1). With several threads each one owns a block of dW's columns, which are rows of col:
+// it writes those rows of every sample's col itself and runs its block's GEMM on them, so no
+// thread waits for another between im2col and GEMM or between samples (small-fcn's conv1_1
+// spent 40 % of its backward in those waits). Each element of dW is the same chain of sums
+// as in one GEMM per sample: OpenBLAS computes a block of columns with the kernel and k order
+// of the whole product (engine/cpu/gemm.cpp).
 template <class T>
 void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const ConvGeometry& g) {
   const Dims d = dims_of(x, dw, g);
@@ -378,6 +411,28 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   const T* xp = x.data<T>();
   const T* dyp = dy.data<T>();
   Workspace<T> col(pointwise ? 0 : d.ckk() * d.hwo());
+  const auto blocks = pointwise || omp_in_parallel() ? std::vector<std::pair<int64_t, int64_t>>{}
+                                                      : filter_blocks(d, omp_get_max_threads());
+  if (d.n > 0 && !blocks.empty()) {
+    owned_filter_blocks.fetch_add(1, std::memory_order_relaxed);
+#pragma omp parallel num_threads(int(blocks.size()))
+    {
+      const auto [r0, r1] = blocks[size_t(omp_get_thread_num())];
+      for (int64_t n = 0; n < d.n && r0 < r1; ++n) {
+        const T* xn = xp + n * d.ci * d.h * d.w;
+        for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), xn, d, g, 0, d.ho, r);
+        kern::GemmArgs a = gemm_args(x.dtype());
+        a.trans_b = true;
+        a.m = d.co, a.n = r1 - r0, a.k = d.hwo();
+        a.a = dyp + n * d.co * d.hwo(), a.lda = d.hwo();
+        a.b = col.data() + r0 * d.hwo(), a.ldb = d.hwo();
+        a.c = dw.data<T>() + r0, a.ldc = d.ckk();
+        a.beta = n == 0 ? 0.0 : 1.0;
+        kern::cpu::gemm(a);
+      }
+    }
+    return;
+  }
   for (int64_t n = 0; n < d.n; ++n) {
     const T* xn = xp + n * d.ci * d.h * d.w;
     if (!pointwise) im2col(col.data(), xn, d, g, 0, d.ho);
@@ -435,6 +490,7 @@ void through_f32(const Tensor& out, const Tensor& a, const Tensor& b, Primitive 
 
 }  // namespace
 
+int64_t owned_filter_block_count() { return owned_filter_blocks.load(std::memory_order_relaxed); }
 int64_t direct_forward_count() { return direct_forwards.load(std::memory_order_relaxed); }
 
 void conv_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeometry& g) {

@@ -65,6 +65,9 @@ void conv_backward_data_cpu(const Tensor& dx, const Tensor& dy, const Tensor& w,
                             const ConvGeometry& g);
 void conv_backward_filter_cpu(const Tensor& dw, const Tensor& dy, const Tensor& x,
                               const ConvGeometry& g);
+// How many CPU backward-filter calls ran with each thread owning a block of dW's columns
+// (layers/conv2d_cpu.cpp), for tests that must know the path they check was taken.
+int64_t owned_filter_block_count();
 void add_channel_bias_cpu(const Tensor& y, const Tensor& b);   // y: (N, C, H, W) += b: (C)
 void channel_sum_cpu(const Tensor& db, const Tensor& dy);      // db: (C) = Σ_{n,h,w} dy
 

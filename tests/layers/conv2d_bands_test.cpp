@@ -1,6 +1,7 @@
 // The CPU convolution's row bands (layers/conv2d_cpu.cpp): forward and backward-data in bands
 // must give exactly the bits of one pass, and both must match the direct loop. The same holds
-// for small convolutions run one sample per thread (CBST_CPU_CONV_SAMPLES).
+// for small convolutions run one sample per thread (CBST_CPU_CONV_SAMPLES), and for the
+// backward-filter whose threads each own a block of dW's columns.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -11,6 +12,7 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "layers/conv2d.h"
+#include "layers/conv_backend.h"
 #include "tests/support/expect_close.h"
 
 namespace cbst {
@@ -122,6 +124,58 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dSamples,
                          ::testing::Values(BandCase{32, 32, 24, 1, 1, 1},
                                            BandCase{64, 96, 24, 1, 2, 2},
                                            BandCase{24, 32, 48, 2, 1, 1}));
+
+// Backward-filter on two threads, each owning a block of dW's columns (its rows of every
+// sample's col, and its block's GEMM with β = 1 after the first sample), against one thread,
+// which runs one GEMM per sample over all of dW: the same bits, and the path was taken.
+class Conv2dFilterBlocks : public ::testing::TestWithParam<std::pair<BandCase, int64_t>> {};
+
+TEST_P(Conv2dFilterBlocks, ThreadsOwningColumnsGiveTheBitsOfOneThread) {
+  const auto [c, n] = GetParam();
+  const int threads = omp_get_max_threads();
+  const auto [x, w, b] = conv_inputs(c, n, 10);
+  omp_set_num_threads(1);
+  const Grads one = run_conv(x, w, b, c, "4096");
+  omp_set_num_threads(2);
+  const int64_t taken_before = conv_detail::owned_filter_block_count();
+  const Grads two = run_conv(x, w, b, c, "4096");
+  const int64_t taken = conv_detail::owned_filter_block_count() - taken_before;
+  omp_set_num_threads(threads);
+  EXPECT_EQ(taken, 1);
+  EXPECT_TRUE(testing::identical(two.dw, one.dw));
+  EXPECT_TRUE(testing::identical(two.dx, one.dx));
+  EXPECT_TRUE(testing::identical(two.y, one.y));
+  // dW against the definition: Σ over samples and output pixels of dy · x, in f64.
+  Generator gen(4);  // run_conv's dy
+  const Tensor dy = rand_uniform(two.y.shape(), -1, 1, DType::f32, Device::cpu(), &gen);
+  const std::vector<double> xv = x.to(DType::f64).to_vector<double>(), gv = dy.to(DType::f64).to_vector<double>();
+  const int64_t ho = two.y.size(2);
+  std::vector<double> dw(size_t(c.co * c.ci * 9), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o = 0; o < c.co; ++o)
+      for (int64_t oh = 0; oh < ho; ++oh)
+        for (int64_t ow = 0; ow < ho; ++ow) {
+          const double g = gv[size_t(((i * c.co + o) * ho + oh) * ho + ow)];
+          for (int64_t ch = 0; ch < c.ci; ++ch)
+            for (int64_t p = 0; p < 3; ++p)
+              for (int64_t q = 0; q < 3; ++q) {
+                const int64_t ih = oh * c.stride - c.pad + p * c.dilation, iw = ow * c.stride - c.pad + q * c.dilation;
+                if (ih < 0 || ih >= c.hw || iw < 0 || iw >= c.hw) continue;
+                dw[size_t(((o * c.ci + ch) * 3 + p) * 3 + q)] += g * xv[size_t(((i * c.ci + ch) * c.hw + ih) * c.hw + iw)];
+              }
+        }
+  // f32 sums of up to 4·96² products of size ≤ 1, against sums of size up to ~100.
+  CBST_EXPECT_CLOSE("owned-column backward-filter", two.dw, Tensor::from_vector<double>(dw, {c.co, c.ci, 3, 3}),
+                    1e-3, 1e-4);
+}
+
+// small-fcn's conv1_1 (4·10⁶ multiply-adds per sample: two blocks of 16 and 11 of its 27
+// columns), a VGG-like layer, a strided one, and a dilated one with an odd batch.
+INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dFilterBlocks,
+                         ::testing::Values(std::pair{BandCase{3, 16, 96, 1, 1, 1}, int64_t(4)},
+                                           std::pair{BandCase{32, 64, 70, 1, 1, 1}, int64_t(2)},
+                                           std::pair{BandCase{32, 48, 90, 2, 1, 1}, int64_t(2)},
+                                           std::pair{BandCase{64, 96, 24, 1, 2, 2}, int64_t(3)}));
 
 }  // namespace
 }  // namespace cbst
