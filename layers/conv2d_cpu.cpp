@@ -415,9 +415,10 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
                                                       : filter_blocks(d, omp_get_max_threads());
   if (d.n > 0 && !blocks.empty()) {
     owned_filter_blocks.fetch_add(1, std::memory_order_relaxed);
+    // Blocks dealt round the team, in case OpenMP grants fewer threads than asked for.
 #pragma omp parallel num_threads(int(blocks.size()))
-    {
-      const auto [r0, r1] = blocks[size_t(omp_get_thread_num())];
+    for (size_t block = size_t(omp_get_thread_num()); block < blocks.size(); block += size_t(omp_get_num_threads())) {
+      const auto [r0, r1] = blocks[block];
       for (int64_t n = 0; n < d.n && r0 < r1; ++n) {
         const T* xn = xp + n * d.ci * d.h * d.w;
         for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), xn, d, g, 0, d.ho, r);
