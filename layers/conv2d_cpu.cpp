@@ -397,6 +397,20 @@ std::vector<std::pair<int64_t, int64_t>> filter_blocks(const Dims& d, int thread
 
 std::atomic<int64_t> owned_filter_blocks{0};
 
+// dW[:, r0:r1] (+)= dy_n · rows [r0, r1) of col_nᵀ (`rows` points at row r0; for a pointwise
+// convolution they are the image's channels), β = 0 for the first sample.
+template <class T>
+void filter_gemm(T* dw, const T* dyn, const T* rows, const Dims& d, int64_t r0, int64_t r1, bool first) {
+  kern::GemmArgs a = gemm_args(dtype_of<T>);
+  a.trans_b = true;
+  a.m = d.co, a.n = r1 - r0, a.k = d.hwo();
+  a.a = dyn, a.lda = d.hwo();
+  a.b = rows, a.ldb = d.hwo();
+  a.c = dw + r0, a.ldc = d.ckk();
+  a.beta = first ? 0.0 : 1.0;
+  kern::cpu::gemm(a);
+}
+
 // dW = Σ_n dy_n · col_nᵀ, summed sample after sample (each sample's GEMM adds to dW with
 // β = 1). With several threads each one owns a block of dW's columns, which are rows of col:
 // it writes those rows of every sample's col itself and runs its block's GEMM on them, so no
@@ -422,14 +436,7 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
       for (int64_t n = 0; n < d.n && r0 < r1; ++n) {
         const T* xn = xp + n * d.ci * d.h * d.w;
         for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), xn, d, g, 0, d.ho, r);
-        kern::GemmArgs a = gemm_args(x.dtype());
-        a.trans_b = true;
-        a.m = d.co, a.n = r1 - r0, a.k = d.hwo();
-        a.a = dyp + n * d.co * d.hwo(), a.lda = d.hwo();
-        a.b = col.data() + r0 * d.hwo(), a.ldb = d.hwo();
-        a.c = dw.data<T>() + r0, a.ldc = d.ckk();
-        a.beta = n == 0 ? 0.0 : 1.0;
-        kern::cpu::gemm(a);
+        filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), col.data() + r0 * d.hwo(), d, r0, r1, n == 0);
       }
     }
     return;
@@ -437,14 +444,7 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   for (int64_t n = 0; n < d.n; ++n) {
     const T* xn = xp + n * d.ci * d.h * d.w;
     if (!pointwise) im2col(col.data(), xn, d, g, 0, d.ho);
-    kern::GemmArgs a = gemm_args(x.dtype());
-    a.trans_b = true;
-    a.m = d.co, a.n = d.ckk(), a.k = d.hwo();
-    a.a = dyp + n * d.co * d.hwo(), a.lda = d.hwo();
-    a.b = pointwise ? xn : col.data(), a.ldb = d.hwo();
-    a.c = dw.data<T>(), a.ldc = d.ckk();
-    a.beta = n == 0 ? 0.0 : 1.0;
-    kern::cpu::gemm(a);
+    filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), pointwise ? xn : col.data(), d, 0, d.ckk(), n == 0);
   }
   if (d.n == 0) std::fill(dw.data<T>(), dw.data<T>() + dw.numel(), T(0));
 }

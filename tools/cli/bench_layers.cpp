@@ -108,6 +108,11 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // Median of `repeats` runs; the first (untimed) run warms caches and the allocator.
 double median_ms(int repeats, const std::function<void()>& f) {
   f();
@@ -117,8 +122,7 @@ double median_ms(int repeats, const std::function<void()>& f) {
     f();
     t.push_back((now_s() - t0) * 1e3);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median(t);
 }
 
 // Largest relative error (over Σ|terms|) of 32 sampled conv outputs against the definition.
@@ -167,10 +171,6 @@ Paired paired_medians(int repeats, const std::function<void()>& layer, const std
     tg.push_back((now_s() - t0) * 1e3);
     ratio.push_back(tg.back() / tl.back());
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   return {median(tl), median(tg), median(ratio)};
 }
 
