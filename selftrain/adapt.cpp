@@ -159,6 +159,18 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("  target : " + target.describe());
   if (eval_set) run.log("  eval   : " + eval_set->describe());
 
+  // Round r's share of the source set; its steps, for the run's ETA.
+  auto source_images = [&](int64_t r) {
+    return std::max<size_t>(1, size_t(std::floor(cfg.source_portion.at(r - 1) * double(source.size()))));
+  };
+  int64_t smallest = 1;  // the round with the fewest images: its source share and the target set
+  for (int64_t r = 2; r <= cfg.rounds; ++r)
+    if (source_images(r) < source_images(smallest)) smallest = r;
+  const size_t target_images = adapt ? target.size() : 0;
+  require_full_batch(int64_t(source_images(smallest) + target_images), cfg.train,
+                     "round " + std::to_string(smallest) + " (" + count_of(int64_t(source_images(smallest)), "source image") +
+                         (adapt ? " and " + count_of(int64_t(target_images), "target image") : std::string()) + ")");
+
   RunEvaluation evaluation = run_evaluation(model, cfg.model, cfg.eval, cfg.inference, cfg.train.device,
                                             built.input_convention, run);
   const EvaluateOptions& eval_options = evaluation.options;
@@ -185,10 +197,6 @@ void run_adaptation(const AdaptConfig& cfg) {
   }
 
   const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
-  // Round r's share of the source set; its steps, for the run's ETA.
-  auto source_images = [&](int64_t r) {
-    return std::max<size_t>(1, size_t(std::floor(cfg.source_portion.at(r - 1) * double(source.size()))));
-  };
   int64_t total_steps = 0;
   for (int64_t r = 1; r <= cfg.rounds; ++r)
     total_steps += cfg.epochs_per_round *

@@ -64,6 +64,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   if (cfg.train.rare_class_sampling > 0)
     lo.crop_center = rare_class_crop_center(class_pixel_counts({dataset}, space), int64_t(dataset.size()),
                                             {.probability = cfg.train.rare_class_sampling});
+  require_full_batch(int64_t(dataset.size()), cfg.train, "--data");
   data::Loader loader(dataset, lo);
   Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr,
                                  cfg.poly ? std::max<int64_t>(1, cfg.epochs * loader.batches_per_epoch()) : 0);

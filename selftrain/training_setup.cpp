@@ -2,6 +2,7 @@
 
 #include "data/transforms.h"
 #include "engine/dist.h"
+#include "engine/format.h"
 #include "layers/batch_norm2d.h"
 
 namespace cbst {
@@ -43,6 +44,18 @@ data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace sp
   l.shard_index = dist::world().rank();
   l.shard_count = dist::world().size();
   return l;
+}
+
+void require_full_batch(int64_t images, const TrainingOptions& o, const std::string& what) {
+  const int ranks = dist::world().size();
+  const int64_t global = o.batch * ranks;
+  if (images >= global) return;
+  const std::string batch = ranks == 1 ? "one batch of " + std::to_string(global)
+                                       : "one global batch of " + std::to_string(global) + " (--batch " +
+                                             std::to_string(o.batch) + " × " + std::to_string(ranks) + " ranks)";
+  CBST_THROW(what, " has ", count_of(images, "image"), ", fewer than ", batch,
+             "; each epoch drops its last partial batch, so nothing would be trained. Use --batch ",
+             std::max<int64_t>(1, images / ranks), " or more images");
 }
 
 void prepare_data_parallel(SegmentationModel& model) {

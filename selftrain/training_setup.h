@@ -67,6 +67,10 @@ std::pair<std::string, std::string> split_eval_spec(const std::string& spec,
 // Sharded across the ranks of dist::world() (each rank loads its slice of every global batch).
 data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace space,
                                    const std::string& input_convention, uint64_t seed);
+// Every epoch drops its last partial batch (as mmseg and a PyTorch DataLoader with
+// drop_last=True), so a set of fewer images than one global batch (--batch × ranks) would
+// train nothing at all; this throws a user's error naming `what` (e.g. "--data") instead.
+void require_full_batch(int64_t images, const TrainingOptions& o, const std::string& what);
 // Data-parallel training over dist::world() (engine/dist.h; nothing in a single process):
 // batch norm synchronised across the ranks, dropout drawing the masks of this rank's slice of
 // the global batch, and rank 0's parameters and buffers copied to every rank.

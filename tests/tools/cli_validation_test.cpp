@@ -180,6 +180,35 @@ TEST_F(CliValidation, PseudolabelRefusesNanOrOutOfRangeProbabilities) {
   }
 }
 
+// Every epoch drops its last partial batch, so fewer images than one batch used to train
+// nothing, write the initial weights as "final" and exit 0. Now it is refused before the run
+// folder is made, with the image count and a batch size that works.
+TEST_F(CliValidation, FewerImagesThanOneBatchAreRefused) {
+  auto r = run_cbst("synth --out " + path("data") + " --size 16x32 --source 3 --target-train 2 --target-val 1", path("s.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string train = "train --data gta5=" + path("data/gta5") + " --model small-fcn --epochs 1 --crop 16 --workers 0 --run ";
+  r = run_cbst(train + path("r1") + " --batch 4", path("a.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cbst: error: --data has 3 images, fewer than one batch of 4; each epoch drops its last "
+                          "partial batch, so nothing would be trained. Use --batch 3 or more images"),
+            std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("r1")));
+  r = run_cbst(train + path("r2") + " --batch 3", path("b.log"));
+  ASSERT_EQ(r.exit_code, 0) << "a set of exactly one batch trains: " << r.output;
+
+  // adapt: the smallest round is the first of a growing source share (1 of 3, then 2 of 3).
+  const std::string adapt = "adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" +
+                            path("data/cityscapes") + " --model small-fcn --init " + path("r2/checkpoints/final.safetensors") +
+                            " --method cbst --rounds 2 --source-portion 0.34,0.33,1 --crop 16 --workers 0 --run ";
+  r = run_cbst(adapt + path("r3") + " --batch 4", path("c.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cbst: error: round 1 (1 source image and 2 target images) has 3 images, fewer than one "
+                          "batch of 4;"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("r3")));
+  r = run_cbst(adapt + path("r4") + " --batch 3", path("d.log"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
 TEST_F(CliValidation, AFullStdoutIsAnError) {
   const std::string cmd = testing::cbst_binary().string() + " --version > /dev/full 2> " + path("err.log");
   const int status = std::system(cmd.c_str());
