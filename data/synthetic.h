@@ -33,7 +33,7 @@ const char* synth_domain_name(SynthDomain domain);  // "source", "target"
 
 // The benchmark's: real frames range from nearly the game's look to the full camera look.
 struct SynthStyleGap {
-  double low = 0.3, high = 1.0;
+  double low = 0.65, high = 0.65;  // the demo's benchmark: one look for every target image
   bool operator==(const SynthStyleGap&) const = default;
 };
 // "G" or "LO,HI" (0 <= LO <= HI <= 1); throws cbst::Error naming `flag` otherwise.

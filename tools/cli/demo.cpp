@@ -114,7 +114,7 @@ cli::Command reg(
           ->check(cbst::cli::InRange(0, 64));
       cmd.add_option("--workers", g.workers, "data-loading threads" + both(full.workers, quick.workers))->check(cbst::cli::InRange(0, 64));
       cmd.add_option("--style-gap", f->style_gap, "how far the target's look is from the source's: G or LO,HI "
-                                                   "drawn per image, within 0..1 (as cbst synth; default 0.3,1)");
+                                                   "drawn per image, within 0..1 (as cbst synth; default 0.65)");
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));

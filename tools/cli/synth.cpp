@@ -26,7 +26,7 @@ struct SynthOptions {
   int target_train = 300;
   int target_val = 100;
   uint64_t seed = 1;
-  std::string style_gap = "0.3,1";
+  std::string style_gap = "0.65";
   int threads = 0;
 };
 
