@@ -31,9 +31,11 @@ namespace cbst::data {
 enum class SynthDomain { source, target };
 const char* synth_domain_name(SynthDomain domain);  // "source", "target"
 
-// The benchmark's: real frames range from nearly the game's look to the full camera look.
+// Each target image's look, drawn uniformly from [low, high]. The benchmark's is one look for
+// every image, 0.65 of the way from the game's to the full camera look (README, "Why one look,
+// at 0.65": with a range, the frames nearest the game's look took the confident pixels).
 struct SynthStyleGap {
-  double low = 0.65, high = 0.65;  // the demo's benchmark: one look for every target image
+  double low = 0.65, high = 0.65;
   bool operator==(const SynthStyleGap&) const = default;
 };
 // "G" or "LO,HI" (0 <= LO <= HI <= 1); throws cbst::Error naming `flag` otherwise.

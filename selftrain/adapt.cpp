@@ -11,6 +11,7 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
+#include "engine/dist.h"
 #include "engine/format.h"
 #include "models/weight_import.h"
 #include "layers/soft_cross_entropy.h"
@@ -159,7 +160,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("  target : " + target.describe());
   if (eval_set) run.log("  eval   : " + eval_set->describe());
 
-  // Round r's share of the source set; its steps, for the run's ETA.
+  // Round r's share of the source set (its images with the target set's make the round's).
   auto source_images = [&](int64_t r) {
     return std::max<size_t>(1, size_t(std::floor(cfg.source_portion.at(r - 1) * double(source.size()))));
   };
@@ -197,10 +198,11 @@ void run_adaptation(const AdaptConfig& cfg) {
   }
 
   const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
+  // The run's steps, for its ETA: each step takes one global batch (--batch × ranks).
+  const int64_t global_batch = std::max<int64_t>(1, cfg.train.batch * dist::world().size());
   int64_t total_steps = 0;
   for (int64_t r = 1; r <= cfg.rounds; ++r)
-    total_steps += cfg.epochs_per_round *
-                   (int64_t(source_images(r) + (adapt ? target.size() : 0)) / std::max<int64_t>(1, cfg.train.batch));
+    total_steps += cfg.epochs_per_round * (int64_t(source_images(r) + (adapt ? target.size() : 0)) / global_batch);
   RunEta eta(total_steps, global_step, cfg.rounds, done_rounds);
   BestCheckpoint best(run, "round", "round");
   for (int64_t r = done_rounds + 1; r <= cfg.rounds; ++r) {

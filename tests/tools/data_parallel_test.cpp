@@ -85,7 +85,7 @@ class MpiDataParallel : public ::testing::Test {
     return "adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" + path("data/cityscapes") +
            " --model small-fcn --init " + path("single/checkpoints/final.safetensors") +
            " --method cbst --rounds 1 --epochs-per-round 1 --batch " + std::to_string(batch) +
-           " --crop 32 --lr 0.02 --source-portion 0.5,0.25,1.0 --workers 1 --run " + path(run);
+           " --crop 32 --lr 0.02 --source-portion 0.5,0.25,1.0 --workers 1 --log-every 1 --run " + path(run);
   }
 
   static fs::path dir_;
@@ -163,6 +163,12 @@ TEST_F(MpiDataParallel, TwoRanksLabelARoundExactlyAsOneProcess) {
   expect_same_weights(path("adapt_single/checkpoints/final.safetensors"),
                       path("adapt_ranks/checkpoints/final.safetensors"), kWeights);
   EXPECT_EQ(count(r.output, "cbst adapt: done"), 1u) << r.output;
+  // The run counts its steps in global batches too (its ETA counted 10 on 2 ranks before).
+  for (const char* run : {"adapt_single", "adapt_ranks"}) {
+    const std::string log = read(path(std::string(run) + "/log.txt"));
+    EXPECT_NE(log.find("step 5/5:"), std::string::npos) << run << ": " << log;
+    EXPECT_EQ(log.find("step 6/"), std::string::npos) << run << ": " << log;
+  }
 
   // `cbst pseudolabel` from a model run shares the images the same way: the same folder.
   const std::string label_args = "pseudolabel --checkpoint " + path("single/checkpoints/final.safetensors") +
