@@ -160,15 +160,16 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("  target : " + target.describe());
   if (eval_set) run.log("  eval   : " + eval_set->describe());
 
-  // Round r's share of the source set (its images with the target set's make the round's).
+  // Round r's share of the source set; with the target set, the images it trains on.
   auto source_images = [&](int64_t r) {
     return std::max<size_t>(1, size_t(std::floor(cfg.source_portion.at(r - 1) * double(source.size()))));
   };
-  int64_t smallest = 1;  // the round with the fewest images: its source share and the target set
-  for (int64_t r = 2; r <= cfg.rounds; ++r)
-    if (source_images(r) < source_images(smallest)) smallest = r;
   const size_t target_images = adapt ? target.size() : 0;
-  require_full_batch(int64_t(source_images(smallest) + target_images), cfg.train,
+  auto round_images = [&](int64_t r) { return int64_t(source_images(r) + target_images); };
+  int64_t smallest = 1;
+  for (int64_t r = 2; r <= cfg.rounds; ++r)
+    if (round_images(r) < round_images(smallest)) smallest = r;
+  require_full_batch(round_images(smallest), cfg.train,
                      "round " + std::to_string(smallest) + " (" + count_of(int64_t(source_images(smallest)), "source image") +
                          (adapt ? " and " + count_of(int64_t(target_images), "target image") : std::string()) + ")");
 
@@ -202,7 +203,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   const int64_t global_batch = std::max<int64_t>(1, cfg.train.batch * dist::world().size());
   int64_t total_steps = 0;
   for (int64_t r = 1; r <= cfg.rounds; ++r)
-    total_steps += cfg.epochs_per_round * (int64_t(source_images(r) + (adapt ? target.size() : 0)) / global_batch);
+    total_steps += cfg.epochs_per_round * (round_images(r) / global_batch);
   RunEta eta(total_steps, global_step, cfg.rounds, done_rounds);
   BestCheckpoint best(run, "round", "round");
   for (int64_t r = done_rounds + 1; r <= cfg.rounds; ++r) {

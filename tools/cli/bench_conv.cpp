@@ -30,6 +30,7 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "layers/conv2d.h"
+#include "tools/cli/bench_timing.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
 
@@ -55,9 +56,8 @@ struct ConvRow {
   double fwd_ms = 0, bwd_ms = 0, fwd_tflops = 0, bwd_tflops = 0, max_rel_err = 0;
 };
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using cli::median;
+using cli::now_s;
 
 void sync(Device d) {
   if (d.is_cuda()) cuda_synchronize(d.index);
@@ -73,8 +73,7 @@ double median_ms(Device d, int repeats, F&& f) {
     sync(d);
     t.push_back((now_s() - t0) * 1e3);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median(t);
 }
 
 // Largest relative error of 64 sampled outputs against the definition, in f64.

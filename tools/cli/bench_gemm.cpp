@@ -12,6 +12,7 @@
 #include "engine/kernels.h"
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "tools/cli/bench_timing.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
 
@@ -29,9 +30,7 @@ struct GemmRow {
   double ms = 0, gflops = 0, max_rel_err = 0;
 };
 
-double seconds_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using cli::now_s;
 
 GemmRow time_variant(const std::string& name, const Tensor& a, const Tensor& b, const Tensor& ref,
                      int repeats) {
@@ -41,10 +40,10 @@ GemmRow time_variant(const std::string& name, const Tensor& a, const Tensor& b, 
   cuda_synchronize();
   const double max_err = max(abs(sub(c.to(Device::cpu()).to(DType::f64), ref))).item<double>() /
                          max(abs(ref)).item<double>();
-  const double t0 = seconds_now();
+  const double t0 = now_s();
   for (int i = 0; i < repeats; ++i) c = matmul(a, b);
   if (d.is_cuda()) cuda_synchronize(d.index);
-  const double dt = (seconds_now() - t0) / repeats;
+  const double dt = (now_s() - t0) / repeats;
   const double n = double(a.size(0));
   return {name, dt * 1e3, 2.0 * n * n * n / dt / 1e9, max_err};
 }

@@ -34,6 +34,7 @@
 #include "engine/random.h"
 #include "selftrain/labeling_kernels.h"
 #include "selftrain/pseudo_labels.h"
+#include "tools/cli/bench_timing.h"
 #include "tools/cli/registry.h"
 
 #ifdef _OPENMP
@@ -72,10 +73,7 @@ LabelSize parse_size(const std::string& s) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using cli::median;
 
 template <class F>
 double time_ms(Device device, int repeats, F&& f) {

@@ -41,6 +41,7 @@
 #include "layers/max_pool2d.h"
 #include "layers/softmax_cross_entropy.h"
 #include "layers/upsample.h"
+#include "tools/cli/bench_timing.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
 
@@ -104,14 +105,8 @@ struct LayerRow {
   double flops = 0;  // forward FLOPs (convolutions)
 };
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using cli::median;
+using cli::now_s;
 
 // Median of `repeats` runs; the first (untimed) run warms caches and the allocator.
 double median_ms(int repeats, const std::function<void()>& f) {

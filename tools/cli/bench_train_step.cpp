@@ -45,6 +45,7 @@
 #include "layers/softmax_cross_entropy.h"
 #include "models/segmentation_model.h"
 #include "selftrain/training_setup.h"
+#include "tools/cli/bench_timing.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/training_options.h"
 #include "tools/cli/validators.h"
@@ -82,9 +83,7 @@ std::string join_names(const std::vector<std::string>& names) {
   return s;
 }
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using cli::now_s;
 
 // A "VmHWM:   123456 kB" line of /proc/self/status, in bytes (0 when unreadable).
 double peak_rss_bytes() {
