@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "engine/check.h"
@@ -143,25 +144,50 @@ void normalize(float* out, const Image& image, const Normalization& norm) {
   }
 }
 
+namespace {
+
+// The comma-separated numbers of `text`, or nothing when it is anything else ("0.1,0.1x").
+std::vector<double> comma_numbers(const std::string& text) {
+  std::vector<double> out;
+  const char* p = text.c_str();
+  while (true) {
+    char* end = nullptr;
+    const double v = std::strtod(p, &end);
+    if (end == p) return {};
+    out.push_back(v);
+    if (*end == 0) return out;
+    if (*end != ',') return {};
+    p = end + 1;
+  }
+}
+
+}  // namespace
+
 ColorJitter ColorJitter::parse(const std::string& text) {
+  const std::vector<double> v = comma_numbers(text);
   ColorJitter j;
-  char extra = 0;
-  double one = 0;
-  if (std::sscanf(text.c_str(), "%lf,%lf,%lf,%lf%c", &j.brightness, &j.contrast, &j.saturation, &j.hue, &extra) == 4) {
-  } else if (std::sscanf(text.c_str(), "%lf%c", &one, &extra) == 1) {
-    j = {.brightness = one, .contrast = one, .saturation = one, .hue = 0};
+  if (v.size() == 4 || v.size() == 5) {
+    j = {.brightness = v[0], .contrast = v[1], .saturation = v[2], .hue = v[3], .probability = v.size() == 5 ? v[4] : 1};
+  } else if (v.size() == 1) {
+    j = {.brightness = v[0], .contrast = v[0], .saturation = v[0], .hue = 0};
   } else {
-    CBST_THROW("colour jitter '", text, "' is not B,C,S,H (e.g. 0.3,0.3,0.3,0.05) or one number");
+    CBST_THROW("colour jitter '", text,
+               "' is not B,C,S,H, B,C,S,H,P or one number (e.g. 0.3,0.3,0.3,0.05 or 0.4,0.4,0.4,0.1,0.5)");
   }
   if (!(j.brightness >= 0 && j.brightness <= 1 && j.contrast >= 0 && j.contrast <= 1 && j.saturation >= 0 &&
                  j.saturation <= 1 && j.hue >= 0 && j.hue <= 0.5))
     CBST_THROW("colour jitter '", text, "': brightness, contrast and saturation must lie in [0, 1] and hue in [0, 0.5]");
+  if (!(j.probability >= 0 && j.probability <= 1))
+    CBST_THROW("colour jitter '", text, "': the probability (the fifth value) must lie in [0, 1]");
   return j;
 }
 
 std::string ColorJitter::str() const {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%g,%g,%g,%g", brightness, contrast, saturation, hue);
+  char buf[128];
+  if (probability < 1)
+    std::snprintf(buf, sizeof buf, "%g,%g,%g,%g,%g", brightness, contrast, saturation, hue, probability);
+  else
+    std::snprintf(buf, sizeof buf, "%g,%g,%g,%g", brightness, contrast, saturation, hue);
   return buf;
 }
 
@@ -204,6 +230,7 @@ void color_jitter(Image& image, const ColorJitter& j, SampleRng& rng) {
   const float c = float(rng.uniform(1 - j.contrast, 1 + j.contrast));
   const float s = float(rng.uniform(1 - j.saturation, 1 + j.saturation));
   const float h = float(rng.uniform(-j.hue, j.hue));
+  if (j.probability < 1 && !(rng.uniform() < j.probability)) return;
   uint8_t* px = image.pixels.data();
   const size_t n = size_t(image.width) * image.height;
   if (j.brightness > 0)

@@ -59,15 +59,22 @@ struct AugmentParams {
 // multiplies by b ∈ [1−B, 1+B], contrast blends with the image's mean grey by c ∈ [1−C, 1+C],
 // saturation blends each pixel with its own grey by s ∈ [1−S, 1+S], hue rotates by
 // h ∈ [−H, H] turns (H ≤ 0.5). Applied in that order, each on the 0–255 values with
-// clamping, as torchvision's functional ops on uint8 images. All zero: off.
+// clamping, as torchvision's functional ops on uint8 images. All zero: off. With a probability
+// P < 1 the jitter is applied to an image only with probability P, as torchvision's
+// RandomApply([ColorJitter(...)], p=P) (SimCLR's and DACS's way): the other images keep the
+// domain's own colours.
 struct ColorJitter {
   double brightness = 0, contrast = 0, saturation = 0, hue = 0;
-  bool enabled() const { return brightness > 0 || contrast > 0 || saturation > 0 || hue > 0; }
-  // "B,C,S,H" (e.g. "0.3,0.3,0.3,0.05") or one number for B = C = S (hue 0); "0" is off.
+  double probability = 1;
+  bool enabled() const { return probability > 0 && (brightness > 0 || contrast > 0 || saturation > 0 || hue > 0); }
+  // "B,C,S,H" (e.g. "0.3,0.3,0.3,0.05"), "B,C,S,H,P", or one number for B = C = S (hue 0);
+  // "0" is off.
   static ColorJitter parse(const std::string& text);
-  std::string str() const;  // "B,C,S,H"
+  std::string str() const;  // "B,C,S,H", or "B,C,S,H,P" when P < 1
 };
-// Draws the four factors from `rng` (always four draws) and applies them to `image` in place.
+// Draws the four factors from `rng` (always four draws), then, when P < 1, one more draw that
+// decides whether the image is jittered, and applies them to `image` in place. At P = 1 the
+// stream and the result are those of the plain jitter.
 void color_jitter(Image& image, const ColorJitter& jitter, SampleRng& rng);
 
 // Random Gaussian blur, the other half of DACS's and DAFormer's photometric augmentation: with

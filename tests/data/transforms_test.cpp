@@ -122,8 +122,47 @@ TEST(ColorJitter, ParsesBothFormsAndRefusesOutOfRangeValues) {
   EXPECT_DOUBLE_EQ(b.hue, 0.0);
   EXPECT_FALSE(ColorJitter::parse("0").enabled());
   EXPECT_EQ(ColorJitter::parse(a.str()).str(), a.str());
-  for (const char* bad : {"1.5", "0.1,0.1,0.1,0.6", "-0.1", "0.1,0.1", "x"})
+  EXPECT_DOUBLE_EQ(a.probability, 1.0);
+  EXPECT_EQ(a.str(), "0.4,0.3,0.2,0.1");  // P = 1 is not written: the old form, unchanged
+  const ColorJitter c = ColorJitter::parse("0.4,0.4,0.4,0.1,0.5");
+  EXPECT_DOUBLE_EQ(c.hue, 0.1);
+  EXPECT_DOUBLE_EQ(c.probability, 0.5);
+  EXPECT_EQ(ColorJitter::parse(c.str()).str(), "0.4,0.4,0.4,0.1,0.5");
+  EXPECT_FALSE(ColorJitter::parse("0.4,0.4,0.4,0.1,0").enabled());
+  for (const char* bad : {"1.5", "0.1,0.1,0.1,0.6", "-0.1", "0.1,0.1", "x", "0.1,0.1,0.1,0.1x", "0.1,0.1,0.1,0.1,",
+                          "0.1,0.1,0.1,0.1,1.5", "0.1,0.1,0.1,0.1,-0.5", "0.1,0.1,0.1,0.1,0.5,0.5", "nan", "0.1,,0.1,0.1"})
     EXPECT_THROW(ColorJitter::parse(bad), cbst::Error) << bad;
+}
+
+// With P < 1 an image is jittered with probability P, and a jittered image is exactly what
+// the plain jitter makes from the same stream (the gate is drawn after the four factors).
+TEST(ColorJitter, ProbabilityAppliesTheSameJitterToAboutThatShareOfImages) {
+  const Image base = tu::pattern_image(13, 7, 5);
+  const ColorJitter always{.brightness = 0.4, .contrast = 0.4, .saturation = 0.4, .hue = 0.1};
+  ColorJitter half = always;
+  half.probability = 0.3;
+  int jittered = 0;
+  const int n = 400;
+  for (int i = 0; i < n; ++i) {
+    Image x = base, y = base;
+    SampleRng a(8, 1, uint64_t(i)), b(8, 1, uint64_t(i));
+    color_jitter(x, always, a);
+    color_jitter(y, half, b);
+    ASSERT_NE(x.pixels, base.pixels) << "the plain jitter left image " << i << " unchanged";
+    if (y.pixels == base.pixels) continue;
+    EXPECT_EQ(y.pixels, x.pixels) << "image " << i << " was jittered differently";
+    ++jittered;
+  }
+  // Binomial(400, 0.3): mean 120, standard deviation 9.2; the streams are fixed, so this is
+  // one fixed count, and a gate drawn the wrong way round (0.7) would give about 280.
+  EXPECT_GT(jittered, 90);
+  EXPECT_LT(jittered, 150);
+  // P = 1 draws exactly four values, as before.
+  SampleRng a(4, 0, 7), b(4, 0, 7);
+  Image x = base;
+  color_jitter(x, always, a);
+  for (int k = 0; k < 4; ++k) b.uniform();
+  EXPECT_EQ(a.uniform(), b.uniform());
 }
 
 // Each factor against torchvision's definition, computed by hand on one pixel or image.

@@ -3,7 +3,7 @@
 //   cbst demo [--device cpu|cuda] [--quick] [--out DIR] [--seed S] [--size HxW]
 //             [--source N] [--target-train N] [--target-val N] [--source-epochs N]
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
-//             [--batch N] [--crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H]
+//             [--batch N] [--crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
 //             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
 //             [--warmup-iters N]
 //
@@ -82,7 +82,7 @@ cli::Command reg(
                      "epochs per round" + both(full.epochs_per_round, quick.epochs_per_round))->check(cbst::cli::InRange(1, 100));
       cmd.add_option("--model", g.model, "network (default " + full.model + ")");
       cmd.add_option("--color-jitter", f->color_jitter,
-                     "photometric jitter of the source images B,C,S,H (default " + full.color_jitter.str() + "; 0: off)");
+                     "photometric jitter of the source images B,C,S,H[,P] (default " + full.color_jitter.str() + "; 0: off)");
       cmd.add_option("--blur", f->blur,
                      "random Gaussian blur of the source images P,SIGMA_MIN,SIGMA_MAX (default " + full.blur.str() +
                          "; 0: off)");

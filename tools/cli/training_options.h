@@ -45,7 +45,8 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
       ->check(cbst::cli::InRange(0, 16384));
   cmd.add_option("--color-jitter", f.color_jitter,
                  "photometric jitter of the labelled source images: B,C,S,H (brightness, contrast, saturation, "
-                 "hue as torchvision's ColorJitter) or one number for B=C=S; 0: off")->capture_default_str();
+                 "hue as torchvision's ColorJitter), B,C,S,H,P (applied to an image with probability P) or one "
+                 "number for B=C=S; 0: off")->capture_default_str();
   cmd.add_option("--blur", f.blur,
                  "random Gaussian blur of the labelled source images: P (probability; sigma 0.15-1.15 px) or "
                  "P,SIGMA_MIN,SIGMA_MAX; 0: off")->capture_default_str();
