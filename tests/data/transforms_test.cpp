@@ -139,15 +139,15 @@ TEST(ColorJitter, ParsesBothFormsAndRefusesOutOfRangeValues) {
 TEST(ColorJitter, ProbabilityAppliesTheSameJitterToAboutThatShareOfImages) {
   const Image base = tu::pattern_image(13, 7, 5);
   const ColorJitter always{.brightness = 0.4, .contrast = 0.4, .saturation = 0.4, .hue = 0.1};
-  ColorJitter half = always;
-  half.probability = 0.3;
+  ColorJitter sometimes = always;
+  sometimes.probability = 0.3;
   int jittered = 0;
   const int n = 400;
   for (int i = 0; i < n; ++i) {
     Image x = base, y = base;
     SampleRng a(8, 1, uint64_t(i)), b(8, 1, uint64_t(i));
     color_jitter(x, always, a);
-    color_jitter(y, half, b);
+    color_jitter(y, sometimes, b);
     ASSERT_NE(x.pixels, base.pixels) << "the plain jitter left image " << i << " unchanged";
     if (y.pixels == base.pixels) continue;
     EXPECT_EQ(y.pixels, x.pixels) << "image " << i << " was jittered differently";
