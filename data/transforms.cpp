@@ -251,10 +251,12 @@ void color_jitter(Image& image, const ColorJitter& j, SampleRng& rng) {
 }
 
 GaussianBlur GaussianBlur::parse(const std::string& text) {
+  const std::vector<double> v = comma_numbers(text);
   GaussianBlur b;
-  char extra = 0;
-  if (std::sscanf(text.c_str(), "%lf,%lf,%lf%c", &b.probability, &b.sigma_lo, &b.sigma_hi, &extra) == 3) {
-  } else if (std::sscanf(text.c_str(), "%lf%c", &b.probability, &extra) == 1) {
+  if (v.size() == 3) {
+    b = {.probability = v[0], .sigma_lo = v[1], .sigma_hi = v[2]};
+  } else if (v.size() == 1) {
+    b.probability = v[0];
   } else {
     CBST_THROW("blur '", text, "' is not P or P,SIGMA_MIN,SIGMA_MAX (e.g. 0.5 or 0.5,0.15,1.15)");
   }

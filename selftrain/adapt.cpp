@@ -11,7 +11,6 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
-#include "engine/dist.h"
 #include "engine/format.h"
 #include "models/weight_import.h"
 #include "layers/soft_cross_entropy.h"
@@ -200,10 +199,10 @@ void run_adaptation(const AdaptConfig& cfg) {
 
   const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
   // The run's steps, for its ETA: each step takes one global batch (--batch × ranks).
-  const int64_t global_batch = std::max<int64_t>(1, cfg.train.batch * dist::world().size());
+  const int64_t step_images = std::max<int64_t>(1, global_batch(cfg.train));
   int64_t total_steps = 0;
   for (int64_t r = 1; r <= cfg.rounds; ++r)
-    total_steps += cfg.epochs_per_round * (round_images(r) / global_batch);
+    total_steps += cfg.epochs_per_round * (round_images(r) / step_images);
   RunEta eta(total_steps, global_step, cfg.rounds, done_rounds);
   BestCheckpoint best(run, "round", "round");
   for (int64_t r = done_rounds + 1; r <= cfg.rounds; ++r) {

@@ -46,9 +46,11 @@ data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace sp
   return l;
 }
 
+int64_t global_batch(const TrainingOptions& o) { return o.batch * dist::world().size(); }
+
 void require_full_batch(int64_t images, const TrainingOptions& o, const std::string& what) {
   const int ranks = dist::world().size();
-  const int64_t global = o.batch * ranks;
+  const int64_t global = global_batch(o);
   if (images >= global) return;
   const std::string batch = ranks == 1 ? "one batch of " + std::to_string(global)
                                        : "one global batch of " + std::to_string(global) + " (--batch " +

@@ -67,6 +67,8 @@ std::pair<std::string, std::string> split_eval_spec(const std::string& spec,
 // Sharded across the ranks of dist::world() (each rank loads its slice of every global batch).
 data::LoaderOptions loader_options(const TrainingOptions& o, data::ClassSpace space,
                                    const std::string& input_convention, uint64_t seed);
+// The images one step trains on: --batch on each of dist::world()'s ranks.
+int64_t global_batch(const TrainingOptions& o);
 // Every epoch drops its last partial batch (as mmseg and a PyTorch DataLoader with
 // drop_last=True), so a set of fewer images than one global batch (--batch × ranks) would
 // train nothing at all; this throws a user's error naming `what` (e.g. "--data") instead.

@@ -14,7 +14,6 @@
 //                     8192³ cuBLAS GEMM through matmul() with TF32 on.
 // Before timing, 64 sampled output elements are checked against a direct f64 sum.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -56,24 +55,13 @@ struct ConvRow {
   double fwd_ms = 0, bwd_ms = 0, fwd_tflops = 0, bwd_tflops = 0, max_rel_err = 0;
 };
 
-using cli::median;
-using cli::now_s;
-
 void sync(Device d) {
   if (d.is_cuda()) cuda_synchronize(d.index);
 }
 
 template <class F>
 double median_ms(Device d, int repeats, F&& f) {
-  std::vector<double> t;
-  for (int i = 0; i < repeats; ++i) {
-    sync(d);
-    const double t0 = now_s();
-    f();
-    sync(d);
-    t.push_back((now_s() - t0) * 1e3);
-  }
-  return median(t);
+  return cli::median_ms(repeats, f, [d] { sync(d); });
 }
 
 // Largest relative error of 64 sampled outputs against the definition, in f64.

@@ -1,6 +1,5 @@
 // cbst bench gemm: f32 GEMM throughput, CPU (built-in blocked kernel and OpenBLAS) and CUDA
 // (cuBLAS, with and without TF32). Each variant is checked against the f64 CPU result first.
-#include <chrono>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>

@@ -19,7 +19,6 @@
 //                same run (cudaMemcpy of a 1 GiB buffer, read + write counted).
 // On cuda the results are first checked against the CPU twin on the first image.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -73,21 +72,12 @@ LabelSize parse_size(const std::string& s) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-using cli::median;
-
 template <class F>
 double time_ms(Device device, int repeats, F&& f) {
   f();  // warm-up (and first allocation of scratch)
-  if (device.is_cuda()) cuda_synchronize(device.index);
-  std::vector<double> ms;
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
+  return cli::median_ms(repeats, f, [device] {
     if (device.is_cuda()) cuda_synchronize(device.index);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
-  }
-  return median(ms);
+  });
 }
 
 void check_against_cpu(const Tensor& probs, const Tensor& prior, const ThresholdParams& tp,

@@ -19,7 +19,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -111,13 +110,7 @@ using cli::now_s;
 // Median of `repeats` runs; the first (untimed) run warms caches and the allocator.
 double median_ms(int repeats, const std::function<void()>& f) {
   f();
-  std::vector<double> t;
-  for (int i = 0; i < repeats; ++i) {
-    const double t0 = now_s();
-    f();
-    t.push_back((now_s() - t0) * 1e3);
-  }
-  return median(t);
+  return cli::median_ms(repeats, f, [] {});
 }
 
 // Largest relative error (over Σ|terms|) of 32 sampled conv outputs against the definition.

@@ -18,4 +18,19 @@ inline double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The median of `repeats` timings of f() in milliseconds, each between two calls of sync()
+// (a device synchronisation; a no-op on the CPU). No warm-up: callers run f() first as needed.
+template <class F, class Sync>
+double median_ms(int repeats, F&& f, Sync&& sync) {
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    sync();
+    const double t0 = now_s();
+    f();
+    sync();
+    t.push_back((now_s() - t0) * 1e3);
+  }
+  return median(t);
+}
+
 }  // namespace cbst::cli

@@ -24,7 +24,6 @@
 // /proc/self/status, reset through /proc/self/clear_refs when the kernel allows it).
 #include <omp.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
