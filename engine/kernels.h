@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "engine/tensor.h"
 
@@ -58,6 +60,8 @@ struct GemmArgs {
   int64_t batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   DType dtype = DType::f32;
+  // CPU: one call, not cut into blocks (the caller has cut the product with gemm_blocks).
+  bool whole = false;
 };
 
 #define CBST_DECLARE_BACKEND(ns)                                                       \
@@ -87,5 +91,12 @@ CBST_DECLARE_BACKEND(cuda)
 enum class CpuGemmImpl { automatic, openblas, blocked };
 void set_cpu_gemm_impl(CpuGemmImpl impl);
 bool cpu_has_openblas();
+
+namespace cpu {
+// How the CPU GEMM cuts the `side` (C's longer side) of a product of `work` multiply-adds
+// into blocks that the threads share: from the shape alone, so that no result depends on the
+// thread count. Convolution's backward-filter cuts dW's columns the same way.
+std::vector<std::pair<int64_t, int64_t>> gemm_blocks(int64_t side, double work);
+}  // namespace cpu
 
 }  // namespace cbst::kern

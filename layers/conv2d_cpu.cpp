@@ -13,14 +13,17 @@
 // Forward and backward-data work on bands of output rows so that the band's col matrix
 // (about kBandBytes) is still in cache when the GEMM reads it or col2im scatters it; the full
 // col of VGG's conv1_2 at 128 is 245 MB, written to memory and read back (backward data:
-// zeroed too) per image. Bands change no bit of the result:
+// zeroed too) per image. Bands compute the same sums as one pass:
 //   forward         y[:, band] = W · col[:, band]: the same dot products;
 //   backward data   col[:, band] = Wᵀ · dy[:, band], scattered band by band, last band first,
 //                   which adds each pixel's terms in the tap order of one pass (col2im).
-// Layers whose weights outgrow a band run in one band (output_bands).
-// Every band's GEMM keeps more than 10⁶ multiply-adds, so OpenBLAS computes each element with
-// the kernel and k order of the whole product (engine/cpu/gemm.cpp). Backward-filter sums
-// over pixels, so bands would reorder its sums: it keeps the whole col.
+// With a GEMM that sums every element of C in one order wherever it lies in the call (the
+// blocked kernel; OpenBLAS's AVX-512 SGEMM) they are the bits of one pass too. OpenBLAS's AVX2
+// SGEMM sums a few columns of each call in another order (engine/cpu/gemm.cpp), so there the
+// last bits follow the bands, which depend on the shape and kBandBytes, not on the threads.
+// Layers whose weights outgrow a band run in one band (output_bands). Every band's GEMM keeps
+// more than 10⁶ multiply-adds, above OpenBLAS's small-matrix path. Backward-filter sums over
+// pixels, so bands would reorder its sums: it keeps the whole col.
 // CBST_CPU_CONV_BAND_KB overrides kBandBytes (0: no bands), for tests and measurements.
 #include <omp.h>
 
@@ -204,8 +207,8 @@ kern::GemmArgs gemm_args(DType dtype) {
 // every thread then runs its samples' im2col and one GEMM each, instead of both threads
 // meeting at a barrier in every im2col and splitting every small GEMM (the per-step fork and
 // join, and packing op(A) once per half of C, were most of small-deeplabv3plus's conv time).
-// The bits do not change: a sample's GEMM is computed with the same kernel and k order as
-// one call or as blocks of C (engine/cpu/gemm.cpp), and no sum runs across samples here.
+// The bits do not change: kern::cpu::gemm cuts a sample's product into the same blocks
+// whether one thread runs them or the team shares them, and no sum runs across samples here.
 // Backward-filter sums over the batch in sample order, so it stays sequential over samples.
 // CBST_CPU_CONV_SAMPLES=0 turns this off (tests compare both ways).
 int sample_team(const Dims& d, size_t bands) {
@@ -374,34 +377,16 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
   }
 }
 
-// Blocks of dW's columns (ranges of col rows), one per thread, each block's GEMM per sample
-// above OpenBLAS's small-matrix path (10⁶ multiply-adds), with kern::cpu::gemm's rule for
-// the smallest block; empty when the product is too small to split. (kern::cpu::gemm itself
-// asks for 2·10⁶ per block before it splits, which left small-fcn's conv1_1, 4·10⁶ per
-// sample, on one thread while the other waited.)
-std::vector<std::pair<int64_t, int64_t>> filter_blocks(const Dims& d, int threads) {
-  constexpr double kMinBlockWork = 2e6;  // as engine/cpu/gemm.cpp: blocks above half of it
-  constexpr int64_t kAlign = 16;
-  const double work = double(d.co) * double(d.ckk()) * double(d.hwo());
-  const int64_t side = d.ckk();
-  const int64_t parts = std::min<int64_t>(threads, side);
-  if (parts < 2) return {};
-  int64_t step = (side + parts * kAlign - 1) / (parts * kAlign) * kAlign;
-  auto smallest = [&] { return double(side - (parts - 1) * step) / double(side) * work; };
-  if (smallest() <= kMinBlockWork / 2) step = (side + parts - 1) / parts;
-  if (smallest() <= kMinBlockWork / 2) return {};
-  std::vector<std::pair<int64_t, int64_t>> out;
-  for (int64_t p = 0; p < parts; ++p) out.emplace_back(std::min(side, p * step), std::min(side, (p + 1) * step));
-  return out;
-}
-
 std::atomic<int64_t> owned_filter_blocks{0};
 
 // dW[:, r0:r1] (+)= dy_n · rows [r0, r1) of col_nᵀ (`rows` points at row r0; for a pointwise
-// convolution they are the image's channels), β = 0 for the first sample.
+// convolution they are the image's channels), β = 0 for the first sample; `whole` for a block
+// that is already one of gemm_blocks' cuts (one OpenBLAS call).
 template <class T>
-void filter_gemm(T* dw, const T* dyn, const T* rows, const Dims& d, int64_t r0, int64_t r1, bool first) {
+void filter_gemm(T* dw, const T* dyn, const T* rows, const Dims& d, int64_t r0, int64_t r1, bool first,
+                 bool whole) {
   kern::GemmArgs a = gemm_args(dtype_of<T>);
+  a.whole = whole;
   a.trans_b = true;
   a.m = d.co, a.n = r1 - r0, a.k = d.hwo();
   a.a = dyn, a.lda = d.hwo();
@@ -412,12 +397,11 @@ void filter_gemm(T* dw, const T* dyn, const T* rows, const Dims& d, int64_t r0, 
 }
 
 // dW = Σ_n dy_n · col_nᵀ, summed sample after sample (each sample's GEMM adds to dW with
-// β = 1). With several threads each one owns a block of dW's columns, which are rows of col:
+// β = 1). dW's columns, which are rows of col, are cut into blocks and each thread owns some:
 // it writes those rows of every sample's col itself and runs its block's GEMM on them, so no
 // thread waits for another between im2col and GEMM or between samples (small-fcn's conv1_1
-// spent 40 % of its backward in those waits). Each element of dW is the same chain of sums
-// as in one GEMM per sample: OpenBLAS computes a block of columns with the kernel and k order
-// of the whole product (engine/cpu/gemm.cpp).
+// spent 40 % of its backward in those waits). The blocks follow from the shape, so one thread
+// runs the same blocks in turn, with the same bits.
 template <class T>
 void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const ConvGeometry& g) {
   const Dims d = dims_of(x, dw, g);
@@ -425,18 +409,20 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   const T* xp = x.data<T>();
   const T* dyp = dy.data<T>();
   Workspace<T> col(pointwise ? 0 : d.ckk() * d.hwo());
-  const auto blocks = pointwise || omp_in_parallel() ? std::vector<std::pair<int64_t, int64_t>>{}
-                                                      : filter_blocks(d, omp_get_max_threads());
-  if (d.n > 0 && !blocks.empty()) {
+  // dW's columns cut as kern::cpu::gemm would cut one sample's product: by shape alone.
+  const auto blocks = pointwise ? std::vector<std::pair<int64_t, int64_t>>{{0, d.ckk()}}
+                                : kern::cpu::gemm_blocks(d.ckk(), double(d.co) * double(d.ckk()) * double(d.hwo()));
+  if (d.n > 0 && blocks.size() > 1) {
     owned_filter_blocks.fetch_add(1, std::memory_order_relaxed);
+    const int team = omp_in_parallel() ? 1 : std::min(omp_get_max_threads(), int(blocks.size()));
     // Blocks dealt round the team, in case OpenMP grants fewer threads than asked for.
-#pragma omp parallel num_threads(int(blocks.size()))
+#pragma omp parallel num_threads(team)
     for (size_t block = size_t(omp_get_thread_num()); block < blocks.size(); block += size_t(omp_get_num_threads())) {
       const auto [r0, r1] = blocks[block];
       for (int64_t n = 0; n < d.n && r0 < r1; ++n) {
         const T* xn = xp + n * d.ci * d.h * d.w;
         for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), xn, d, g, 0, d.ho, r);
-        filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), col.data() + r0 * d.hwo(), d, r0, r1, n == 0);
+        filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), col.data() + r0 * d.hwo(), d, r0, r1, n == 0, true);
       }
     }
     return;
@@ -444,7 +430,7 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   for (int64_t n = 0; n < d.n; ++n) {
     const T* xn = xp + n * d.ci * d.h * d.w;
     if (!pointwise) im2col(col.data(), xn, d, g, 0, d.ho);
-    filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), pointwise ? xn : col.data(), d, 0, d.ckk(), n == 0);
+    filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), pointwise ? xn : col.data(), d, 0, d.ckk(), n == 0, false);
   }
   if (d.n == 0) std::fill(dw.data<T>(), dw.data<T>() + dw.numel(), T(0));
 }

@@ -2,15 +2,18 @@
 // kernel. Row-major, C = alpha·op(A)·op(B) + beta·C.
 //
 // OpenBLAS runs single-threaded inside our OpenMP threads: a large product is cut into
-// blocks of C's columns (or rows, when C is narrow) and each thread calls OpenBLAS on its
-// blocks. OpenBLAS's own pthreads, spinning in sched_yield between calls, used to take the
-// cores from the OpenMP threads of the element-wise kernels that run between GEMMs (a
-// quarter of small-fcn's training step was spent yielding). Every block holds more than
-// 10⁶ multiply-adds, above OpenBLAS's small-matrix path, so each element of C is computed by
-// the same kernel with the same k order however many threads there are. (OpenBLAS's own
-// threads do not give that: CpuGemm.SplitAcrossThreadsGivesTheSameBitsAsOneThread fails for a
-// 1500×70×600 product handed to them, which is why tall products, where every thread packs
-// all of op(B) itself, are still split here.)
+// blocks of C's columns (or rows, when C is narrow) and the threads share the blocks, each
+// calling OpenBLAS on its own. OpenBLAS's own pthreads, spinning in sched_yield between calls,
+// used to take the cores from the OpenMP threads of the element-wise kernels that run between
+// GEMMs (a quarter of small-fcn's training step was spent yielding). Every block holds more
+// than 10⁶ multiply-adds, above OpenBLAS's small-matrix path.
+//
+// The cut depends on the product's shape alone, never on the thread count, so results do not
+// depend on the thread count whatever OpenBLAS's kernel does inside a call. That matters:
+// OpenBLAS's AVX2 SGEMM kernel (Haswell, and Zen up to Zen 3) sums some columns of a call (the
+// first eight, the last eight, a few in between, depending on the call's width) in another
+// order than the rest, so a column's last bits depend on which call computed it. Its AVX-512
+// kernel sums every element as one chain, and so does the blocked kernel below.
 //
 // The blocked kernel packs a KC×NC panel of op(B) and an MC×KC block of op(A) into
 // contiguous buffers (resolving transposes once), then a 4×16 register-blocked micro-kernel
@@ -20,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -127,6 +131,38 @@ void gemm_blocked(const GemmArgs& g) {
                         static_cast<T*>(g.c) + b * g.stride_c);
 }
 
+constexpr double kMinBlockWork = 2e6;  // multiply-adds; OpenBLAS's small path stops at 10⁶
+constexpr int64_t kMaxBlocks = 8;      // work for up to 8 cores
+constexpr int64_t kMinBlockSide = 1024;  // columns (or rows) of C per block, beyond two blocks
+constexpr int64_t kBlockAlign = 16;    // block edges on whole register tiles
+
+}  // namespace
+
+// Up to kMaxBlocks ranges of [0, side), about kMinBlockWork of `work` each and none with half
+// of it or less, edges on whole tiles where that leaves the last block enough; one range when
+// the product is too small to cut. Two blocks where the work allows, as on two cores.
+std::vector<std::pair<int64_t, int64_t>> gemm_blocks(int64_t side, double work) {
+  // Every block packs the operand shared by all blocks again, so more than two blocks only
+  // where each block is kMinBlockSide wide or more (that packing is then a few % of its work).
+  const auto wanted = int64_t(std::ceil(work / kMinBlockWork));
+  const int64_t widest_cut = std::max<int64_t>(2, side / kMinBlockSide);
+  int64_t parts = std::max<int64_t>(1, std::min<int64_t>({kMaxBlocks, side, wanted, widest_cut}));
+  // Block edges on whole tiles unless that starves the last block.
+  int64_t step = (side + parts * kBlockAlign - 1) / (parts * kBlockAlign) * kBlockAlign;
+  auto smallest_block_work = [&] { return double(side - (parts - 1) * step) / double(side) * work; };
+  if (parts > 1 && smallest_block_work() <= kMinBlockWork / 2) step = (side + parts - 1) / parts;
+  if (parts > 1 && smallest_block_work() <= kMinBlockWork / 2) parts = 1;
+  if (parts == 1) return {{0, side}};
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t p = 0; p < parts; ++p) {
+    const int64_t lo = std::min(side, p * step), hi = std::min(side, lo + step);
+    if (lo < hi) out.emplace_back(lo, hi);
+  }
+  return out;
+}
+
+namespace {
+
 #if CBST_HAVE_OPENBLAS
 // One OpenBLAS call on rows [i0, i1) and columns [j0, j1) of C.
 template <class T>
@@ -145,35 +181,27 @@ void openblas_block(const GemmArgs& g, const T* A, const T* B, T* C, int64_t i0,
                 int(g.ldb), g.beta, c, int(g.ldc));
 }
 
-constexpr double kMinBlockWork = 2e6;  // multiply-adds; OpenBLAS's small path stops at 10⁶
-constexpr int64_t kBlockAlign = 16;    // block edges on whole register tiles
-
 template <class T>
 void gemm_openblas_typed(const GemmArgs& g) {
   static std::once_flag single;
   std::call_once(single, [] { openblas_set_num_threads(1); });
-  const double work = double(g.m) * double(g.n) * double(g.k);
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, int64_t(work / kMinBlockWork)));
-  // Split the longer side of C; block edges on whole tiles unless that starves the last block.
+  // Split the longer side of C.
   const bool by_cols = g.n >= g.m;
-  const int64_t side = by_cols ? g.n : g.m;
-  int64_t step = (side + parts * kBlockAlign - 1) / (parts * kBlockAlign) * kBlockAlign;
-  auto smallest_block_work = [&] { return double(side - (parts - 1) * step) / double(side) * work; };
-  if (parts > 1 && smallest_block_work() <= kMinBlockWork / 2) step = (side + parts - 1) / parts;
-  if (parts > 1 && smallest_block_work() <= kMinBlockWork / 2) parts = 1;
+  const std::vector<std::pair<int64_t, int64_t>> blocks =
+      g.whole ? std::vector<std::pair<int64_t, int64_t>>{{0, by_cols ? g.n : g.m}}
+              : gemm_blocks(by_cols ? g.n : g.m, double(g.m) * double(g.n) * double(g.k));
+  const int64_t team = omp_in_parallel() ? 1 : std::min<int64_t>(omp_get_max_threads(), int64_t(blocks.size()));
   for (int64_t b = 0; b < g.batch; ++b) {
     const T* A = static_cast<const T*>(g.a) + b * g.stride_a;
     const T* B = static_cast<const T*>(g.b) + b * g.stride_b;
     T* C = static_cast<T*>(g.c) + b * g.stride_c;
-    if (parts == 1 || g.m == 0 || g.n == 0) {
+    if (blocks.size() == 1 || g.m == 0 || g.n == 0) {
       openblas_block(g, A, B, C, 0, g.m, 0, g.n);
       continue;
     }
-#pragma omp parallel for schedule(static) num_threads(int(parts))
-    for (int64_t p = 0; p < parts; ++p) {
-      const int64_t lo = std::min(side, p * step), hi = std::min(side, lo + step);
-      if (lo == hi) continue;
+#pragma omp parallel for schedule(static) num_threads(int(team)) if (team > 1)
+    for (size_t p = 0; p < blocks.size(); ++p) {
+      const auto [lo, hi] = blocks[p];
       if (by_cols) openblas_block(g, A, B, C, 0, g.m, lo, hi);
       else openblas_block(g, A, B, C, lo, hi, 0, g.n);
     }

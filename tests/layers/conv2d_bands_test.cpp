@@ -1,7 +1,9 @@
 // The CPU convolution's row bands (layers/conv2d_cpu.cpp): forward and backward-data in bands
-// must give exactly the bits of one pass, and both must match the direct loop. The same holds
-// for small convolutions run one sample per thread (CBST_CPU_CONV_SAMPLES), and for the
-// backward-filter whose threads each own a block of dW's columns.
+// compute the sums of one pass, so with a GEMM that sums each element in one order wherever it
+// lies (the blocked kernel) they give exactly its bits, and with OpenBLAS they agree with it
+// and with the direct loop. Small convolutions run one sample per thread
+// (CBST_CPU_CONV_SAMPLES), and the backward-filter whose threads each own blocks of dW's
+// columns, give the bits of one thread with any GEMM.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "engine/autograd.h"
+#include "engine/kernels.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "layers/conv2d.h"
@@ -30,6 +33,7 @@ Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandC
                const char* samples = "1") {
   setenv("CBST_CPU_CONV_BAND_KB", band_kb, 1);
   setenv("CBST_CPU_CONV_SAMPLES", samples, 1);
+  setenv("CBST_CPU_CONV_DIRECT", "0", 1);  // forward through im2col, in bands
   Tensor x = x0.detach(), w = w0.detach(), b = b0.detach();
   x.set_requires_grad(true);
   w.set_requires_grad(true);
@@ -39,6 +43,7 @@ Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandC
   y.backward(rand_uniform(y.shape(), -1, 1, DType::f32, Device::cpu(), &gen));
   unsetenv("CBST_CPU_CONV_BAND_KB");
   unsetenv("CBST_CPU_CONV_SAMPLES");
+  unsetenv("CBST_CPU_CONV_DIRECT");
   return {y.detach(), x.grad(), w.grad(), b.grad()};
 }
 
@@ -83,14 +88,23 @@ class Conv2dBands : public ::testing::TestWithParam<BandCase> {};
 TEST_P(Conv2dBands, BandedForwardAndBackwardGiveTheBitsOfOnePass) {
   const BandCase c = GetParam();
   const auto [x, w, b] = conv_inputs(c, 2, 8);
+  kern::set_cpu_gemm_impl(kern::CpuGemmImpl::blocked);
   const Grads whole = run_conv(x, w, b, c, "0");
   const Grads banded = run_conv(x, w, b, c, "256");  // 256 KB: a dozen bands or more
+  kern::set_cpu_gemm_impl(kern::CpuGemmImpl::automatic);
   EXPECT_TRUE(testing::identical(banded.y, whole.y));
   EXPECT_TRUE(testing::identical(banded.dx, whole.dx));
   EXPECT_TRUE(testing::identical(banded.dw, whole.dw));
   EXPECT_TRUE(testing::identical(banded.db, whole.db));
   // f32 sums of Ci·9 ≤ 288 products of size ≤ 0.1: rounding stays below 1e-5.
   CBST_EXPECT_CLOSE("banded forward", banded.y, direct(x, w, b, c, banded.y.size(2)), 1e-5, 1e-4);
+  // With the default GEMM (OpenBLAS where the build has it): the same values up to rounding.
+  const Grads whole_blas = run_conv(x, w, b, c, "0");
+  const Grads banded_blas = run_conv(x, w, b, c, "256");
+  CBST_EXPECT_CLOSE("banded forward, default GEMM", banded_blas.y, direct(x, w, b, c, banded.y.size(2)), 1e-5, 1e-4);
+  CBST_EXPECT_CLOSE("banded backward-data, default GEMM", banded_blas.dx, whole_blas.dx, 1e-5, 1e-4);
+  EXPECT_TRUE(testing::identical(banded_blas.dw, whole_blas.dw));  // backward-filter has no bands
+  CBST_EXPECT_CLOSE("backward-data, default GEMM against the blocked kernel", whole_blas.dx, whole.dx, 1e-5, 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dBands,
@@ -127,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dSamples,
 
 // Backward-filter on two threads, each owning a block of dW's columns (its rows of every
 // sample's col, and its block's GEMM with β = 1 after the first sample), against one thread,
-// which runs one GEMM per sample over all of dW: the same bits, and the path was taken.
+// which runs the same blocks in turn: the same bits, and the path was taken.
 class Conv2dFilterBlocks : public ::testing::TestWithParam<std::pair<BandCase, int64_t>> {};
 
 TEST_P(Conv2dFilterBlocks, ThreadsOwningColumnsGiveTheBitsOfOneThread) {
