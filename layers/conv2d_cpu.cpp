@@ -410,7 +410,7 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   const T* dyp = dy.data<T>();
   Workspace<T> col(pointwise ? 0 : d.ckk() * d.hwo());
   // dW's columns cut by kern::cpu::gemm's rule, from the shape alone.
-  const auto blocks = pointwise ? std::vector<std::pair<int64_t, int64_t>>{{0, d.ckk()}}
+  const auto blocks = pointwise ? std::vector<std::pair<int64_t, int64_t>>{}
                                 : kern::cpu::gemm_blocks(d.ckk(), double(d.co) * double(d.ckk()) * double(d.hwo()));
   if (d.n > 0 && blocks.size() > 1) {
     owned_filter_blocks.fetch_add(1, std::memory_order_relaxed);

@@ -187,9 +187,10 @@ void gemm_openblas_typed(const GemmArgs& g) {
   std::call_once(single, [] { openblas_set_num_threads(1); });
   // Split the longer side of C.
   const bool by_cols = g.n >= g.m;
+  const int64_t side = by_cols ? g.n : g.m;
   const std::vector<std::pair<int64_t, int64_t>> blocks =
-      g.whole ? std::vector<std::pair<int64_t, int64_t>>{{0, by_cols ? g.n : g.m}}
-              : gemm_blocks(by_cols ? g.n : g.m, double(g.m) * double(g.n) * double(g.k));
+      g.whole ? std::vector<std::pair<int64_t, int64_t>>{{0, side}}
+              : gemm_blocks(side, double(g.m) * double(g.n) * double(g.k));
   const int64_t team = omp_in_parallel() ? 1 : std::min<int64_t>(omp_get_max_threads(), int64_t(blocks.size()));
   for (int64_t b = 0; b < g.batch; ++b) {
     const T* A = static_cast<const T*>(g.a) + b * g.stride_a;
