@@ -106,13 +106,13 @@ void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_
     }
     return;
   }
+  const auto [lo, hi] = rows_inside(shift, g.stride, d.w, 0, d.wo);  // the columns inside, as the rows
   for (int64_t oh = a; oh < b; ++oh) {
     const T* in = plane + (oh * g.stride + row_offset) * d.w;
     T* out = row + (oh - oh0) * d.wo;
-    for (int64_t ow = 0; ow < d.wo; ++ow) {
-      const int64_t iw = ow * g.stride + shift;
-      out[ow] = (iw >= 0 && iw < d.w) ? in[iw] : T(0);
-    }
+    std::fill(out, out + lo, T(0));
+    for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * g.stride + shift];
+    std::fill(out + hi, out + d.wo, T(0));
   }
 }
 
@@ -136,7 +136,7 @@ void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g, int64_t oh
         const T* row = col + ((c * d.kh + i) * d.kw + j) * cols;
         const int64_t row_offset = i * g.dilation - g.pad, shift = j * g.dilation - g.pad;
         const auto [a, b] = rows_inside(row_offset, g.stride, d.h, oh0, oh1);  // as im2col
-        const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
+        const auto [lo, hi] = rows_inside(shift, g.stride, d.w, 0, d.wo);
         for (int64_t oh = a; oh < b; ++oh) {
           T* out = x + (c * d.h + oh * g.stride + row_offset) * d.w;
           const T* in = row + (oh - oh0) * d.wo;
@@ -144,10 +144,7 @@ void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g, int64_t oh
             for (int64_t ow = lo; ow < hi; ++ow) out[ow + shift] += in[ow];
             continue;
           }
-          for (int64_t ow = 0; ow < d.wo; ++ow) {
-            const int64_t iw = ow * g.stride + shift;
-            if (iw >= 0 && iw < d.w) out[iw] += in[ow];
-          }
+          for (int64_t ow = lo; ow < hi; ++ow) out[ow * g.stride + shift] += in[ow];
         }
       }
 }

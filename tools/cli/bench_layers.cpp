@@ -1,5 +1,6 @@
 // `cbst bench layers`: forward and backward time of single layers at the shapes FCN8s-VGG16
-// and ResNet-38 (batch 1, 128×128) and the demo's small-fcn (batch 4, 96×96) run on the CPU.
+// and ResNet-38 (batch 1, 128×128), small-fcn and the demo's small-deeplabv3plus (batch 4, 96×96)
+// run on the CPU.
 // tools/bench/layers_torch.py reads this program's JSON and times the same cases in PyTorch
 // (tools/bench/compare_cpu.sh runs both), so the table of cases below is the only one.
 //
@@ -93,6 +94,20 @@ const std::vector<LayerCase>& cases() {
       {.name = "sfcn pool1", .op = "maxpool", .n = 4, .c = 16, .h = 96, .w = 96, .k = 2, .stride = 2, .ceil_mode = true},
       {.name = "sfcn upsample", .op = "upsample", .n = 4, .c = 19, .h = 24, .w = 24, .out_h = 96, .out_w = 96},
       {.name = "sfcn softmax-ce", .op = "softmax_ce", .n = 4, .c = 19, .h = 96, .w = 96},
+      // small-deeplabv3plus (the demo's model) at the same batch 4 of 96×96 crops.
+      {.name = "sdl stem1 s2", .op = "conv", .n = 4, .c = 3, .h = 96, .w = 96, .co = 24, .k = 3, .stride = 2, .pad = 1},
+      {.name = "sdl stem2", .op = "conv", .n = 4, .c = 24, .h = 48, .w = 48, .co = 32, .k = 3, .pad = 1},
+      {.name = "sdl layer1", .op = "conv", .n = 4, .c = 32, .h = 24, .w = 24, .co = 32, .k = 3, .pad = 1},
+      {.name = "sdl layer2 s2", .op = "conv", .n = 4, .c = 32, .h = 24, .w = 24, .co = 64, .k = 3, .stride = 2, .pad = 1},
+      {.name = "sdl layer3 dil2", .op = "conv", .n = 4, .c = 96, .h = 12, .w = 12, .co = 96, .k = 3, .pad = 2, .dilation = 2},
+      {.name = "sdl aspp dil9", .op = "conv", .n = 4, .c = 96, .h = 12, .w = 12, .co = 64, .k = 3, .pad = 9, .dilation = 9},
+      {.name = "sdl aspp 1x1", .op = "conv", .n = 4, .c = 256, .h = 12, .w = 12, .co = 64, .k = 1},
+      {.name = "sdl decoder1", .op = "conv", .n = 4, .c = 80, .h = 24, .w = 24, .co = 64, .k = 3, .pad = 1},
+      {.name = "sdl decoder2", .op = "conv", .n = 4, .c = 88, .h = 48, .w = 48, .co = 32, .k = 3, .pad = 1},
+      {.name = "sdl classifier", .op = "conv", .n = 4, .c = 32, .h = 48, .w = 48, .co = 19, .k = 1, .bias = true},
+      {.name = "sdl bn train", .op = "bn_train", .n = 4, .c = 32, .h = 48, .w = 48},
+      {.name = "sdl pool 3x3", .op = "maxpool", .n = 4, .c = 32, .h = 48, .w = 48, .k = 3, .stride = 2, .pad = 1},
+      {.name = "sdl upsample", .op = "upsample", .n = 4, .c = 19, .h = 48, .w = 48, .out_h = 96, .out_w = 96},
   };
   return table;
 }
