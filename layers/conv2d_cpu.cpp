@@ -78,8 +78,8 @@ inline std::pair<int64_t, int64_t> rows_inside(int64_t offset, int64_t stride, i
 // col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1). Pure copies and
 // zeros; on small maps (ResNet-38's 16×16 at dilation 12, the demo's 24×24) the per-row
 // bookkeeping costs more than the copy, so the rows a tap never reaches are zeroed in one
-// run, and a tap that lands on whole input rows (stride 1, no shift, Wo = W) copies its rows
-// in one run.
+// run, and in a "same" convolution (stride 1, Wo = W) a tap copies all its rows in one run
+// and then zeroes the columns that fall outside the image.
 template <class T>
 void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1, int64_t r) {
   const int64_t cols = (oh1 - oh0) * d.wo;
@@ -93,8 +93,21 @@ void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_
   const int64_t shift = j * g.dilation - g.pad;  // iw = ow·stride + shift
   if (g.stride == 1) {  // the common case: one contiguous run between the pads
     const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
-    if (lo == 0 && hi == d.wo && d.wo == d.w) {  // then shift = 0: rows a..b are input rows
-      std::copy(plane + (a + row_offset) * d.w, plane + (b + row_offset) * d.w, row + (a - oh0) * d.wo);
+    if (d.wo == d.w && std::abs(shift) < d.w && a < b) {
+      // A "same" convolution: the tap's rows a..b are input rows a + row_offset.. shifted by
+      // `shift`, so they are one run of the plane; the columns each row's run takes from its
+      // neighbour row (or never gets) are those outside [lo, hi), zeroed after.
+      const T* src = plane + (a + row_offset) * d.w;
+      T* dst = row + (a - oh0) * d.wo;
+      const int64_t run = (b - a) * d.w;
+      if (shift >= 0) std::copy(src + shift, src + run, dst);  // dst[k] = src[k + shift]
+      else std::copy(src, src + run + shift, dst - shift);
+      if (lo > 0 || hi < d.wo)
+        for (int64_t oh = a; oh < b; ++oh) {
+          T* out = row + (oh - oh0) * d.wo;
+          std::fill(out, out + lo, T(0));
+          std::fill(out + hi, out + d.wo, T(0));
+        }
       return;
     }
     for (int64_t oh = a; oh < b; ++oh) {
