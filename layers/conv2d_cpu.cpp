@@ -102,12 +102,13 @@ void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_
       const int64_t run = (b - a) * d.w;
       if (shift >= 0) std::copy(src + shift, src + run, dst);  // dst[k] = src[k + shift]
       else std::copy(src, src + run + shift, dst - shift);
-      if (lo > 0 || hi < d.wo)
-        for (int64_t oh = a; oh < b; ++oh) {
-          T* out = row + (oh - oh0) * d.wo;
-          std::fill(out, out + lo, T(0));
-          std::fill(out + hi, out + d.wo, T(0));
-        }
+      // Column by column down the rows: usually one or two columns of single stores, where a
+      // fill per row would be two library calls per row.
+      const auto zero_column = [&](int64_t ow) {
+        for (int64_t oh = a; oh < b; ++oh) dst[(oh - a) * d.wo + ow] = T(0);
+      };
+      for (int64_t ow = 0; ow < lo; ++ow) zero_column(ow);
+      for (int64_t ow = hi; ow < d.wo; ++ow) zero_column(ow);
       return;
     }
     for (int64_t oh = a; oh < b; ++oh) {
@@ -123,9 +124,9 @@ void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_
   for (int64_t oh = a; oh < b; ++oh) {
     const T* in = plane + (oh * g.stride + row_offset) * d.w;
     T* out = row + (oh - oh0) * d.wo;
-    std::fill(out, out + lo, T(0));
+    for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
     for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * g.stride + shift];
-    std::fill(out + hi, out + d.wo, T(0));
+    for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
   }
 }
 

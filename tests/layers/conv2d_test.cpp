@@ -42,6 +42,9 @@ std::vector<ConvCase> conv_cases() {
       // Taps that reach only a few rows of the map (ResNet-38's dilation 12 on 16×16).
       {"DilatedBeyondTheMap", 1, 3, 6, 5, 2, 3, 3, {.stride = 1, .pad = 4, .dilation = 4}},
       {"DilatedStridedPadded", 2, 2, 7, 6, 2, 3, 3, {.stride = 2, .pad = 3, .dilation = 3}},
+      // Output as wide as the input (im2col copies such a tap's rows in one run), while the
+      // side taps miss the map entirely: their columns must come out all zero.
+      {"SameWidthTapsPastTheEdge", 1, 2, 4, 3, 2, 3, 3, {.stride = 1, .pad = 4, .dilation = 4}},
   };
 }
 
