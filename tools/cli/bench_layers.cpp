@@ -101,7 +101,7 @@ const std::vector<LayerCase>& cases() {
       {.name = "sdl layer2 s2", .op = "conv", .n = 4, .c = 32, .h = 24, .w = 24, .co = 64, .k = 3, .stride = 2, .pad = 1},
       {.name = "sdl layer3 dil2", .op = "conv", .n = 4, .c = 96, .h = 12, .w = 12, .co = 96, .k = 3, .pad = 2, .dilation = 2},
       {.name = "sdl aspp dil9", .op = "conv", .n = 4, .c = 96, .h = 12, .w = 12, .co = 64, .k = 3, .pad = 9, .dilation = 9},
-      {.name = "sdl aspp 1x1", .op = "conv", .n = 4, .c = 256, .h = 12, .w = 12, .co = 64, .k = 1},
+      {.name = "sdl project 1x1", .op = "conv", .n = 4, .c = 320, .h = 12, .w = 12, .co = 64, .k = 1},
       {.name = "sdl decoder1", .op = "conv", .n = 4, .c = 80, .h = 24, .w = 24, .co = 64, .k = 3, .pad = 1},
       {.name = "sdl decoder2", .op = "conv", .n = 4, .c = 88, .h = 48, .w = 48, .co = 32, .k = 3, .pad = 1},
       {.name = "sdl classifier", .op = "conv", .n = 4, .c = 32, .h = 48, .w = 48, .co = 19, .k = 1, .bias = true},
