@@ -91,8 +91,8 @@ void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_
   std::fill(row + (b - oh0) * d.wo, row + cols, T(0));
   const T* plane = x + c * d.h * d.w;
   const int64_t shift = j * g.dilation - g.pad;  // iw = ow·stride + shift
+  const auto [lo, hi] = rows_inside(shift, g.stride, d.w, 0, d.wo);  // the columns inside, as the rows
   if (g.stride == 1) {  // the common case: one contiguous run between the pads
-    const int64_t lo = std::clamp<int64_t>(-shift, 0, d.wo), hi = std::clamp<int64_t>(d.w - shift, lo, d.wo);
     if (d.wo == d.w && std::abs(shift) < d.w && a < b) {
       // A "same" convolution: the tap's rows a..b are input rows a + row_offset.. shifted by
       // `shift`, so they are one run of the plane; the columns each row's run takes from its
@@ -120,7 +120,6 @@ void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_
     }
     return;
   }
-  const auto [lo, hi] = rows_inside(shift, g.stride, d.w, 0, d.wo);  // the columns inside, as the rows
   for (int64_t oh = a; oh < b; ++oh) {
     const T* in = plane + (oh * g.stride + row_offset) * d.w;
     T* out = row + (oh - oh0) * d.wo;
