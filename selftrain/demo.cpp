@@ -166,8 +166,8 @@ void run_demo(const DemoConfig& cfg) {
   train.workers = cfg.workers;
   train.device = cfg.device;
   train.seed = cfg.seed;
-  auto training_flags = [&](StepOptions& s, double lr, bool jitter) {
-    s.add("model", cfg.model).add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(cfg.crop))
+  auto training_flags = [&](StepOptions& s, double lr, bool jitter, int64_t crop) {
+    s.add("model", cfg.model).add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(crop))
         .add("scale-range", num(cfg.min_scale) + "," + num(cfg.max_scale)).add("lr", num(lr));
     if (jitter && cfg.color_jitter.enabled()) s.add("color-jitter", cfg.color_jitter.str());
     if (jitter && cfg.blur.enabled()) s.add("blur", cfg.blur.str());
@@ -182,7 +182,7 @@ void run_demo(const DemoConfig& cfg) {
     StepOptions s{"train", {}};
     s.add("data", data).add("eval", eval).add("epochs", std::to_string(epochs)).add("poly", "")
         .add("warmup-iters", std::to_string(cfg.warmup_iters));
-    training_flags(s, cfg.lr, jitter);
+    training_flags(s, cfg.lr, jitter, cfg.crop);
     s.add("run", at(name));
     const Clock::time_point t = Clock::now();
     // Member by member: the configs' members without default initialisers would trip
@@ -254,7 +254,7 @@ void run_demo(const DemoConfig& cfg) {
       s.add("regularizer", cfg.regularizer);
       if (cfg.reg_weight >= 0) s.add("reg-weight", num(cfg.reg_weight));
     }
-    training_flags(s, cfg.adapt_lr, true);
+    training_flags(s, cfg.adapt_lr, true, cfg.self_training_crop());
     s.add("run", at(name));
     AdaptConfig a;
     a.model = cfg.model;
@@ -273,6 +273,7 @@ void run_demo(const DemoConfig& cfg) {
     a.epochs_per_round = cfg.epochs_per_round;
     a.train = train;
     a.train.lr = cfg.adapt_lr;
+    a.train.crop_height = a.train.crop_width = cfg.self_training_crop();
     a.train.color_jitter = cfg.color_jitter;
     a.train.blur = cfg.blur;
     a.run = at(name);

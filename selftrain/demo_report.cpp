@@ -365,7 +365,8 @@ std::string demo_report_html(const DemoReportInput& in) {
   h += "<p class=\"note\">Source: game-like renders with flat colours (GTA5 layout). Target: the same kind of street "
        "scenes with another colour table, textures, noise, blur, illumination and more people and bicycles "
        "(Cityscapes layout). ST, CBST and CBST-SP start from the same source model and run the same schedule (" +
-       count_of(cfg.rounds, "round") + " × " + count_of(cfg.epochs_per_round, "epoch") + ", portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round, CRST regulariser " +
+       count_of(cfg.rounds, "round") + " × " + count_of(cfg.epochs_per_round, "epoch") + ", " +
+       std::to_string(cfg.self_training_crop()) + "-pixel crops, portion " + fmt(cfg.portion.start, 2) + " + " + fmt(cfg.portion.step, 2) + " per round, CRST regulariser " +
        html_escape(cfg.regularizer) +
        (cfg.regularizer == "none" ? std::string()
                                   : " with weight " + fmt(cfg.reg_weight >= 0 ? cfg.reg_weight

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "selftrain/demo.h"
 #include "tests/tools/cli_runner.h"
 #include "weights/json.h"
 
@@ -76,6 +77,21 @@ TEST(DemoCheck, BalancedHtmlCheckerCatchesMistakes) {
   EXPECT_NE(check_balanced_html("<table><tr><td>1</tr></table>"), "");
 }
 
+// Self-training's crop follows the image unless given: the shorter side, so 96 at the default
+// 96x192 (the crop the recipe was fixed with) and 128 at 128x256.
+TEST(DemoConfig, SelfTrainingCropIsTheShorterSideUnlessGiven) {
+  DemoConfig c = demo_defaults(false);
+  EXPECT_EQ(c.crop, 96);
+  EXPECT_EQ(c.self_training_crop(), 96);
+  c.height = 128, c.width = 256;
+  EXPECT_EQ(c.self_training_crop(), 128);
+  c.height = 300, c.width = 200;
+  EXPECT_EQ(c.self_training_crop(), 200);
+  c.adapt_crop = 64;
+  EXPECT_EQ(c.self_training_crop(), 64);
+  EXPECT_EQ(demo_defaults(true).self_training_crop(), demo_defaults(true).crop);
+}
+
 TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   const fs::path dir = fs::temp_directory_path() / ("cbst_demo_test_" + std::to_string(::getpid()));
   fs::remove_all(dir);
@@ -87,7 +103,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_NE(bad.output.find("cbst: error: --scale-range '2,1' is not MIN,MAX"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(out));
   const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
-                          "--scale-range 0.75,1.5 --round-schedule constant --out " + out.string(),
+                          "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --out " + out.string(),
                           (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
@@ -142,6 +158,11 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* m : {"source-only", "st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("blur"), std::string::npos) << m;
   EXPECT_EQ(read_text(out / "oracle" / "config.toml").find("blur"), std::string::npos);
+  // Self-training takes its own crop; source-only and the oracle keep --quick's 48.
+  for (const char* m : {"st", "cbst", "cbst-sp"})
+    EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 40\n"), std::string::npos) << m;
+  for (const char* m : {"source-only", "oracle"})
+    EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 48\n"), std::string::npos) << m;
 
   // report.html: well-formed, the table with the five rows and the class names, the
   // charts and panels inline, nothing loaded from elsewhere.

@@ -3,7 +3,7 @@
 //   cbst demo [--device cpu|cuda] [--quick] [--out DIR] [--seed S] [--size HxW]
 //             [--source N] [--target-train N] [--target-val N] [--source-epochs N]
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
-//             [--batch N] [--crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
+//             [--batch N] [--crop N] [--adapt-crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
 //             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
 //             [--warmup-iters N]
 //
@@ -109,7 +109,11 @@ cli::Command reg(
       cmd.add_option("--adapt-lr", g.adapt_lr, "learning rate of the first self-training round (default " +
                                                    numbers({full.adapt_lr}) + ")")->check(cbst::cli::Positive());
       cmd.add_option("--batch", g.batch, "images per batch" + both(full.batch, quick.batch))->check(cbst::cli::InRange(1, 1024));
-      cmd.add_option("--crop", g.crop, "square training crop" + both(full.crop, quick.crop))->check(cbst::cli::InRange(8, 4096));
+      cmd.add_option("--crop", g.crop, "square training crop of source-only and oracle" + both(full.crop, quick.crop))
+          ->check(cbst::cli::InRange(8, 4096));
+      cmd.add_option("--adapt-crop", g.adapt_crop,
+                     "square training crop of ST, CBST and CBST-SP (default: the image's shorter side)")
+          ->check(cbst::cli::InRange(8, 4096));
       cmd.add_option("--panels", g.panels, "sample panels in the report" + both(full.panels, quick.panels))
           ->check(cbst::cli::InRange(0, 64));
       cmd.add_option("--workers", g.workers, "data-loading threads" + both(full.workers, quick.workers))->check(cbst::cli::InRange(0, 64));
@@ -139,6 +143,7 @@ cli::Command reg(
         take("--adapt-lr", c.adapt_lr, g.adapt_lr);
         take("--batch", c.batch, g.batch);
         take("--crop", c.crop, g.crop);
+        take("--adapt-crop", c.adapt_crop, g.adapt_crop);
         take("--panels", c.panels, g.panels);
         take("--workers", c.workers, g.workers);
         if (cmd.count("--style-gap")) c.style_gap = data::parse_style_gap(f->style_gap, "--style-gap");
