@@ -8,7 +8,8 @@
 //   backward filter  dW  += dy_n · colᵀ            summed over the batch
 // with W viewed as (Co, Ci·kh·kw). A 1×1 kernel with stride 1 and no padding needs no im2col
 // (col is the image itself). Rows of im2col and channels of col2im are independent, so they
-// are split across OpenMP threads; results do not depend on the thread count.
+// are split across OpenMP threads; results do not depend on the thread count. Thin stride-1
+// f32 layers take a direct kernel instead, forward and backward-data (direct_pays below).
 //
 // Forward and backward-data work on bands of output rows so that the band's col matrix
 // (about kBandBytes) is still in cache when the GEMM reads it or col2im scatters it; the full
@@ -28,12 +29,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
-#include <map>
-#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -243,70 +240,87 @@ void forward_band(T* col, const T* xn, T* yn, const T* w, const Dims& d, const C
   kern::cpu::gemm(a);
 }
 
-// The direct kernel (conv2d_direct.h) where it can give the GEMM's bits: f32, stride 1, not
-// pointwise, Ci·kh·kw within the SGEMM kernel's K block, and each sample's product large
-// enough for OpenBLAS's blocked kernel rather than its small-matrix path. Whether the bits
-// agree is then checked, not assumed: the first sample of each layer shape in the process is
-// computed both ways, and a shape where they differ keeps im2col + GEMM.
-// CBST_CPU_CONV_DIRECT=0 turns the direct kernel off (tests compare both ways).
-constexpr int64_t kDirectMaxK = 320;
+// The direct kernel (conv2d_direct.h) for thin f32 layers. Each output is 0 + one chain of
+// fused multiply-adds in the taps' order, so the bits follow from the shape alone, never from
+// the thread count. Forward, they are the GEMM path's bits wherever OpenBLAS's SGEMM sums
+// each element as one chain in k order (its AVX-512 kernel, for K ≤ 320); its AVX2 kernel
+// (Haswell, Zen up to Zen 3) sums a few columns of each call in another order, so there the
+// two paths differ in the last bits of those columns. Backward-data sums in another order
+// than col2im's (the taps reversed, channel-major), so its last bits differ from the GEMM
+// path's on every CPU. CBST_CPU_CONV_DIRECT=0 turns the direct kernel off (tests compare
+// both ways).
+//
+// Where it pays, as measured on the AVX2 Zen 3 (README "CPU performance"): stride 1, not pointwise,
+// and a GEMM that runs below its rate, which is when its K (the chain: Ci·kh·kw forward,
+// Co·kh·kw backward-data) is short or its M (the filters the direct kernel computes: Co
+// forward, Ci backward-data) is thin; at least 4 of those filters (its register block) and
+// an output 16 wide (two vectors: a 12-wide map leaves a third of the row to scalar code, and
+// the demo model's dilated 12² layers ran ten times slower direct); and a product above the
+// small-matrix size.
+constexpr int64_t kDirectMaxK = 320, kDirectThinM = 32;
 
-DirectGeometry direct_geometry(const Dims& d, const ConvGeometry& g) {
-  return {d.ci, d.h, d.w, d.h + 2 * g.pad, d.w + 2 * g.pad, d.co, d.kh, d.kw, g.pad, g.dilation, d.ho, d.wo};
+bool direct_pays(const Dims& d, const ConvGeometry& g, int64_t chain, int64_t filters, int64_t width) {
+  return g.stride == 1 && !is_pointwise(d, g) && (chain <= kDirectMaxK || filters <= kDirectThinM) && filters >= 4 &&
+         width >= 16 && d.n > 0 && d.ho > 0 && double(d.co * d.ckk()) * double(d.hwo()) > kMinBandWork &&
+         direct_forward_available();
 }
 
-bool direct_applies(const Dims& d, const ConvGeometry& g) {
-  return g.stride == 1 && !is_pointwise(d, g) && d.ckk() <= kDirectMaxK && d.n > 0 && d.ho > 0 && d.wo > 0 &&
-         double(d.co * d.ckk()) * double(d.hwo()) > kMinBandWork && direct_forward_available();
+bool direct_forward_applies(const Dims& d, const ConvGeometry& g) { return direct_pays(d, g, d.ckk(), d.co, d.wo); }
+
+// Backward-data as a forward convolution of dy: dx[c] = Σ_co wt[c][co] ⋆ dy[co] with the
+// filters transposed and turned by 180° and dy padded by dilation·(k − 1) − pad, which gives
+// dx's own size. Square kernels with pad ≤ dilation·(k − 1) only.
+bool direct_backward_applies(const Dims& d, const ConvGeometry& g) {
+  return d.kh == d.kw && g.pad <= g.dilation * (d.kh - 1) && direct_pays(d, g, d.co * d.kh * d.kw, d.ci, d.w);
 }
 
-bool direct_agrees(const Dims& d, const ConvGeometry& g, const float* x, const float* w) {
-  static std::mutex mutex;
-  static std::map<std::array<int64_t, 8>, bool> verdicts;
-  const std::array<int64_t, 8> key{d.ci, d.h, d.w, d.co, d.kh, d.kw, g.pad, g.dilation};
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = verdicts.find(key); it != verdicts.end()) return it->second;
-  }
-  const DirectGeometry q = direct_geometry(d, g);
-  std::vector<float> by_gemm(size_t(d.co * d.hwo())), direct(by_gemm.size());
-  std::vector<float> col(size_t(d.ckk() * d.hwo())), padded(size_t(q.ci * q.hp * q.wp));
-  forward_band(col.data(), x, by_gemm.data(), w, d, g, false, 0, d.ho);
-  pad_image(padded.data(), x, q);
-  direct_forward_rows(direct.data(), padded.data(), w, q, 0, d.ho);
-  const bool same = std::memcmp(by_gemm.data(), direct.data(), by_gemm.size() * sizeof(float)) == 0;
-  std::lock_guard<std::mutex> lock(mutex);
-  verdicts.emplace(key, same);
-  return same;
-}
+std::atomic<int64_t> direct_forwards{0}, direct_backwards{0};
 
-std::atomic<int64_t> direct_forwards{0};
-
-void direct_forward(float* y, const float* x, const float* w, const Dims& d, const ConvGeometry& g) {
-  direct_forwards.fetch_add(1, std::memory_order_relaxed);
-  const DirectGeometry q = direct_geometry(d, g);
-  const int64_t padded = q.ci * q.hp * q.wp, image = d.ci * d.h * d.w, out = d.co * d.hwo();
+// y_n = the direct kernel over x_n for n samples (`in` and `out` floats apart), each padded
+// into a workspace first; samples per thread when the batch divides, else rows per thread.
+void direct_run(float* y, const float* x, const float* w, const DirectGeometry& q, const Dims& d, int64_t in,
+                int64_t out) {
+  const int64_t padded = q.ci * q.hp * q.wp;
   const int team = sample_team(d, 1);
   if (team > 1) {
     Workspace<float> pads(padded * team);
 #pragma omp parallel for schedule(static) num_threads(team)
     for (int64_t n = 0; n < d.n; ++n) {
       float* xp = pads.data() + omp_get_thread_num() * padded;
-      pad_image(xp, x + n * image, q);
-      direct_forward_rows(y + n * out, xp, w, q, 0, d.ho);
+      pad_image(xp, x + n * in, q);
+      direct_forward_rows(y + n * out, xp, w, q, 0, q.ho);
     }
     return;
   }
   // One range of rows per thread: each call sets up the kernel's tap offsets once.
   Workspace<float> pad(padded);
   for (int64_t n = 0; n < d.n; ++n) {
-    pad_image(pad.data(), x + n * image, q);
+    pad_image(pad.data(), x + n * in, q);
 #pragma omp parallel
     {
       const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-      direct_forward_rows(y + n * out, pad.data(), w, q, d.ho * t / threads, d.ho * (t + 1) / threads);
+      direct_forward_rows(y + n * out, pad.data(), w, q, q.ho * t / threads, q.ho * (t + 1) / threads);
     }
   }
+}
+
+void direct_forward(float* y, const float* x, const float* w, const Dims& d, const ConvGeometry& g) {
+  direct_forwards.fetch_add(1, std::memory_order_relaxed);
+  const DirectGeometry q{d.ci, d.h, d.w, d.h + 2 * g.pad, d.w + 2 * g.pad, d.co, d.kh, d.kw, g.pad, g.dilation,
+                         d.ho, d.wo};
+  direct_run(y, x, w, q, d, d.ci * d.h * d.w, d.co * d.hwo());
+}
+
+void direct_backward_data(float* dx, const float* dy, const float* w, const Dims& d, const ConvGeometry& g) {
+  direct_backwards.fetch_add(1, std::memory_order_relaxed);
+  const int64_t k = d.kh, taps = k * k, pad = g.dilation * (k - 1) - g.pad;
+  // wt[c][co][i][j] = w[co][c][k − 1 − i][k − 1 − j]
+  std::vector<float> wt(size_t(d.ci * d.co * taps));
+  for (int64_t c = 0; c < d.ci; ++c)
+    for (int64_t co = 0; co < d.co; ++co)
+      for (int64_t t = 0; t < taps; ++t) wt[size_t((c * d.co + co) * taps + t)] = w[(co * d.ci + c) * taps + taps - 1 - t];
+  const DirectGeometry q{d.co, d.ho, d.wo, d.ho + 2 * pad, d.wo + 2 * pad, d.ci, k, k, pad, g.dilation, d.h, d.w};
+  direct_run(dx, dy, wt.data(), q, d, d.co * d.hwo(), d.ci * d.h * d.w);
 }
 
 template <class T>
@@ -316,7 +330,7 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeomet
   T* yp = y.data<T>();
   const T* wp = w.data<T>();
   if constexpr (std::is_same_v<T, float>) {
-    if (direct_applies(d, g) && direct_agrees(d, g, xp, wp)) return direct_forward(yp, xp, wp, d, g);
+    if (direct_forward_applies(d, g)) return direct_forward(yp, xp, wp, d, g);
   }
   const bool pointwise = is_pointwise(d, g);
   const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
@@ -360,6 +374,9 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
   T* dxp = dx.data<T>();
   const T* dyp = dy.data<T>();
   const T* wp = w.data<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    if (direct_backward_applies(d, g)) return direct_backward_data(dxp, dyp, wp, d, g);
+  }
   const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
   const int64_t image = d.ci * d.h * d.w;
   const int team = sample_team(d, row_bands.size());
@@ -489,6 +506,7 @@ void through_f32(const Tensor& out, const Tensor& a, const Tensor& b, Primitive 
 
 int64_t owned_filter_block_count() { return owned_filter_blocks.load(std::memory_order_relaxed); }
 int64_t direct_forward_count() { return direct_forwards.load(std::memory_order_relaxed); }
+int64_t direct_backward_count() { return direct_backwards.load(std::memory_order_relaxed); }
 
 void conv_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeometry& g) {
   if (x.dtype() == DType::bf16)

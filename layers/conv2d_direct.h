@@ -1,9 +1,11 @@
-// Direct f32 convolution forward for thin layers, with the bits of im2col + GEMM: internal
-// to the CPU convolution (conv2d_cpu.cpp), which decides where it applies and checks it.
+// Direct f32 convolution for thin layers: internal to the CPU convolution (conv2d_cpu.cpp),
+// which decides where it applies, for forward and (with the filters transposed and turned)
+// for backward-data.
 //
 // For small-fcn's conv1_2 (16 → 16 channels at 96²) the im2col matrix is as long as the
-// GEMM's work and twice the layer's input, written and read back per image; the direct
-// kernel reads a zero-padded copy of the image instead.
+// GEMM's work and twice the layer's input, written and read back per image (backward-data:
+// written by the GEMM, zeroed first, and read back by col2im); the direct kernel reads a
+// zero-padded copy of the image instead.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +24,10 @@ struct DirectGeometry {
 // at every call, so that tests can compare both paths).
 bool direct_forward_available();
 
-// Convolution forwards (whole batches) that took the direct kernel in this process.
+// Convolution forwards and backward-data passes (whole batches) that took the direct kernel
+// in this process.
 int64_t direct_forward_count();
+int64_t direct_backward_count();
 
 // The image x (ci, h, w) into xp (ci, hp, wp) with zeros around it.
 void pad_image(float* xp, const float* x, const DirectGeometry& q);

@@ -1,14 +1,12 @@
-// Direct f32 convolution forward for thin layers (layers/conv2d_direct.h).
+// Direct f32 convolution for thin layers (layers/conv2d_direct.h).
 //
-// OpenBLAS's SGEMM kernel for this CPU computes each element of C as one chain of fused
-// multiply-adds in k order when K fits its K block (K ≤ 320 here; checked against the chain
-// for M 3–64, N 1,000–9,216), and C = 0 + that chain when β = 0. Convolution forward by
-// im2col + GEMM is then, for output pixel p and filter co,
+// Each output is 0 + one chain of fused multiply-adds in im2col's row order,
 //   y[co][p] = 0 + fma(w[co][K−1], x_{K−1}(p), … fma(w[co][0], x_0(p), 0))
-// with k = (ci·kh + i)·kw + j, the order of im2col's rows. This file computes that chain
-// straight from a zero-padded copy of the image, eight pixels per vector: no col matrix, and
-// the same bits. Whether it does is not assumed: conv2d_cpu.cpp compares both on the first
-// sample of each layer shape and keeps the GEMM where they differ.
+// with k = (ci·kh + i)·kw + j, computed straight from a zero-padded copy of the image, eight
+// pixels per vector: no col matrix. That is what im2col + GEMM computes with a GEMM that sums
+// each element of C as one chain in k order when K fits its K block, as OpenBLAS's AVX-512
+// SGEMM kernel does (K ≤ 320 here; checked against the chain for M 3–64, N 1,000–9,216), so
+// there the two paths have the same bits. conv2d_cpu.cpp also runs backward-data through it.
 #include "layers/conv2d_direct.h"
 
 #include <algorithm>

@@ -1,8 +1,10 @@
-// The CPU convolution's direct forward kernel (layers/conv2d_direct.h): the kernel against its
-// definition (0 + one chain of fused multiply-adds per output, in im2col's row order), and
-// conv2d forward with and without it (CBST_CPU_CONV_DIRECT) bit for bit.
+// The CPU convolution's direct kernel (layers/conv2d_direct.h): the kernel against its
+// definition (0 + one chain of fused multiply-adds per output, in im2col's row order); conv2d
+// forward and backward-data through it against the definition bit for bit and against
+// im2col + GEMM (CBST_CPU_CONV_DIRECT=0) to rounding; and where it is not taken.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +12,7 @@
 
 #include "engine/random.h"
 #include "layers/conv2d.h"
+#include "layers/conv_backend.h"
 #include "layers/conv2d_direct.h"
 
 namespace cbst {
@@ -71,46 +74,148 @@ TEST(Conv2dDirect, KernelIsTheChainOfFusedMultiplyAddsOfTheDefinition) {
   }
 }
 
-Tensor forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t pad, int64_t dilation, const char* direct) {
-  setenv("CBST_CPU_CONV_DIRECT", direct, 1);
-  const Tensor y = conv2d(x, w, b, {.pad = pad, .dilation = dilation});
-  unsetenv("CBST_CPU_CONV_DIRECT");
-  return y;
+// dx of one sample as the direct backward-data kernel defines it: 0 + one chain of fused
+// multiply-adds per input pixel over (co, i', j'), the filter turned by 180° (i = k − 1 − i'),
+// reading dy padded by dilation·(k − 1) − pad as 0 outside.
+std::vector<float> fma_chain_backward(const std::vector<float>& dy, const std::vector<float>& w, const Shape2& s) {
+  const int64_t ho = s.h + 2 * s.pad - s.dilation * (s.k - 1), wo = s.w + 2 * s.pad - s.dilation * (s.k - 1);
+  const int64_t pad = s.dilation * (s.k - 1) - s.pad;
+  std::vector<float> dx(size_t(s.ci * s.h * s.w));
+  for (int64_t c = 0; c < s.ci; ++c)
+    for (int64_t y = 0; y < s.h; ++y)
+      for (int64_t x = 0; x < s.w; ++x) {
+        float acc = 0.0f;
+        for (int64_t co = 0; co < s.co; ++co)
+          for (int64_t i = 0; i < s.k; ++i)
+            for (int64_t j = 0; j < s.k; ++j) {
+              const int64_t r = y + i * s.dilation - pad, col = x + j * s.dilation - pad;
+              const float g = r >= 0 && r < ho && col >= 0 && col < wo ? dy[size_t((co * ho + r) * wo + col)] : 0.0f;
+              const float wv = w[size_t(((co * s.ci + c) * s.k + (s.k - 1 - i)) * s.k + (s.k - 1 - j))];
+              acc = std::fma(wv, g, acc);
+            }
+        dx[size_t((c * s.h + y) * s.w + x)] = 0.0f + acc;
+      }
+  return dx;
 }
 
-// The layers the direct kernel is for (small-fcn's conv1_1 and conv1_2 at the demo's 4x96²,
-// conv2_2, small-deeplabv3plus's stem2 and a dilated block): the same bits either way, and the
-// direct kernel is taken for exactly the layers whose GEMM path sums each output as the
-// kernel's one chain. With OpenBLAS's AVX-512 SGEMM that is all of them; its AVX2 SGEMM sums a
-// few columns of each call in another order, so there it is none (and these layers run
-// through im2col and GEMM).
-TEST(Conv2dDirect, ForwardKeepsTheBitsOfImToColAndGemm) {
-  const std::vector<Shape2> shapes{{3, 16, 96, 96, 3, 1, 1},
-                                   {16, 16, 96, 96, 3, 1, 1},
-                                   {32, 32, 48, 48, 3, 1, 1},
-                                   {24, 32, 48, 48, 3, 1, 1},
-                                   {32, 32, 24, 24, 3, 2, 2}};
-  const int64_t taken_before = conv_detail::direct_forward_count();
-  int64_t gemm_is_the_chain = 0;
-  for (const Shape2& s : shapes) {
+// Runs `f` with CBST_CPU_CONV_DIRECT set to `direct` ("0": im2col + GEMM only).
+template <class F>
+auto with_direct(const char* direct, F f) {
+  setenv("CBST_CPU_CONV_DIRECT", direct, 1);
+  auto out = f();
+  unsetenv("CBST_CPU_CONV_DIRECT");
+  return out;
+}
+
+// Largest |a − b| over max(1, |b|).
+double max_relative_gap(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])) / std::max(1.0, std::abs(double(b[i]))));
+  return worst;
+}
+
+// The layers the direct kernel is for: small-fcn's conv1_1 and conv1_2 at the demo's 4x96²,
+// conv2_2, small-deeplabv3plus's stem2 and decoder2 (88 channels: chains of 792 forward), a
+// dilated block, and a 5x5 with a smaller pad.
+const std::vector<Shape2>& thin_layers() {
+  static const std::vector<Shape2> shapes{{3, 16, 96, 96, 3, 1, 1},  {16, 16, 96, 96, 3, 1, 1},
+                                          {32, 32, 48, 48, 3, 1, 1}, {24, 32, 48, 48, 3, 1, 1},
+                                          {32, 32, 24, 24, 3, 2, 2}, {8, 6, 64, 64, 5, 1, 1},
+                                          {88, 32, 48, 48, 3, 1, 1}};
+  return shapes;
+}
+
+// Forward takes the direct kernel on these layers, every sample's output is the chain of the
+// definition, and the im2col + GEMM path agrees to rounding (to the bit with OpenBLAS's
+// AVX-512 SGEMM; in a few columns' last bits with its AVX2 one).
+TEST(Conv2dDirect, ForwardIsTheChainAndAgreesWithImToColAndGemm) {
+  if (!conv_detail::direct_forward_available()) GTEST_SKIP() << "no AVX2/FMA: the direct kernel is off";
+  for (const Shape2& s : thin_layers()) {
     Generator gen(7);
     const Tensor x = rand_uniform({4, s.ci, s.h, s.w}, -1, 1, DType::f32, Device::cpu(), &gen);
     const Tensor w = rand_uniform({s.co, s.ci, s.k, s.k}, -0.3, 0.3, DType::f32, Device::cpu(), &gen);
-    const Tensor b = rand_uniform({s.co}, -0.1, 0.1, DType::f32, Device::cpu(), &gen);
-    const std::vector<float> gemm = forward(x, w, b, s.pad, s.dilation, "0").to_vector<float>();
-    const std::vector<float> direct = forward(x, w, b, s.pad, s.dilation, "1").to_vector<float>();
+    const Tensor b = Tensor::zeros({s.co});
+    const conv_detail::ConvGeometry g{.pad = s.pad, .dilation = s.dilation};
+    const int64_t taken_before = conv_detail::direct_forward_count();
+    const std::vector<float> direct = with_direct("1", [&] { return conv2d(x, w, b, {.pad = s.pad, .dilation = s.dilation}).to_vector<float>(); });
+    EXPECT_EQ(conv_detail::direct_forward_count() - taken_before, 1) << s.ci << "->" << s.co;
+    const std::vector<float> gemm = with_direct("0", [&] { return conv2d(x, w, b, {.pad = s.pad, .dilation = s.dilation}).to_vector<float>(); });
     ASSERT_EQ(gemm.size(), direct.size());
-    EXPECT_EQ(std::memcmp(gemm.data(), direct.data(), gemm.size() * sizeof(float)), 0)
-        << s.ci << "->" << s.co << " at " << s.h << "x" << s.w;
-    // The direct kernel's check compares the first sample without bias.
-    const std::vector<float> sample(x.to_vector<float>()), weights(w.to_vector<float>());
-    const std::vector<float> plain = forward(x, w, Tensor::zeros({s.co}), s.pad, s.dilation, "0").to_vector<float>();
-    const std::vector<float> chain = fma_chain(sample, weights, s);  // reads sample 0 only
-    gemm_is_the_chain += std::memcmp(plain.data(), chain.data(), chain.size() * sizeof(float)) == 0;
+    EXPECT_LT(max_relative_gap(direct, gemm), 1e-5) << s.ci << "->" << s.co << " at " << s.h << "x" << s.w;
+    const std::vector<float> xs = x.to_vector<float>(), ws = w.to_vector<float>();
+    const size_t in = size_t(s.ci * s.h * s.w), out = direct.size() / 4;
+    for (size_t n = 0; n < 4; ++n) {
+      const std::vector<float> chain = fma_chain(std::vector<float>(xs.begin() + n * in, xs.begin() + (n + 1) * in), ws, s);
+      EXPECT_EQ(std::memcmp(chain.data(), direct.data() + n * out, out * sizeof(float)), 0)
+          << s.ci << "->" << s.co << " at " << s.h << "x" << s.w << ", sample " << n;
+    }
   }
-  if (!conv_detail::direct_forward_available()) GTEST_SKIP() << "no AVX2/FMA: compared the GEMM path with itself";
-  EXPECT_EQ(conv_detail::direct_forward_count() - taken_before, gemm_is_the_chain)
-      << "the direct kernel must be taken where, and only where, the GEMM path gives its bits";
+}
+
+// Backward-data likewise: taken on these layers, the definition's chain for every sample,
+// and the col2im path's result to rounding (the sums run in another order there).
+TEST(Conv2dDirect, BackwardDataIsTheChainAndAgreesWithColToIm) {
+  if (!conv_detail::direct_forward_available()) GTEST_SKIP() << "no AVX2/FMA: the direct kernel is off";
+  for (const Shape2& s : thin_layers()) {
+    if (s.ci < 4) continue;  // fewer filters than the kernel's block: im2col + GEMM (TakenWhereItPays)
+    const int64_t ho = s.h + 2 * s.pad - s.dilation * (s.k - 1), wo = s.w + 2 * s.pad - s.dilation * (s.k - 1);
+    Generator gen(11);
+    const Tensor dy = rand_uniform({4, s.co, ho, wo}, -1, 1, DType::f32, Device::cpu(), &gen);
+    const Tensor w = rand_uniform({s.co, s.ci, s.k, s.k}, -0.3, 0.3, DType::f32, Device::cpu(), &gen);
+    const conv_detail::ConvGeometry g{.pad = s.pad, .dilation = s.dilation};
+    auto backward = [&] {
+      const Tensor dx = Tensor::empty({4, s.ci, s.h, s.w});
+      conv_detail::conv_backward_data_cpu(dx, dy, w, g);
+      return dx.to_vector<float>();
+    };
+    const int64_t taken_before = conv_detail::direct_backward_count();
+    const std::vector<float> direct = with_direct("1", backward);
+    EXPECT_EQ(conv_detail::direct_backward_count() - taken_before, 1) << s.ci << "->" << s.co;
+    const std::vector<float> gemm = with_direct("0", backward);
+    EXPECT_LT(max_relative_gap(direct, gemm), 1e-5) << s.ci << "->" << s.co << " at " << s.h << "x" << s.w;
+    const std::vector<float> gs = dy.to_vector<float>(), ws = w.to_vector<float>();
+    const size_t in = size_t(s.co * ho * wo), out = direct.size() / 4;
+    for (size_t n = 0; n < 4; ++n) {
+      const std::vector<float> chain =
+          fma_chain_backward(std::vector<float>(gs.begin() + n * in, gs.begin() + (n + 1) * in), ws, s);
+      EXPECT_EQ(std::memcmp(chain.data(), direct.data() + n * out, out * sizeof(float)), 0)
+          << s.ci << "->" << s.co << " at " << s.h << "x" << s.w << ", sample " << n;
+    }
+  }
+}
+
+// Which layers take it: stride 1, not pointwise, a short chain or thin filters, at least 4
+// filters, 16 outputs wide; backward-data also needs pad ≤ dilation·(k − 1).
+TEST(Conv2dDirect, TakenWhereItPays) {
+  struct Case {
+    int64_t ci, co, h, w, k, stride, pad;
+    bool forward, backward;
+  };
+  const std::vector<Case> cases{
+      {16, 16, 96, 96, 3, 2, 1, false, false},  // strided
+      {32, 32, 96, 96, 1, 1, 0, false, false},  // pointwise
+      {16, 16, 96, 96, 3, 1, 3, true, false},   // backward: pad past the kernel's reach
+      {64, 64, 48, 48, 3, 1, 1, false, false},  // chains of 576, 64 filters either way
+      {64, 16, 48, 48, 3, 1, 1, true, true},    // forward: 16 filters; backward: chains of 144
+      {16, 64, 48, 48, 3, 1, 1, true, true},    // forward: chains of 144; backward: 16 filters
+      {3, 16, 96, 96, 3, 1, 1, true, false},    // backward: 3 filters
+      {32, 32, 96, 12, 3, 1, 1, false, false},  // 12 wide
+  };
+  for (const Case& c : cases) {
+    Generator gen(3);
+    const Tensor x = rand_uniform({4, c.ci, c.h, c.w}, -1, 1, DType::f32, Device::cpu(), &gen);
+    const Tensor w = rand_uniform({c.co, c.ci, c.k, c.k}, -0.3, 0.3, DType::f32, Device::cpu(), &gen);
+    const Conv2dOptions o{.stride = c.stride, .pad = c.pad};
+    const int64_t forwards = conv_detail::direct_forward_count(), backwards = conv_detail::direct_backward_count();
+    const Tensor y = conv2d(x, w, Tensor(), o);
+    const Tensor dx = Tensor::empty(x.shape());
+    conv_detail::conv_backward_data_cpu(dx, rand_uniform(y.shape(), -1, 1, DType::f32, Device::cpu(), &gen), w,
+                                        {.stride = c.stride, .pad = c.pad});
+    const bool available = conv_detail::direct_forward_available();
+    EXPECT_EQ(conv_detail::direct_forward_count() - forwards, available && c.forward) << c.ci << "->" << c.co << " at " << c.h << "x" << c.w;
+    EXPECT_EQ(conv_detail::direct_backward_count() - backwards, available && c.backward) << c.ci << "->" << c.co << " at " << c.h << "x" << c.w;
+  }
 }
 
 }  // namespace
