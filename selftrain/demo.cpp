@@ -356,7 +356,7 @@ void run_demo(const DemoConfig& cfg) {
   const DemoMethodResult &src = report.methods[0], &sp = report.methods[3], &oracle = report.methods[4];
   if (oracle.eval.miou > src.eval.miou)
     std::printf("CBST-SP closes %.0f%% of the gap between source-only (%.1f) and the oracle (%.1f).\n",
-                100 * (sp.eval.miou - src.eval.miou) / (oracle.eval.miou - src.eval.miou), 100 * src.eval.miou,
+                gap_share_percent(src.eval.miou, sp.eval.miou, oracle.eval.miou), 100 * src.eval.miou,
                 100 * oracle.eval.miou);
   std::printf("report: %s\n", at("report.html").c_str());
   std::printf("cbst demo: done in %.0f s\n", seconds_since(t_start));

@@ -64,6 +64,10 @@ std::string demo_table_markdown(const std::vector<DemoMethodResult>& methods);
 constexpr double kRareClassShare = 0.01;
 std::string rare_class_summary(const std::vector<DemoMethodResult>& methods);
 
+// The share of the source-only → oracle gap that CBST-SP closes, in whole percent (rounded;
+// a share just below 0 is 0, never "-0"). Only meaningful when oracle > source.
+double gap_share_percent(double source_miou, double cbst_sp_miou, double oracle_miou);
+
 // The whole page as a string (tests parse it), and written atomically to OUT/report.html.
 std::string demo_report_html(const DemoReportInput& input);
 void write_demo_report(const DemoReportInput& input);

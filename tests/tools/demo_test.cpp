@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "selftrain/demo.h"
+#include "selftrain/demo_report.h"
 #include "tests/tools/cli_runner.h"
 #include "weights/json.h"
 
@@ -90,6 +93,18 @@ TEST(DemoConfig, SelfTrainingCropIsTheShorterSideUnlessGiven) {
   c.adapt_crop = 64;
   EXPECT_EQ(c.self_training_crop(), 64);
   EXPECT_EQ(demo_defaults(true).self_training_crop(), demo_defaults(true).crop);
+}
+
+// The demo's "CBST-SP closes N% of the gap" (terminal and report): whole percent, and a
+// share just below 0 reads 0, not "-0" (seed 10 printed "closes -0%").
+TEST(DemoConfig, GapShareIsRoundedAndNeverMinusZero) {
+  EXPECT_EQ(gap_share_percent(0.40, 0.45, 0.60), 25.0);
+  EXPECT_EQ(gap_share_percent(0.429, 0.4285, 0.601), 0.0);
+  EXPECT_FALSE(std::signbit(gap_share_percent(0.429, 0.4285, 0.601)));
+  char printed[16];
+  std::snprintf(printed, sizeof printed, "%.0f", gap_share_percent(0.429, 0.4285, 0.601));
+  EXPECT_STREQ(printed, "0");
+  EXPECT_EQ(gap_share_percent(0.40, 0.38, 0.60), -10.0);
 }
 
 TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
