@@ -318,7 +318,8 @@ void direct_backward_data(float* dx, const float* dy, const float* w, const Dims
   std::vector<float> wt(size_t(d.ci * d.co * taps));
   for (int64_t c = 0; c < d.ci; ++c)
     for (int64_t co = 0; co < d.co; ++co)
-      for (int64_t t = 0; t < taps; ++t) wt[size_t((c * d.co + co) * taps + t)] = w[(co * d.ci + c) * taps + taps - 1 - t];
+      for (int64_t t = 0; t < taps; ++t)
+        wt[size_t((c * d.co + co) * taps + t)] = w[(co * d.ci + c) * taps + taps - 1 - t];
   const DirectGeometry q{d.co, d.ho, d.wo, d.ho + 2 * pad, d.wo + 2 * pad, d.ci, k, k, pad, g.dilation, d.h, d.w};
   direct_run(dx, dy, wt.data(), q, d, d.co * d.hwo(), d.ci * d.h * d.w);
 }

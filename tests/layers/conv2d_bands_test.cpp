@@ -33,7 +33,7 @@ Grads run_conv(const Tensor& x0, const Tensor& w0, const Tensor& b0, const BandC
                const char* samples = "1") {
   setenv("CBST_CPU_CONV_BAND_KB", band_kb, 1);
   setenv("CBST_CPU_CONV_SAMPLES", samples, 1);
-  setenv("CBST_CPU_CONV_DIRECT", "0", 1);  // forward through im2col, in bands
+  setenv("CBST_CPU_CONV_DIRECT", "0", 1);  // forward and backward-data through im2col, in bands
   Tensor x = x0.detach(), w = w0.detach(), b = b0.detach();
   x.set_requires_grad(true);
   w.set_requires_grad(true);

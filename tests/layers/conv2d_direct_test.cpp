@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "engine/random.h"
@@ -136,17 +137,18 @@ TEST(Conv2dDirect, ForwardIsTheChainAndAgreesWithImToColAndGemm) {
     const Tensor x = rand_uniform({4, s.ci, s.h, s.w}, -1, 1, DType::f32, Device::cpu(), &gen);
     const Tensor w = rand_uniform({s.co, s.ci, s.k, s.k}, -0.3, 0.3, DType::f32, Device::cpu(), &gen);
     const Tensor b = Tensor::zeros({s.co});
-    const conv_detail::ConvGeometry g{.pad = s.pad, .dilation = s.dilation};
     const int64_t taken_before = conv_detail::direct_forward_count();
-    const std::vector<float> direct = with_direct("1", [&] { return conv2d(x, w, b, {.pad = s.pad, .dilation = s.dilation}).to_vector<float>(); });
+    auto forward = [&] { return conv2d(x, w, b, {.pad = s.pad, .dilation = s.dilation}).to_vector<float>(); };
+    const std::vector<float> direct = with_direct("1", forward);
     EXPECT_EQ(conv_detail::direct_forward_count() - taken_before, 1) << s.ci << "->" << s.co;
-    const std::vector<float> gemm = with_direct("0", [&] { return conv2d(x, w, b, {.pad = s.pad, .dilation = s.dilation}).to_vector<float>(); });
+    const std::vector<float> gemm = with_direct("0", forward);
     ASSERT_EQ(gemm.size(), direct.size());
     EXPECT_LT(max_relative_gap(direct, gemm), 1e-5) << s.ci << "->" << s.co << " at " << s.h << "x" << s.w;
     const std::vector<float> xs = x.to_vector<float>(), ws = w.to_vector<float>();
     const size_t in = size_t(s.ci * s.h * s.w), out = direct.size() / 4;
     for (size_t n = 0; n < 4; ++n) {
-      const std::vector<float> chain = fma_chain(std::vector<float>(xs.begin() + n * in, xs.begin() + (n + 1) * in), ws, s);
+      const std::vector<float> chain =
+          fma_chain(std::vector<float>(xs.begin() + n * in, xs.begin() + (n + 1) * in), ws, s);
       EXPECT_EQ(std::memcmp(chain.data(), direct.data() + n * out, out * sizeof(float)), 0)
           << s.ci << "->" << s.co << " at " << s.h << "x" << s.w << ", sample " << n;
     }
@@ -213,8 +215,10 @@ TEST(Conv2dDirect, TakenWhereItPays) {
     conv_detail::conv_backward_data_cpu(dx, rand_uniform(y.shape(), -1, 1, DType::f32, Device::cpu(), &gen), w,
                                         {.stride = c.stride, .pad = c.pad});
     const bool available = conv_detail::direct_forward_available();
-    EXPECT_EQ(conv_detail::direct_forward_count() - forwards, available && c.forward) << c.ci << "->" << c.co << " at " << c.h << "x" << c.w;
-    EXPECT_EQ(conv_detail::direct_backward_count() - backwards, available && c.backward) << c.ci << "->" << c.co << " at " << c.h << "x" << c.w;
+    const std::string shape = std::to_string(c.ci) + "->" + std::to_string(c.co) + " at " + std::to_string(c.h) + "x" +
+                              std::to_string(c.w);
+    EXPECT_EQ(conv_detail::direct_forward_count() - forwards, available && c.forward) << shape;
+    EXPECT_EQ(conv_detail::direct_backward_count() - backwards, available && c.backward) << shape;
   }
 }
 
