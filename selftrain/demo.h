@@ -49,7 +49,7 @@ struct DemoConfig {
   int64_t crop = 96;  // square training crops of source-only and oracle
   // Self-training's square crops; 0: as tall as the image (the shorter side). The recipe was
   // fixed at 96x192, where the two are the same; at 128x256 the 96 crops of target images cost
-  // CBST its lead over ST (README "The demo's benchmark").
+  // CBST its lead over ST (README "Quick start", the 128x256 runs).
   int64_t adapt_crop = 0;
   double min_scale = 0.5, max_scale = 2.0;
   double lr = 0.1;    // source-only and oracle (peak of the poly schedule)
