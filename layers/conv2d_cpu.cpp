@@ -10,6 +10,12 @@
 // (col is the image itself). Rows of im2col and channels of col2im are independent, so they
 // are split across OpenMP threads; results do not depend on the thread count. Thin stride-1
 // f32 layers take a direct kernel instead, forward and backward-data (direct_pays below).
+// Every pass skips the output rows that see only padding (live_rows: 196 of the 326 of
+// FCN8s's conv1_1, padded by 100), and a strided convolution's im2col reads the image split into its
+// phases, so that each tap's row is a contiguous copy (Im2colSource). The phases are pure
+// copies, so they change no bit. The skipped rows' outputs are the same zeros, and they add
+// nothing to dx; backward-filter's GEMM then sums fewer terms (the skipped ones were all 0),
+// which moves the last bits of such a layer's dW (OpenBLAS blocks its sums by position).
 //
 // Forward and backward-data work on bands of output rows so that the band's col matrix
 // (about kBandBytes) is still in cache when the GEMM reads it or col2im scatters it; the full
@@ -31,6 +37,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -48,17 +55,11 @@ struct Dims {
   int64_t n, ci, h, w;     // input
   int64_t co, kh, kw;      // filter
   int64_t ho, wo;          // output
+  int64_t r0 = 0, r1 = 0;  // the output rows some tap reaches (live_rows)
   int64_t ckk() const { return ci * kh * kw; }
   int64_t hwo() const { return ho * wo; }
+  int64_t live_cols() const { return (r1 - r0) * wo; }  // col's columns over the live rows
 };
-
-Dims dims_of(const Tensor& x_shape_src, const Tensor& w, const ConvGeometry& g) {
-  Dims d{x_shape_src.size(0), x_shape_src.size(1), x_shape_src.size(2), x_shape_src.size(3),
-         w.size(0), w.size(2), w.size(3), 0, 0};
-  d.ho = conv_out_size(d.h, d.kh, g);
-  d.wo = conv_out_size(d.w, d.kw, g);
-  return d;
-}
 
 bool is_pointwise(const Dims& d, const ConvGeometry& g) {
   return d.kh == 1 && d.kw == 1 && g.stride == 1 && g.pad == 0;
@@ -72,70 +73,164 @@ inline std::pair<int64_t, int64_t> rows_inside(int64_t offset, int64_t stride, i
   return {a, std::clamp(end, a, oh1)};
 }
 
-// col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1). Pure copies and
+// The output rows [r0, r1) that some tap row reaches inside the image: the hull of every tap's
+// rows_inside. The rows outside see only padding, so they are 0 forward (before the bias) and
+// add nothing to dx or dW, and every pass skips them. FCN8s's conv1_1 (padding 100) keeps 130
+// of its 326 rows; a convolution whose padding is within its reach keeps all.
+std::pair<int64_t, int64_t> live_rows(const Dims& d, const ConvGeometry& g) {
+  int64_t r0 = d.ho, r1 = 0;
+  for (int64_t i = 0; i < d.kh; ++i) {
+    const auto [a, b] = rows_inside(i * g.dilation - g.pad, g.stride, d.h, 0, d.ho);
+    if (a < b) r0 = std::min(r0, a), r1 = std::max(r1, b);
+  }
+  return r0 < r1 ? std::pair{r0, r1} : std::pair<int64_t, int64_t>{0, 0};
+}
+
+Dims dims_of(const Tensor& x_shape_src, const Tensor& w, const ConvGeometry& g) {
+  Dims d{x_shape_src.size(0), x_shape_src.size(1), x_shape_src.size(2), x_shape_src.size(3),
+         w.size(0), w.size(2), w.size(3), 0, 0};
+  d.ho = conv_out_size(d.h, d.kh, g);
+  d.wo = conv_out_size(d.w, d.kw, g);
+  std::tie(d.r0, d.r1) = live_rows(d, g);
+  return d;
+}
+
+// The im2col matrix: uninitialised (im2col and the GEMM write all of it) and from the CPU
+// block cache, so a layer does not pay for hundreds of MB of fresh zeroed pages per call.
+template <class T>
+class Workspace {
+ public:
+  explicit Workspace(int64_t n) : t_(n > 0 ? Tensor::empty({n}, dtype_of<T>) : Tensor()) {}
+  bool empty() const { return !t_.defined(); }
+  T* data() const { return t_.defined() ? t_.data<T>() : nullptr; }  // null for a pointwise conv
+
+ private:
+  Tensor t_;
+};
+
+// ⌊a / s⌋ for s > 0.
+inline int64_t floor_div(int64_t a, int64_t s) { return a >= 0 ? a / s : -((-a + s - 1) / s); }
+
+// A strided convolution's im2col reads the image split into its s² phases (s = stride > 1):
+// plane (c, p, q) holds x[c][kr·s + p][kc·s + q] at (kr, kc), ⌈h/s⌉ × ⌈w/s⌉, 0 past the
+// image's edge. Tap (i, j) then reads plane (c, ρ mod s, σ mod s) at (oh + ⌊ρ/s⌋, ow + ⌊σ/s⌋)
+// with ρ = i·d − pad, σ = j·d − pad: contiguous runs, as in a stride-1 convolution. Gathering
+// every s-th pixel instead, a dozen per row, took about a seventh of the demo model's
+// stride-2 block's time (perf); the split takes a third of that.
+struct Phases {
+  int64_t s, hs, ws;
+  int64_t image(const Dims& d) const { return s == 1 ? d.ci * d.h * d.w : d.ci * s * s * hs * ws; }
+};
+
+Phases phases_of(const Dims& d, const ConvGeometry& g) {
+  const int64_t s = g.stride;
+  return {s, (d.h + s - 1) / s, (d.w + s - 1) / s};
+}
+
+// The im2col source of every sample: x itself for stride 1, else its phases (Phases).
+template <class T>
+class Im2colSource {
+ public:
+  Im2colSource(const T* x, const Dims& d, const ConvGeometry& g)
+      : x_(x), ph_(phases_of(d, g)), image_(ph_.image(d)), split_(ph_.s > 1 ? d.n * image_ : 0) {
+    if (ph_.s == 1) return;
+    const int64_t s = ph_.s, plane = ph_.hs * ph_.ws;
+    T* out = split_.data();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t c = 0; c < d.ci; ++c) {
+        const T* in = x + (n * d.ci + c) * d.h * d.w;
+        T* phases = out + n * image_ + c * s * s * plane;
+        for (int64_t p = 0; p < s; ++p)
+          for (int64_t kr = 0; kr < ph_.hs; ++kr) {
+            const int64_t ih = kr * s + p;
+            for (int64_t q = 0; q < s; ++q) {
+              T* dst = phases + (p * s + q) * plane + kr * ph_.ws;
+              const int64_t count = ih < d.h ? (d.w - q + s - 1) / s : 0;  // pixels q, q + s, … of row ih
+              const T* src = in + ih * d.w + q;
+              if (s == 2) {
+                for (int64_t kc = 0; kc < count; ++kc) dst[kc] = src[2 * kc];
+              } else {
+                for (int64_t kc = 0; kc < count; ++kc) dst[kc] = src[kc * s];
+              }
+              std::fill(dst + count, dst + ph_.ws, T(0));
+            }
+          }
+      }
+  }
+  const T* sample(int64_t n) const { return (ph_.s == 1 ? x_ : split_.data()) + n * image_; }
+  const Phases& phases() const { return ph_; }
+
+ private:
+  const T* x_;
+  Phases ph_;
+  int64_t image_;
+  Workspace<T> split_;
+};
+
+// col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1), from one sample of
+// an Im2colSource. Pure copies and
 // zeros; on small maps (ResNet-38's 16×16 at dilation 12, the demo's 24×24) the per-row
 // bookkeeping costs more than the copy, so the rows a tap never reaches are zeroed in one
-// run, and in a "same" convolution (stride 1, Wo = W) a tap copies all its rows in one run
-// and then zeroes the columns that fall outside the image.
+// run, and where a plane row is as wide as an output row ("same" convolutions, and the
+// phases of the demo's stride-2 layers) a tap copies all its rows in one run and then zeroes
+// the columns that fall outside the image.
 template <class T>
-void im2col_row(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1, int64_t r) {
+void im2col_row(T* col, const T* src, const Phases& ph, const Dims& d, const ConvGeometry& g, int64_t oh0,
+                int64_t oh1, int64_t r) {
   const int64_t cols = (oh1 - oh0) * d.wo;
   const int64_t c = r / (d.kh * d.kw), i = r / d.kw % d.kh, j = r % d.kw;
   T* row = col + r * cols;
-  const int64_t row_offset = i * g.dilation - g.pad;  // ih = oh·stride + row_offset
-  const auto [a, b] = rows_inside(row_offset, g.stride, d.h, oh0, oh1);
+  const int64_t rho = i * g.dilation - g.pad, sigma = j * g.dilation - g.pad;  // ih = oh·s + ρ, iw = ow·s + σ
+  const auto [a, b] = rows_inside(rho, g.stride, d.h, oh0, oh1);
+  const auto [lo, hi] = rows_inside(sigma, g.stride, d.w, 0, d.wo);  // the columns inside, as the rows
   std::fill(row, row + (a - oh0) * d.wo, T(0));
   std::fill(row + (b - oh0) * d.wo, row + cols, T(0));
-  const T* plane = x + c * d.h * d.w;
-  const int64_t shift = j * g.dilation - g.pad;  // iw = ow·stride + shift
-  const auto [lo, hi] = rows_inside(shift, g.stride, d.w, 0, d.wo);  // the columns inside, as the rows
-  if (g.stride == 1) {  // the common case: one contiguous run between the pads
-    if (d.wo == d.w && std::abs(shift) < d.w && a < b) {
-      // A "same" convolution: the tap's rows a..b are input rows a + row_offset.. shifted by
-      // `shift`, so they are one run of the plane; the columns each row's run takes from its
-      // neighbour row (or never gets) are those outside [lo, hi), zeroed after.
-      const T* src = plane + (a + row_offset) * d.w;
-      T* dst = row + (a - oh0) * d.wo;
-      const int64_t run = (b - a) * d.w;
-      if (shift >= 0) std::copy(src + shift, src + run, dst);  // dst[k] = src[k + shift]
-      else std::copy(src, src + run + shift, dst - shift);
-      // Column by column down the rows: usually one or two columns of single stores, where a
-      // fill per row would be two library calls per row.
-      const auto zero_column = [&](int64_t ow) {
-        for (int64_t oh = a; oh < b; ++oh) dst[(oh - a) * d.wo + ow] = T(0);
-      };
-      for (int64_t ow = 0; ow < lo; ++ow) zero_column(ow);
-      for (int64_t ow = hi; ow < d.wo; ++ow) zero_column(ow);
-      return;
-    }
-    for (int64_t oh = a; oh < b; ++oh) {
-      const T* in = plane + (oh + row_offset) * d.w;
-      T* out = row + (oh - oh0) * d.wo;
-      for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
-      for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + shift];
-      for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
-    }
+  // The plane this tap reads, its width, and the offsets of its row and column there:
+  // out(oh, ow) = plane[(oh + row_offset)·width + ow + shift] for oh in [a, b), ow in [lo, hi).
+  const int64_t s = ph.s, width = s == 1 ? d.w : ph.ws;
+  const int64_t row_offset = floor_div(rho, s), shift = floor_div(sigma, s);
+  const T* plane = s == 1 ? src + c * d.h * d.w
+                          : src + ((c * s + (rho - row_offset * s)) * s + (sigma - shift * s)) * ph.hs * ph.ws;
+  if (d.wo == width && std::abs(shift) < width && a < b) {
+    // The tap's rows a..b are plane rows a + row_offset.. shifted by `shift`, so they are one
+    // run of the plane; the columns each row's run takes from its neighbour row (or never
+    // gets) are those outside [lo, hi), zeroed after.
+    const T* from = plane + (a + row_offset) * width;
+    T* dst = row + (a - oh0) * d.wo;
+    const int64_t run = (b - a) * width;
+    if (shift >= 0) std::copy(from + shift, from + run, dst);  // dst[k] = from[k + shift]
+    else std::copy(from, from + run + shift, dst - shift);
+    // Column by column down the rows: usually one or two columns of single stores, where a
+    // fill per row would be two library calls per row.
+    const auto zero_column = [&](int64_t ow) {
+      for (int64_t oh = a; oh < b; ++oh) dst[(oh - a) * d.wo + ow] = T(0);
+    };
+    for (int64_t ow = 0; ow < lo; ++ow) zero_column(ow);
+    for (int64_t ow = hi; ow < d.wo; ++ow) zero_column(ow);
     return;
   }
   for (int64_t oh = a; oh < b; ++oh) {
-    const T* in = plane + (oh * g.stride + row_offset) * d.w;
+    const T* in = plane + (oh + row_offset) * width;
     T* out = row + (oh - oh0) * d.wo;
     for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
-    for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * g.stride + shift];
+    for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + shift];
     for (int64_t ow = hi; ow < d.wo; ++ow) out[ow] = T(0);
   }
 }
 
 template <class T>
-void im2col(T* col, const T* x, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
+void im2col(T* col, const T* src, const Phases& ph, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < d.ckk(); ++r) im2col_row(col, x, d, g, oh0, oh1, r);
+  for (int64_t r = 0; r < d.ckk(); ++r) im2col_row(col, src, ph, d, g, oh0, oh1, r);
 }
 
 // x += the columns of output rows [oh0, oh1) scattered back to their pixels. A pixel
 // receives its terms in tap order (i, j); within a band the loops give that order, and since
 // a later tap i reaches a pixel from an earlier output row, bands taken last-first keep it
-// across bands: the sums are those of one pass over the whole col.
+// across bands: the sums are those of one pass over the whole col. (Scattering a strided
+// convolution's taps into the phases of x, as im2col reads them, and merging after, gained
+// nothing measurable on the demo model's stride-2 block.)
 template <class T>
 void col2im(T* x, const T* col, const Dims& d, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
   const int64_t cols = (oh1 - oh0) * d.wo;
@@ -184,25 +279,26 @@ std::vector<std::pair<int64_t, int64_t>> bands(int64_t rows, int64_t row_bytes) 
 // more than keeping the band's col in cache saves (ResNet-38's conv6a, 75 MB of weights over
 // a 38 MB col, ran 1.6× slower in bands).
 std::vector<std::pair<int64_t, int64_t>> output_bands(const Dims& d, const ConvGeometry& g, size_t elem) {
-  if (is_pointwise(d, g) || d.co * d.ckk() * int64_t(elem) >= band_bytes()) return {{0, d.ho}};
-  auto out = bands(d.ho, d.ckk() * d.wo * int64_t(elem));
-  for (const auto& [lo, hi] : out)
-    if (double(d.co * d.ckk()) * double((hi - lo) * d.wo) <= kMinBandWork) return {{0, d.ho}};
+  const std::vector<std::pair<int64_t, int64_t>> one{{d.r0, d.r1}};  // the live rows only
+  if (is_pointwise(d, g) || d.co * d.ckk() * int64_t(elem) >= band_bytes()) return one;
+  auto out = bands(d.r1 - d.r0, d.ckk() * d.wo * int64_t(elem));
+  for (auto& [lo, hi] : out) {
+    if (double(d.co * d.ckk()) * double((hi - lo) * d.wo) <= kMinBandWork) return one;
+    lo += d.r0, hi += d.r0;
+  }
   return out;
 }
 
-// The im2col matrix: uninitialised (im2col and the GEMM write all of it) and from the CPU
-// block cache, so a layer does not pay for hundreds of MB of fresh zeroed pages per call.
+// y_n's rows outside the live rows [r0, r1), which see only padding: 0 in every filter.
 template <class T>
-class Workspace {
- public:
-  explicit Workspace(int64_t n) : t_(n > 0 ? Tensor::empty({n}, dtype_of<T>) : Tensor()) {}
-  bool empty() const { return !t_.defined(); }
-  T* data() const { return t_.defined() ? t_.data<T>() : nullptr; }  // null for a pointwise conv
-
- private:
-  Tensor t_;
-};
+void zero_dead_rows(T* yn, const Dims& d) {
+  if (d.r0 == 0 && d.r1 == d.ho) return;
+  for (int64_t co = 0; co < d.co; ++co) {
+    T* plane = yn + co * d.hwo();
+    std::fill(plane, plane + d.r0 * d.wo, T(0));
+    std::fill(plane + d.r1 * d.wo, plane + d.hwo(), T(0));
+  }
+}
 
 kern::GemmArgs gemm_args(DType dtype) {
   kern::GemmArgs a;
@@ -228,10 +324,11 @@ int sample_team(const Dims& d, size_t bands) {
 }
 
 template <class T>
-void forward_band(T* col, const T* xn, T* yn, const T* w, const Dims& d, const ConvGeometry& g,
+void forward_band(T* col, const T* xn, const Phases& ph, T* yn, const T* w, const Dims& d, const ConvGeometry& g,
                   bool pointwise, int64_t oh0, int64_t oh1) {
   const int64_t cols = (oh1 - oh0) * d.wo;
-  if (!pointwise) im2col(col, xn, d, g, oh0, oh1);
+  if (cols == 0) return;
+  if (!pointwise) im2col(col, xn, ph, d, g, oh0, oh1);
   kern::GemmArgs a = gemm_args(dtype_of<T>);
   a.m = d.co, a.n = cols, a.k = d.ckk();
   a.a = w, a.lda = d.ckk();
@@ -276,10 +373,11 @@ bool direct_backward_applies(const Dims& d, const ConvGeometry& g) {
 
 std::atomic<int64_t> direct_forwards{0}, direct_backwards{0};
 
-// y_n = the direct kernel over x_n for n samples (`in` and `out` floats apart), each padded
-// into a workspace first; samples per thread when the batch divides, else rows per thread.
+// Rows [oh0, oh1) of y_n = the direct kernel over x_n for n samples (`in` and `out` floats
+// apart), each padded into a workspace first; samples per thread when the batch divides, else
+// rows per thread.
 void direct_run(float* y, const float* x, const float* w, const DirectGeometry& q, const Dims& d, int64_t in,
-                int64_t out) {
+                int64_t out, int64_t oh0, int64_t oh1) {
   const int64_t padded = q.ci * q.hp * q.wp;
   const int team = sample_team(d, 1);
   if (team > 1) {
@@ -288,7 +386,7 @@ void direct_run(float* y, const float* x, const float* w, const DirectGeometry& 
     for (int64_t n = 0; n < d.n; ++n) {
       float* xp = pads.data() + omp_get_thread_num() * padded;
       pad_image(xp, x + n * in, q);
-      direct_forward_rows(y + n * out, xp, w, q, 0, q.ho);
+      direct_forward_rows(y + n * out, xp, w, q, oh0, oh1);
     }
     return;
   }
@@ -299,7 +397,8 @@ void direct_run(float* y, const float* x, const float* w, const DirectGeometry& 
 #pragma omp parallel
     {
       const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-      direct_forward_rows(y + n * out, pad.data(), w, q, q.ho * t / threads, q.ho * (t + 1) / threads);
+      const int64_t rows = oh1 - oh0;
+      direct_forward_rows(y + n * out, pad.data(), w, q, oh0 + rows * t / threads, oh0 + rows * (t + 1) / threads);
     }
   }
 }
@@ -308,7 +407,8 @@ void direct_forward(float* y, const float* x, const float* w, const Dims& d, con
   direct_forwards.fetch_add(1, std::memory_order_relaxed);
   const DirectGeometry q{d.ci, d.h, d.w, d.h + 2 * g.pad, d.w + 2 * g.pad, d.co, d.kh, d.kw, g.pad, g.dilation,
                          d.ho, d.wo};
-  direct_run(y, x, w, q, d, d.ci * d.h * d.w, d.co * d.hwo());
+  direct_run(y, x, w, q, d, d.ci * d.h * d.w, d.co * d.hwo(), d.r0, d.r1);
+  for (int64_t n = 0; n < d.n; ++n) zero_dead_rows(y + n * d.co * d.hwo(), d);
 }
 
 void direct_backward_data(float* dx, const float* dy, const float* w, const Dims& d, const ConvGeometry& g) {
@@ -321,7 +421,7 @@ void direct_backward_data(float* dx, const float* dy, const float* w, const Dims
       for (int64_t t = 0; t < taps; ++t)
         wt[size_t((c * d.co + co) * taps + t)] = w[(co * d.ci + c) * taps + taps - 1 - t];
   const DirectGeometry q{d.co, d.ho, d.wo, d.ho + 2 * pad, d.wo + 2 * pad, d.ci, k, k, pad, g.dilation, d.h, d.w};
-  direct_run(dx, dy, wt.data(), q, d, d.co * d.hwo(), d.ci * d.h * d.w);
+  direct_run(dx, dy, wt.data(), q, d, d.co * d.hwo(), d.ci * d.h * d.w, 0, d.h);
 }
 
 template <class T>
@@ -334,23 +434,28 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeomet
     if (direct_forward_applies(d, g)) return direct_forward(yp, xp, wp, d, g);
   }
   const bool pointwise = is_pointwise(d, g);
+  const Im2colSource<T> src(xp, d, g);
   const std::vector<std::pair<int64_t, int64_t>> row_bands = output_bands(d, g, sizeof(T));
   const int team = sample_team(d, row_bands.size());
   if (team > 1) {
-    const int64_t per_thread = pointwise ? 0 : d.ckk() * d.hwo();
+    const int64_t per_thread = pointwise ? 0 : d.ckk() * d.live_cols();
     Workspace<T> cols(per_thread * team);
 #pragma omp parallel for schedule(static) num_threads(team)
-    for (int64_t n = 0; n < d.n; ++n)
-      forward_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread,
-                   xp + n * d.ci * d.h * d.w, yp + n * d.co * d.hwo(), wp, d, g, pointwise, 0, d.ho);
+    for (int64_t n = 0; n < d.n; ++n) {
+      zero_dead_rows(yp + n * d.co * d.hwo(), d);
+      forward_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread, src.sample(n),
+                   src.phases(), yp + n * d.co * d.hwo(), wp, d, g, pointwise, d.r0, d.r1);
+    }
     return;
   }
   int64_t widest = 0;
   for (const auto& [lo, hi] : row_bands) widest = std::max(widest, hi - lo);
   Workspace<T> col(pointwise ? 0 : d.ckk() * widest * d.wo);
-  for (int64_t n = 0; n < d.n; ++n)
+  for (int64_t n = 0; n < d.n; ++n) {
+    zero_dead_rows(yp + n * d.co * d.hwo(), d);
     for (const auto& [oh0, oh1] : row_bands)
-      forward_band(col.data(), xp + n * d.ci * d.h * d.w, yp + n * d.co * d.hwo(), wp, d, g, pointwise, oh0, oh1);
+      forward_band(col.data(), src.sample(n), src.phases(), yp + n * d.co * d.hwo(), wp, d, g, pointwise, oh0, oh1);
+  }
 }
 
 // dx_n for output rows [oh0, oh1): col = Wᵀ · dy_n[:, band], scattered into dx_n (zeroed by
@@ -358,6 +463,7 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeomet
 template <class T>
 void backward_data_band(T* col, T* dxn, const T* dyn, const T* w, const Dims& d, const ConvGeometry& g,
                         bool pointwise, int64_t oh0, int64_t oh1) {
+  if (oh1 <= oh0) return;
   kern::GemmArgs a = gemm_args(dtype_of<T>);
   a.trans_a = true;
   a.m = d.ckk(), a.n = (oh1 - oh0) * d.wo, a.k = d.co;
@@ -382,14 +488,14 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
   const int64_t image = d.ci * d.h * d.w;
   const int team = sample_team(d, row_bands.size());
   if (team > 1) {
-    const int64_t per_thread = pointwise ? 0 : d.ckk() * d.hwo();
+    const int64_t per_thread = pointwise ? 0 : d.ckk() * d.live_cols();
     Workspace<T> cols(per_thread * team);
 #pragma omp parallel for schedule(static) num_threads(team)
     for (int64_t n = 0; n < d.n; ++n) {
       T* dxn = dxp + n * image;
       if (!pointwise) std::fill(dxn, dxn + image, T(0));
       backward_data_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread, dxn,
-                         dyp + n * d.co * d.hwo(), wp, d, g, pointwise, 0, d.ho);
+                         dyp + n * d.co * d.hwo(), wp, d, g, pointwise, d.r0, d.r1);
     }
     return;
   }
@@ -407,18 +513,19 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
 
 std::atomic<int64_t> owned_filter_blocks{0};
 
-// dW[:, r0:r1] (+)= dy_n · rows [r0, r1) of col_nᵀ (`rows` points at row r0; for a pointwise
-// convolution they are the image's channels), β = 0 for the first sample; `whole` for a block
-// that is already one of gemm_blocks' cuts (one OpenBLAS call).
+// dW[:, r0:r1] (+)= dy_n · rows [r0, r1) of col_nᵀ over the live output rows (`rows` points
+// at row r0, d.live_cols() long; for a pointwise convolution they are the image's channels),
+// β = 0 for the first sample; `whole` for a block that is already one of gemm_blocks' cuts (one
+// OpenBLAS call).
 template <class T>
 void filter_gemm(T* dw, const T* dyn, const T* rows, const Dims& d, int64_t r0, int64_t r1, bool first,
                  bool whole) {
   kern::GemmArgs a = gemm_args(dtype_of<T>);
   a.whole = whole;
   a.trans_b = true;
-  a.m = d.co, a.n = r1 - r0, a.k = d.hwo();
-  a.a = dyn, a.lda = d.hwo();
-  a.b = rows, a.ldb = d.hwo();
+  a.m = d.co, a.n = r1 - r0, a.k = d.live_cols();
+  a.a = dyn + d.r0 * d.wo, a.lda = d.hwo();
+  a.b = rows, a.ldb = d.live_cols();
   a.c = dw + r0, a.ldc = d.ckk();
   a.beta = first ? 0.0 : 1.0;
   kern::cpu::gemm(a);
@@ -436,11 +543,16 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   const bool pointwise = is_pointwise(d, g);
   const T* xp = x.data<T>();
   const T* dyp = dy.data<T>();
-  Workspace<T> col(pointwise ? 0 : d.ckk() * d.hwo());
+  if (d.n == 0 || d.live_cols() == 0) {  // no terms: no samples, or every output row sees only padding
+    std::fill(dw.data<T>(), dw.data<T>() + dw.numel(), T(0));
+    return;
+  }
+  const Im2colSource<T> src(xp, d, g);
+  Workspace<T> col(pointwise ? 0 : d.ckk() * d.live_cols());
   // dW's columns cut by kern::cpu::gemm's rule, from the shape alone.
   const auto blocks = pointwise ? std::vector<std::pair<int64_t, int64_t>>{}
-                                : kern::cpu::gemm_blocks(d.ckk(), double(d.co) * double(d.ckk()) * double(d.hwo()));
-  if (d.n > 0 && blocks.size() > 1) {
+                                : kern::cpu::gemm_blocks(d.ckk(), double(d.co) * double(d.ckk()) * double(d.live_cols()));
+  if (blocks.size() > 1) {
     owned_filter_blocks.fetch_add(1, std::memory_order_relaxed);
     const int team = omp_in_parallel() ? 1 : std::min(omp_get_max_threads(), int(blocks.size()));
     // Blocks dealt round the team, in case OpenMP grants fewer threads than asked for.
@@ -448,19 +560,17 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
     for (size_t block = size_t(omp_get_thread_num()); block < blocks.size(); block += size_t(omp_get_num_threads())) {
       const auto [r0, r1] = blocks[block];
       for (int64_t n = 0; n < d.n && r0 < r1; ++n) {
-        const T* xn = xp + n * d.ci * d.h * d.w;
-        for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), xn, d, g, 0, d.ho, r);
-        filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), col.data() + r0 * d.hwo(), d, r0, r1, n == 0, true);
+        for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), src.sample(n), src.phases(), d, g, d.r0, d.r1, r);
+        filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), col.data() + r0 * d.live_cols(), d, r0, r1, n == 0, true);
       }
     }
     return;
   }
   for (int64_t n = 0; n < d.n; ++n) {
-    const T* xn = xp + n * d.ci * d.h * d.w;
-    if (!pointwise) im2col(col.data(), xn, d, g, 0, d.ho);
-    filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), pointwise ? xn : col.data(), d, 0, d.ckk(), n == 0, false);
+    if (!pointwise) im2col(col.data(), src.sample(n), src.phases(), d, g, d.r0, d.r1);
+    filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), pointwise ? src.sample(n) : col.data(), d, 0, d.ckk(), n == 0,
+                false);
   }
-  if (d.n == 0) std::fill(dw.data<T>(), dw.data<T>() + dw.numel(), T(0));
 }
 
 template <class T>

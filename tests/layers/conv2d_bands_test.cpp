@@ -110,7 +110,10 @@ TEST_P(Conv2dBands, BandedForwardAndBackwardGiveTheBitsOfOnePass) {
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dBands,
                          ::testing::Values(BandCase{32, 64, 70, 1, 1, 1},    // VGG-like
                                            BandCase{32, 64, 70, 1, 2, 2},    // dilated, halo 4
-                                           BandCase{32, 48, 90, 2, 1, 1}));  // strided
+                                           BandCase{32, 48, 90, 2, 1, 1},    // strided
+                                           // FCN8s's padding 100 in miniature: bands over the
+                                           // 42 of 78 output rows that see the image
+                                           BandCase{8, 64, 40, 1, 20, 1}));
 
 // Four samples on two threads, one sample per thread, against the samples one after the other
 // with both threads on each: the same bits. Two threads are forced so that the test means the
@@ -184,12 +187,15 @@ TEST_P(Conv2dFilterBlocks, ThreadsOwningColumnsGiveTheBitsOfOneThread) {
 }
 
 // small-fcn's conv1_1 (4·10⁶ multiply-adds per sample: two blocks of 16 and 11 of its 27
-// columns), a VGG-like layer, a strided one, and a dilated one with an odd batch.
+// columns), a VGG-like layer, a strided one, a dilated one with an odd batch, and one whose
+// padding leaves output rows that see only padding.
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dFilterBlocks,
                          ::testing::Values(std::pair{BandCase{3, 16, 96, 1, 1, 1}, int64_t(4)},
                                            std::pair{BandCase{32, 64, 70, 1, 1, 1}, int64_t(2)},
                                            std::pair{BandCase{32, 48, 90, 2, 1, 1}, int64_t(2)},
-                                           std::pair{BandCase{64, 96, 24, 1, 2, 2}, int64_t(3)}));
+                                           std::pair{BandCase{64, 96, 24, 1, 2, 2}, int64_t(3)},
+                                           // padding 20: the col of the 42 rows that see the image
+                                           std::pair{BandCase{8, 64, 40, 1, 20, 1}, int64_t(2)}));
 
 }  // namespace
 }  // namespace cbst

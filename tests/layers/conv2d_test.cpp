@@ -39,6 +39,11 @@ std::vector<ConvCase> conv_cases() {
       {"NonSquareKernel2x3", 1, 2, 6, 7, 3, 2, 3, {.stride = 1, .pad = 1, .dilation = 1}},
       {"Fc6Like7x7", 1, 4, 7, 7, 5, 7, 7, {.stride = 1, .pad = 0, .dilation = 1}},
       {"LargePadding", 1, 2, 3, 3, 2, 3, 3, {.stride = 1, .pad = 3, .dilation = 1}},
+      // Output rows 0, 1 and 5 see only padding (the CPU skips them: FCN8s's padding 100).
+      {"PaddingPastTheReachStrided", 1, 2, 4, 5, 3, 3, 3, {.stride = 2, .pad = 5, .dilation = 1}},
+      // Stride 3 on a map that 3 divides in neither direction (the CPU's im2col reads its 9
+      // phases, padded to 4×4 each).
+      {"Strided3Dilated2", 2, 2, 10, 11, 3, 3, 3, {.stride = 3, .pad = 2, .dilation = 2}},
       // Taps that reach only a few rows of the map (ResNet-38's dilation 12 on 16×16).
       {"DilatedBeyondTheMap", 1, 3, 6, 5, 2, 3, 3, {.stride = 1, .pad = 4, .dilation = 4}},
       {"DilatedStridedPadded", 2, 2, 7, 6, 2, 3, 3, {.stride = 2, .pad = 3, .dilation = 3}},
