@@ -55,10 +55,10 @@ struct Dims {
   int64_t n, ci, h, w;     // input
   int64_t co, kh, kw;      // filter
   int64_t ho, wo;          // output
-  int64_t r0 = 0, r1 = 0;  // the output rows some tap reaches (live_rows)
+  int64_t live0 = 0, live1 = 0;  // the output rows [live0, live1) some tap reaches (live_rows)
   int64_t ckk() const { return ci * kh * kw; }
   int64_t hwo() const { return ho * wo; }
-  int64_t live_cols() const { return (r1 - r0) * wo; }  // col's columns over the live rows
+  int64_t live_cols() const { return (live1 - live0) * wo; }  // col's columns over the live rows
 };
 
 bool is_pointwise(const Dims& d, const ConvGeometry& g) {
@@ -73,17 +73,17 @@ inline std::pair<int64_t, int64_t> rows_inside(int64_t offset, int64_t stride, i
   return {a, std::clamp(end, a, oh1)};
 }
 
-// The output rows [r0, r1) that some tap row reaches inside the image: the hull of every tap's
-// rows_inside. The rows outside see only padding, so they are 0 forward (before the bias) and
-// add nothing to dx or dW, and every pass skips them. FCN8s's conv1_1 (padding 100) keeps 130
-// of its 326 rows; a convolution whose padding is within its reach keeps all.
+// The output rows [live0, live1) that some tap row reaches inside the image: the hull of
+// every tap's rows_inside. The rows outside see only padding, so they are 0 forward (before
+// the bias) and add nothing to dx or dW, and every pass skips them. FCN8s's conv1_1 (padding
+// 100) keeps 130 of its 326 rows; a convolution whose padding is within its reach keeps all.
 std::pair<int64_t, int64_t> live_rows(const Dims& d, const ConvGeometry& g) {
-  int64_t r0 = d.ho, r1 = 0;
+  int64_t first = d.ho, end = 0;
   for (int64_t i = 0; i < d.kh; ++i) {
     const auto [a, b] = rows_inside(i * g.dilation - g.pad, g.stride, d.h, 0, d.ho);
-    if (a < b) r0 = std::min(r0, a), r1 = std::max(r1, b);
+    if (a < b) first = std::min(first, a), end = std::max(end, b);
   }
-  return r0 < r1 ? std::pair{r0, r1} : std::pair<int64_t, int64_t>{0, 0};
+  return first < end ? std::pair{first, end} : std::pair<int64_t, int64_t>{0, 0};
 }
 
 Dims dims_of(const Tensor& x_shape_src, const Tensor& w, const ConvGeometry& g) {
@@ -91,7 +91,7 @@ Dims dims_of(const Tensor& x_shape_src, const Tensor& w, const ConvGeometry& g) 
          w.size(0), w.size(2), w.size(3), 0, 0};
   d.ho = conv_out_size(d.h, d.kh, g);
   d.wo = conv_out_size(d.w, d.kw, g);
-  std::tie(d.r0, d.r1) = live_rows(d, g);
+  std::tie(d.live0, d.live1) = live_rows(d, g);
   return d;
 }
 
@@ -279,24 +279,24 @@ std::vector<std::pair<int64_t, int64_t>> bands(int64_t rows, int64_t row_bytes) 
 // more than keeping the band's col in cache saves (ResNet-38's conv6a, 75 MB of weights over
 // a 38 MB col, ran 1.6× slower in bands).
 std::vector<std::pair<int64_t, int64_t>> output_bands(const Dims& d, const ConvGeometry& g, size_t elem) {
-  const std::vector<std::pair<int64_t, int64_t>> one{{d.r0, d.r1}};  // the live rows only
+  const std::vector<std::pair<int64_t, int64_t>> one{{d.live0, d.live1}};  // the live rows only
   if (is_pointwise(d, g) || d.co * d.ckk() * int64_t(elem) >= band_bytes()) return one;
-  auto out = bands(d.r1 - d.r0, d.ckk() * d.wo * int64_t(elem));
+  auto out = bands(d.live1 - d.live0, d.ckk() * d.wo * int64_t(elem));
   for (auto& [lo, hi] : out) {
     if (double(d.co * d.ckk()) * double((hi - lo) * d.wo) <= kMinBandWork) return one;
-    lo += d.r0, hi += d.r0;
+    lo += d.live0, hi += d.live0;
   }
   return out;
 }
 
-// y_n's rows outside the live rows [r0, r1), which see only padding: 0 in every filter.
+// y_n's rows outside the live rows [live0, live1), which see only padding: 0 in every filter.
 template <class T>
 void zero_dead_rows(T* yn, const Dims& d) {
-  if (d.r0 == 0 && d.r1 == d.ho) return;
+  if (d.live0 == 0 && d.live1 == d.ho) return;
   for (int64_t co = 0; co < d.co; ++co) {
     T* plane = yn + co * d.hwo();
-    std::fill(plane, plane + d.r0 * d.wo, T(0));
-    std::fill(plane + d.r1 * d.wo, plane + d.hwo(), T(0));
+    std::fill(plane, plane + d.live0 * d.wo, T(0));
+    std::fill(plane + d.live1 * d.wo, plane + d.hwo(), T(0));
   }
 }
 
@@ -407,7 +407,7 @@ void direct_forward(float* y, const float* x, const float* w, const Dims& d, con
   direct_forwards.fetch_add(1, std::memory_order_relaxed);
   const DirectGeometry q{d.ci, d.h, d.w, d.h + 2 * g.pad, d.w + 2 * g.pad, d.co, d.kh, d.kw, g.pad, g.dilation,
                          d.ho, d.wo};
-  direct_run(y, x, w, q, d, d.ci * d.h * d.w, d.co * d.hwo(), d.r0, d.r1);
+  direct_run(y, x, w, q, d, d.ci * d.h * d.w, d.co * d.hwo(), d.live0, d.live1);
   for (int64_t n = 0; n < d.n; ++n) zero_dead_rows(y + n * d.co * d.hwo(), d);
 }
 
@@ -444,7 +444,7 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& w, const ConvGeomet
     for (int64_t n = 0; n < d.n; ++n) {
       zero_dead_rows(yp + n * d.co * d.hwo(), d);
       forward_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread, src.sample(n),
-                   src.phases(), yp + n * d.co * d.hwo(), wp, d, g, pointwise, d.r0, d.r1);
+                   src.phases(), yp + n * d.co * d.hwo(), wp, d, g, pointwise, d.live0, d.live1);
     }
     return;
   }
@@ -495,7 +495,7 @@ void backward_data(const Tensor& dx, const Tensor& dy, const Tensor& w, const Co
       T* dxn = dxp + n * image;
       if (!pointwise) std::fill(dxn, dxn + image, T(0));
       backward_data_band(cols.empty() ? nullptr : cols.data() + omp_get_thread_num() * per_thread, dxn,
-                         dyp + n * d.co * d.hwo(), wp, d, g, pointwise, d.r0, d.r1);
+                         dyp + n * d.co * d.hwo(), wp, d, g, pointwise, d.live0, d.live1);
     }
     return;
   }
@@ -524,7 +524,7 @@ void filter_gemm(T* dw, const T* dyn, const T* rows, const Dims& d, int64_t r0, 
   a.whole = whole;
   a.trans_b = true;
   a.m = d.co, a.n = r1 - r0, a.k = d.live_cols();
-  a.a = dyn + d.r0 * d.wo, a.lda = d.hwo();
+  a.a = dyn + d.live0 * d.wo, a.lda = d.hwo();
   a.b = rows, a.ldb = d.live_cols();
   a.c = dw + r0, a.ldc = d.ckk();
   a.beta = first ? 0.0 : 1.0;
@@ -550,8 +550,9 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
   const Im2colSource<T> src(xp, d, g);
   Workspace<T> col(pointwise ? 0 : d.ckk() * d.live_cols());
   // dW's columns cut by kern::cpu::gemm's rule, from the shape alone.
-  const auto blocks = pointwise ? std::vector<std::pair<int64_t, int64_t>>{}
-                                : kern::cpu::gemm_blocks(d.ckk(), double(d.co) * double(d.ckk()) * double(d.live_cols()));
+  const double work = double(d.co) * double(d.ckk()) * double(d.live_cols());
+  const auto blocks =
+      pointwise ? std::vector<std::pair<int64_t, int64_t>>{} : kern::cpu::gemm_blocks(d.ckk(), work);
   if (blocks.size() > 1) {
     owned_filter_blocks.fetch_add(1, std::memory_order_relaxed);
     const int team = omp_in_parallel() ? 1 : std::min(omp_get_max_threads(), int(blocks.size()));
@@ -560,14 +561,15 @@ void backward_filter(const Tensor& dw, const Tensor& dy, const Tensor& x, const 
     for (size_t block = size_t(omp_get_thread_num()); block < blocks.size(); block += size_t(omp_get_num_threads())) {
       const auto [r0, r1] = blocks[block];
       for (int64_t n = 0; n < d.n && r0 < r1; ++n) {
-        for (int64_t r = r0; r < r1; ++r) im2col_row(col.data(), src.sample(n), src.phases(), d, g, d.r0, d.r1, r);
+        for (int64_t r = r0; r < r1; ++r)
+          im2col_row(col.data(), src.sample(n), src.phases(), d, g, d.live0, d.live1, r);
         filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), col.data() + r0 * d.live_cols(), d, r0, r1, n == 0, true);
       }
     }
     return;
   }
   for (int64_t n = 0; n < d.n; ++n) {
-    if (!pointwise) im2col(col.data(), src.sample(n), src.phases(), d, g, d.r0, d.r1);
+    if (!pointwise) im2col(col.data(), src.sample(n), src.phases(), d, g, d.live0, d.live1);
     filter_gemm(dw.data<T>(), dyp + n * d.co * d.hwo(), pointwise ? src.sample(n) : col.data(), d, 0, d.ckk(), n == 0,
                 false);
   }
