@@ -11,9 +11,9 @@
 // are split across OpenMP threads; results do not depend on the thread count. Thin stride-1
 // f32 layers take a direct kernel instead, forward and backward-data (direct_pays below).
 // Every pass skips the output rows that see only padding (live_rows: 196 of the 326 of
-// FCN8s's conv1_1, padded by 100), and a strided convolution's im2col reads the image split into its
-// phases, so that each tap's row is a contiguous copy (Im2colSource). The phases are pure
-// copies, so they change no bit. The skipped rows' outputs are the same zeros, and they add
+// FCN8s's conv1_1, padded by 100), and a strided convolution's im2col reads the image split
+// into its phases, so that each tap's row is a contiguous copy (Im2colSource). The phases are
+// pure copies, so they change no bit. The skipped rows' outputs are the same zeros, and they add
 // nothing to dx; backward-filter's GEMM then sums fewer terms (the skipped ones were all 0),
 // which moves the last bits of such a layer's dW (OpenBLAS blocks its sums by position).
 //
@@ -169,10 +169,9 @@ class Im2colSource {
 };
 
 // col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1), from one sample of
-// an Im2colSource. Pure copies and
-// zeros; on small maps (ResNet-38's 16×16 at dilation 12, the demo's 24×24) the per-row
-// bookkeeping costs more than the copy, so the rows a tap never reaches are zeroed in one
-// run, and where a plane row is as wide as an output row ("same" convolutions, and the
+// an Im2colSource. Pure copies and zeros; on small maps (ResNet-38's 16×16 at dilation 12,
+// the demo's 24×24) the per-row bookkeeping costs more than the copy, so the rows a tap
+// never reaches are zeroed in one run, and where a plane row is as wide as an output row ("same" convolutions, and the
 // phases of the demo's stride-2 layers) a tap copies all its rows in one run and then zeroes
 // the columns that fall outside the image.
 template <class T>
