@@ -49,15 +49,16 @@ struct DemoConfig {
   int64_t crop = 96;  // square training crops of source-only and oracle
   // Self-training's square crops; 0: as tall as the image (the shorter side). The recipe was
   // fixed at 96x192, where the two are the same; at 128x256 the 96 crops of target images cost
-  // CBST its lead over ST (README "Quick start", the 128x256 runs).
+  // CBST its lead over ST (docs/demo-runs.md, the 128x256 runs).
   int64_t adapt_crop = 0;
   double min_scale = 0.5, max_scale = 2.0;
   double lr = 0.1;    // source-only and oracle (peak of the poly schedule)
   int64_t warmup_iters = 50;
   std::string class_weights = "none";   // every run: source-only, ST, CBST, CBST-SP, oracle
   double rare_class_sampling = 0.5;     // every run's labelled crops (the target's are mined)
-  // Half torchvision's usual 0.4,0.4,0.4,0.1: on all four dev seeds (11, 12, 21, 22) it held
-  // the paper's full ordering, which the stronger jitter did on one (README "The source jitter").
+  // Half torchvision's usual 0.4,0.4,0.4,0.1: it held the paper's full ordering on all four dev
+  // seeds (11, 12, 21, 22), the stronger jitter on one; on the fresh seeds 25-30 it held on
+  // none (docs/demo-runs.md; README "The demo's benchmark", the jitter table).
   data::ColorJitter color_jitter = {.brightness = 0.2, .contrast = 0.2, .saturation = 0.2, .hue = 0.05};
   data::GaussianBlur blur = {};  // off: on the dev seed it cost the source model 2 mIoU on the target
   int64_t source_epochs = 30;
