@@ -171,9 +171,9 @@ class Im2colSource {
 // col[(c·kh + i)·kw + j][(oh − oh0)·Wo + ow] for output rows [oh0, oh1), from one sample of
 // an Im2colSource. Pure copies and zeros; on small maps (ResNet-38's 16×16 at dilation 12,
 // the demo's 24×24) the per-row bookkeeping costs more than the copy, so the rows a tap
-// never reaches are zeroed in one run, and where a plane row is as wide as an output row ("same" convolutions, and the
-// phases of the demo's stride-2 layers) a tap copies all its rows in one run and then zeroes
-// the columns that fall outside the image.
+// never reaches are zeroed in one run, and where a plane row is as wide as an output row
+// ("same" convolutions, and the phases of the demo's stride-2 layers) a tap copies all its
+// rows in one run and then zeroes the columns that fall outside the image.
 template <class T>
 void im2col_row(T* col, const T* src, const Phases& ph, const Dims& d, const ConvGeometry& g, int64_t oh0,
                 int64_t oh1, int64_t r) {

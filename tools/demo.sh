@@ -2,7 +2,8 @@
 # Quick start, first command: installs missing Debian packages, configures and builds the
 # `cbst` program into build/ (CUDA when nvcc is found), and runs `cbst demo`: the synthetic
 # two-domain benchmark, source-only, ST, CBST, CBST-SP and a target-supervised oracle, the
-# per-class IoU table, and runs/demo/report.html. Arguments go to `cbst demo`
+# per-class IoU table, and runs/demo/report.html; on success its last line is the whole
+# command's time, build included. Arguments go to `cbst demo`
 # (e.g. tools/demo.sh --quick, tools/demo.sh --device cuda --out runs/demo-gpu).
 #   CBST_BUILD_DIR   build folder (default: build)
 #   CBST_JOBS        parallel jobs (default: nproc)
@@ -26,7 +27,7 @@ built=$SECONDS
 status=0
 "$build/tools/cbst" demo "$@" || status=$?
 if [ "$status" -eq 0 ]; then
-  # The budget counts the build too: say what the whole command took.
+  # The demo's ten-minute budget counts the build too: say what the whole command took.
   echo "tools/demo.sh: done in $((SECONDS - start)) s ($((built - start)) s packages and build, $((SECONDS - built)) s demo)"
 fi
 exit "$status"
