@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <map>
 #include <new>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "engine/check.h"
 #include "engine/dist.h"
@@ -81,6 +83,82 @@ std::string command_path(const CLI::App& app) {
   return path;
 }
 
+// CLI11's wording of a usage error, in ours: the option first, lower case, no "INI". What it
+// does not recognise passes unchanged. `what` is the message on one line.
+std::string plain_usage_message(const CLI::ParseError& e, std::string what) {
+  const auto starts = [&](const std::string& prefix) { return what.rfind(prefix, 0) == 0; };
+  const auto ends = [&](const std::string& suffix) {
+    return what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    // "The following argument(s) was/were not expected: B A", in reverse order (rjoin).
+    const size_t colon = what.find(": ");
+    if (colon == std::string::npos) return what;
+    std::istringstream in(what.substr(colon + 2));
+    std::vector<std::string> words;
+    for (std::string word; in >> word;) words.insert(words.begin(), word);
+    std::string options, values;
+    for (const std::string& word : words) {
+      std::string& list = word.size() > 1 && word[0] == '-' ? options : values;
+      list += (list.empty() ? "" : ", ") + (word[0] == '-' ? word : "'" + word + "'");
+    }
+    std::string out;
+    if (!options.empty()) out = (options.find(',') == std::string::npos ? "unknown option " : "unknown options ") + options;
+    if (!values.empty())
+      out += (out.empty() ? "" : "; ") +
+             std::string(values.find(',') == std::string::npos ? "unexpected argument " : "unexpected arguments ") +
+             values;
+    return out.empty() ? what : out;
+  }
+  if (dynamic_cast<const CLI::ConfigError*>(&e) && starts("INI was not able to parse ")) {
+    std::string item = what.substr(std::strlen("INI was not able to parse "));
+    if (item.size() > 3 && item.compare(item.size() - 3, 3, ".++") == 0)
+      return "the config file's section [" + item.substr(0, item.size() - 3) + "] names no subcommand here";
+    if (!item.empty() && item[0] == '[') return "the config file has a line that is not TOML: '" + item + "'";
+    const size_t dot = item.rfind('.');
+    const std::string key = dot == std::string::npos ? item : item.substr(dot + 1);
+    const std::string where = dot == std::string::npos ? "outside any [section]" : "in [" + item.substr(0, dot) + "]";
+    return "the config file sets '" + key + "' " + where +
+           ", which names no option there (keys are the long option names without --, under [subcommand])";
+  }
+  if (dynamic_cast<const CLI::FileError*>(&e) && ends(" was not readable (missing?)"))
+    return "cannot read the config file '" + what.substr(0, what.size() - std::strlen(" was not readable (missing?)")) +
+           "'; is the path right?";
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
+    const size_t colon = what.find(": ");
+    if (colon == std::string::npos) return what;
+    const std::string name = what.substr(0, colon), rest = what.substr(colon + 2);
+    if (rest.size() > 8 && rest.compare(rest.size() - 8, 8, " missing") == 0) return name + " needs a value";
+    if (rest.rfind("At Most ", 0) == 0) {
+      const size_t received = rest.rfind(' ');
+      return name + " is given " + rest.substr(received + 1) + " times; give it once";
+    }
+    return what;
+  }
+  if (dynamic_cast<const CLI::ConversionError*>(&e) && starts("Could not convert: ")) {
+    // "Could not convert: --flip = maybe": a flag given a value that is no truth value.
+    const std::string rest = what.substr(std::strlen("Could not convert: "));
+    const size_t eq = rest.find(" = ");
+    if (eq != std::string::npos)
+      return rest.substr(0, eq) + ": '" + rest.substr(eq + 3) + "' is not true or false";
+  }
+  return what;
+}
+
+// Unsigned options (seeds): CLI11 reads "-3" as 2^64 − 3. Refuse a sign instead, in every
+// subcommand that has one.
+void refuse_negative_unsigned(CLI::App& app) {
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_name().rfind("UINT", 0) == 0)
+      option->check(CLI::Validator(
+          [](std::string& input) -> std::string {
+            const size_t first = input.find_first_not_of(" \t");
+            return first != std::string::npos && input[first] == '-' ? input + " is negative; it must be 0 or more" : "";
+          },
+          ""));
+  for (CLI::App* sub : app.get_subcommands({})) refuse_negative_unsigned(*sub);
+}
+
 // std::bad_alloc can also end the program where no catch can see it: thrown in a worker
 // thread, an OpenMP region or a noexcept function, it calls std::terminate. Say the same one
 // line then, and exit with the error status; anything else keeps the default report.
@@ -145,6 +223,7 @@ int main(int argc, char** argv) {
     CLI::App* sub = group(cmd.info.parent).add_subcommand(cmd.info.name, cmd.info.help);
     cmd.setup(*sub);
   }
+  refuse_negative_unsigned(app);
 
   // Runs once the options (and any --config file) are read, before the command's callback.
   app.parse_complete_callback([&] { g_stage = "running `" + command_path(app) + "`"; });
@@ -179,6 +258,7 @@ int main(int argc, char** argv) {
         for (const CLI::App* sub : at->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
         what = "unknown subcommand '" + std::string(argv[depth]) + "' (the subcommands are " + names + ")";
       }
+      what = plain_usage_message(e, what);
       std::fprintf(stderr, "%s%s; see `%s --help`\n", g_error_prefix.c_str(), what.c_str(), where.c_str());
       rc = kUsageError;
     }
