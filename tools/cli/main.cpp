@@ -103,7 +103,8 @@ std::string plain_usage_message(const CLI::ParseError& e, std::string what) {
       list += (list.empty() ? "" : ", ") + (word[0] == '-' ? word : "'" + word + "'");
     }
     std::string out;
-    if (!options.empty()) out = (options.find(',') == std::string::npos ? "unknown option " : "unknown options ") + options;
+    if (!options.empty())
+      out = (options.find(',') == std::string::npos ? "unknown option " : "unknown options ") + options;
     if (!values.empty())
       out += (out.empty() ? "" : "; ") +
              std::string(values.find(',') == std::string::npos ? "unexpected argument " : "unexpected arguments ") +
@@ -153,7 +154,8 @@ void refuse_negative_unsigned(CLI::App& app) {
       option->check(CLI::Validator(
           [](std::string& input) -> std::string {
             const size_t first = input.find_first_not_of(" \t");
-            return first != std::string::npos && input[first] == '-' ? input + " is negative; it must be 0 or more" : "";
+            const bool negative = first != std::string::npos && input[first] == '-';
+            return negative ? input + " is negative; it must be 0 or more" : "";
           },
           ""));
   for (CLI::App* sub : app.get_subcommands({})) refuse_negative_unsigned(*sub);
