@@ -210,11 +210,10 @@ void run_demo(const DemoConfig& cfg) {
   supervised("source-only", source, cfg.source_epochs, true);
   const std::string source_model = at("source-only/checkpoints/final.safetensors");
 
-  // 3. Spatial prior. The paper smooths with a 70-pixel window on 1914-pixel-wide GTA5
-  // frames; the same fraction of our width keeps the prior as sharp relative to the scene.
+  // 3. Spatial prior, smoothed by cfg.prior_support image pixels (DemoConfig says why).
   stage(3, kStages, "spatial prior from the source labels");
   t0 = Clock::now();
-  const double support = 70.0 * double(cfg.width) / 1914.0, sigma = support / 6;
+  const double support = cfg.prior_support, sigma = support / 6;
   const int64_t grid_h = std::max<int64_t>(1, cfg.height / cfg.prior_downsample);
   const int64_t grid_w = std::max<int64_t>(1, cfg.width / cfg.prior_downsample);
   {

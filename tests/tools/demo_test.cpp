@@ -118,7 +118,8 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_NE(bad.output.find("cbst: error: --scale-range '2,1' is not MIN,MAX"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(out));
   const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
-                          "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --out " + out.string(),
+                          "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --prior-support 33 --out " +
+                              out.string(),
                           (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
@@ -167,7 +168,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
        p = commands.find("--blur 0.5,0.15,1.15", p + 1))
     ++blurred;
   EXPECT_EQ(blurred, 4u) << "source-only, ST, CBST and CBST-SP";
-  for (const char* flag : {"--source-portion 0.3,0.1,0.5", "--round-schedule constant"})
+  for (const char* flag : {"--source-portion 0.3,0.1,0.5", "--round-schedule constant", "--support 33 --sigma 5.5"})
     EXPECT_NE(commands.find(flag), std::string::npos) << flag;
   EXPECT_NE(read_text(out / "oracle" / "config.toml").find("scale-range = \"0.75,1.5\""), std::string::npos);
   for (const char* m : {"source-only", "st", "cbst", "cbst-sp"})

@@ -5,7 +5,7 @@
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
 //             [--batch N] [--crop N] [--adapt-crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
 //             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
-//             [--warmup-iters N]
+//             [--warmup-iters N] [--prior-support PX]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
 #include <cstdio>
@@ -119,6 +119,10 @@ cli::Command reg(
       cmd.add_option("--workers", g.workers, "data-loading threads" + both(full.workers, quick.workers))->check(cbst::cli::InRange(0, 64));
       cmd.add_option("--style-gap", f->style_gap, "how far the target's look is from the source's: G or LO,HI "
                                                    "drawn per image, within 0..1 (as cbst synth; default 0.65)");
+      cmd.add_option("--prior-support", g.prior_support,
+                     "the spatial prior's Gaussian support in image pixels, sigma a sixth of it (default " +
+                         numbers({full.prior_support}) + ", as cbst priors)")
+          ->check(cbst::cli::InRange(0.0, 1e6));
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
@@ -153,6 +157,7 @@ cli::Command reg(
         take("--rare-class-sampling", c.rare_class_sampling, g.rare_class_sampling);
         take("--regularizer", c.regularizer, g.regularizer);
         take("--reg-weight", c.reg_weight, g.reg_weight);
+        take("--prior-support", c.prior_support, g.prior_support);
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
