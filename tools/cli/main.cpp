@@ -12,12 +12,14 @@
 #include <new>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/check.h"
 #include "engine/dist.h"
 #include "selftrain/eval_record.h"  // cbst_version
 #include "tools/cli/registry.h"
+#include "tools/cli/validators.h"
 
 namespace cbst::cli {
 
@@ -85,11 +87,8 @@ std::string command_path(const CLI::App& app) {
 
 // CLI11's wording of a usage error, in ours: the option first, lower case, no "INI". What it
 // does not recognise passes unchanged. `what` is the message on one line.
-std::string plain_usage_message(const CLI::ParseError& e, std::string what) {
-  const auto starts = [&](const std::string& prefix) { return what.rfind(prefix, 0) == 0; };
-  const auto ends = [&](const std::string& suffix) {
-    return what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
+std::string plain_usage_message(const CLI::ParseError& e, const std::string& what) {
+  const auto after = [&](std::string_view prefix) { return what.substr(prefix.size()); };
   if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
     // "The following argument(s) was/were not expected: B A", in reverse order (rjoin).
     const size_t colon = what.find(": ");
@@ -97,51 +96,50 @@ std::string plain_usage_message(const CLI::ParseError& e, std::string what) {
     std::istringstream in(what.substr(colon + 2));
     std::vector<std::string> words;
     for (std::string word; in >> word;) words.insert(words.begin(), word);
-    std::string options, values;
-    for (const std::string& word : words) {
-      std::string& list = word.size() > 1 && word[0] == '-' ? options : values;
-      list += (list.empty() ? "" : ", ") + (word[0] == '-' ? word : "'" + word + "'");
-    }
+    std::vector<std::string> options, values;
+    for (const std::string& word : words)
+      if (word.size() > 1 && word[0] == '-')
+        options.push_back(word);
+      else
+        values.push_back("'" + word + "'");
+    const auto listed = [](const std::string& one, const std::vector<std::string>& items) {
+      std::string text = one + (items.size() > 1 ? "s " : " ");
+      for (size_t i = 0; i < items.size(); ++i) text += (i ? ", " : "") + items[i];
+      return text;
+    };
     std::string out;
-    if (!options.empty())
-      out = (options.find(',') == std::string::npos ? "unknown option " : "unknown options ") + options;
-    if (!values.empty())
-      out += (out.empty() ? "" : "; ") +
-             std::string(values.find(',') == std::string::npos ? "unexpected argument " : "unexpected arguments ") +
-             values;
+    if (!options.empty()) out = listed("unknown option", options);
+    if (!values.empty()) out += (out.empty() ? "" : "; ") + listed("unexpected argument", values);
     return out.empty() ? what : out;
   }
-  if (dynamic_cast<const CLI::ConfigError*>(&e) && starts("INI was not able to parse ")) {
-    std::string item = what.substr(std::strlen("INI was not able to parse "));
-    if (item.size() > 3 && item.compare(item.size() - 3, 3, ".++") == 0)
+  if (dynamic_cast<const CLI::ConfigError*>(&e) && what.starts_with("INI was not able to parse ")) {
+    const std::string item = after("INI was not able to parse ");
+    if (item.size() > 3 && item.ends_with(".++"))
       return "the config file's section [" + item.substr(0, item.size() - 3) + "] names no subcommand here";
-    if (!item.empty() && item[0] == '[') return "the config file has a line that is not TOML: '" + item + "'";
+    if (item.starts_with("[")) return "the config file has a line that is not TOML: '" + item + "'";
     const size_t dot = item.rfind('.');
     const std::string key = dot == std::string::npos ? item : item.substr(dot + 1);
     const std::string where = dot == std::string::npos ? "outside any [section]" : "in [" + item.substr(0, dot) + "]";
     return "the config file sets '" + key + "' " + where +
            ", which names no option there (keys are the long option names without --, under [subcommand])";
   }
-  if (dynamic_cast<const CLI::FileError*>(&e) && ends(" was not readable (missing?)"))
-    return "cannot read the config file '" + what.substr(0, what.size() - std::strlen(" was not readable (missing?)")) +
-           "'; is the path right?";
+  constexpr std::string_view kUnreadable = " was not readable (missing?)";
+  if (dynamic_cast<const CLI::FileError*>(&e) && what.ends_with(kUnreadable))
+    return "cannot read the config file '" + what.substr(0, what.size() - kUnreadable.size()) + "'; is the path right?";
   if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
+    // "NAME: 1 required TYPE missing", "NAME: At Most 1 required but received K".
     const size_t colon = what.find(": ");
     if (colon == std::string::npos) return what;
     const std::string name = what.substr(0, colon), rest = what.substr(colon + 2);
-    if (rest.size() > 8 && rest.compare(rest.size() - 8, 8, " missing") == 0) return name + " needs a value";
-    if (rest.rfind("At Most ", 0) == 0) {
-      const size_t received = rest.rfind(' ');
-      return name + " is given " + rest.substr(received + 1) + " times; give it once";
-    }
+    if (rest.ends_with(" missing")) return name + " needs a value";
+    if (rest.starts_with("At Most ")) return name + " is given " + rest.substr(rest.rfind(' ') + 1) + " times; give it once";
     return what;
   }
-  if (dynamic_cast<const CLI::ConversionError*>(&e) && starts("Could not convert: ")) {
+  if (dynamic_cast<const CLI::ConversionError*>(&e) && what.starts_with("Could not convert: ")) {
     // "Could not convert: --flip = maybe": a flag given a value that is no truth value.
-    const std::string rest = what.substr(std::strlen("Could not convert: "));
+    const std::string rest = after("Could not convert: ");
     const size_t eq = rest.find(" = ");
-    if (eq != std::string::npos)
-      return rest.substr(0, eq) + ": '" + rest.substr(eq + 3) + "' is not true or false";
+    if (eq != std::string::npos) return rest.substr(0, eq) + ": '" + rest.substr(eq + 3) + "' is not true or false";
   }
   return what;
 }
@@ -150,14 +148,7 @@ std::string plain_usage_message(const CLI::ParseError& e, std::string what) {
 // subcommand that has one.
 void refuse_negative_unsigned(CLI::App& app) {
   for (CLI::Option* option : app.get_options())
-    if (option->get_type_name().rfind("UINT", 0) == 0)
-      option->check(CLI::Validator(
-          [](std::string& input) -> std::string {
-            const size_t first = input.find_first_not_of(" \t");
-            const bool negative = first != std::string::npos && input[first] == '-';
-            return negative ? input + " is negative; it must be 0 or more" : "";
-          },
-          ""));
+    if (option->get_type_name().starts_with("UINT")) option->check(cbst::cli::NotNegative());
   for (CLI::App* sub : app.get_subcommands({})) refuse_negative_unsigned(*sub);
 }
 

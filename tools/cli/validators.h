@@ -51,4 +51,15 @@ inline CLI::Validator Positive() {
       "> 0");
 }
 
+// No sign: for unsigned options, which CLI11 reads "-3" into as 2^64 − 3. No text in --help.
+inline CLI::Validator NotNegative() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        const size_t first = input.find_first_not_of(" \t");
+        const bool negative = first != std::string::npos && input[first] == '-';
+        return negative ? input + " is negative; it must be 0 or more" : "";
+      },
+      "");
+}
+
 }  // namespace cbst::cli
