@@ -223,16 +223,18 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   const bool update = training() && !frozen_ && params_.track_running_stats;
   // torch: without running statistics, batch statistics are used in eval mode as well.
   const bool batch_stats = (training() && !frozen_) || !params_.track_running_stats;
+  double momentum = params_.momentum;
   if (update) {
     NoGradGuard guard;
     num_batches_tracked_.copy_(add(num_batches_tracked_, 1.0));
+    if (params_.cumulative_average) momentum = 1.0 / double(num_batches_tracked_.to(Device::cpu()).item<int64_t>());
   }
   const bool pass_stats = update || !batch_stats;
   // Synchronised only in training: evaluation and pseudo-labelling run on each rank's own
   // images, as many as it has.
   return batch_norm2d(x, pass_stats ? running_mean_ : Tensor(), pass_stats ? running_var_ : Tensor(),
                       weight_, bias_,
-                      {.training = batch_stats, .momentum = params_.momentum, .eps = params_.eps,
+                      {.training = batch_stats, .momentum = momentum, .eps = params_.eps,
                        .sync = training() && !frozen_ ? sync_ : nullptr});
 }
 
@@ -244,6 +246,14 @@ void BatchNorm2d::freeze(bool train_affine) {
     weight_.set_requires_grad(train_affine);
     bias_.set_requires_grad(train_affine);
   }
+}
+
+void BatchNorm2d::reset_running_stats() {
+  if (!params_.track_running_stats) return;
+  NoGradGuard guard;
+  running_mean_.zero_();
+  running_var_.fill_(1.0);
+  num_batches_tracked_.zero_();
 }
 
 void BatchNorm2d::unfreeze() {

@@ -60,6 +60,9 @@ struct BatchNorm2dParams {
   double momentum = 0.1;
   bool affine = true;               // parameters weight (ones) and bias (zeros)
   bool track_running_stats = true;  // buffers running_mean, running_var, num_batches_tracked
+  // PyTorch's momentum=None: the running statistics are the plain average of every batch's
+  // since the last reset (factor 1/num_batches_tracked), not an exponential one.
+  bool cumulative_average = false;
 };
 
 // train(): batch statistics, running statistics updated. eval(): running statistics.
@@ -72,6 +75,10 @@ class BatchNorm2d : public Module {
 
   void freeze(bool train_affine = true);
   void unfreeze();
+  // PyTorch's reset_running_stats(): mean 0, variance 1, no batch tracked.
+  void reset_running_stats();
+  // Switches between the exponential average (params().momentum) and the cumulative one.
+  void set_cumulative_average(bool on) { params_.cumulative_average = on; }
   bool frozen() const { return frozen_; }
   // Batch statistics over the ranks of `comm` in train() mode (null: this process's batch).
   void set_sync(dist::Communicator* comm) { sync_ = comm; }

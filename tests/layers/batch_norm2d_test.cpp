@@ -79,6 +79,34 @@ TEST(BatchNorm2d, RunningStatisticsUpdateAsTorch) {
   EXPECT_NEAR(y.to_vector<double>()[0], -2.0 / std::sqrt(3.5 + 1e-5), 1e-14);
 }
 
+TEST(BatchNorm2dModule, CumulativeAverageIsTorchsMomentumNone) {
+  // torch.nn.BatchNorm2d(momentum=None): after k batches the running statistics are the plain
+  // mean of the k batch means and of the k unbiased batch variances. One channel:
+  //   batch 1: 1, 2, 3, 6  -> mean 3, unbiased var 14/3
+  //   batch 2: 0, 4        -> mean 2, unbiased var 8
+  //   batch 3: 5, 5, 5, 9  -> mean 6, unbiased var 4
+  BatchNorm2d bn(BatchNorm2dParams{.num_features = 1, .affine = false, .cumulative_average = true}, DType::f64);
+  bn.train();
+  bn.forward(Tensor::from_vector<double>({1, 2, 3, 6}, {2, 1, 1, 2}));
+  EXPECT_NEAR(bn.running_mean().item<double>(), 3.0, 1e-14);  // the first batch replaces the initial 0 and 1
+  EXPECT_NEAR(bn.running_var().item<double>(), 14.0 / 3.0, 1e-14);
+  bn.forward(Tensor::from_vector<double>({0, 4}, {1, 1, 1, 2}));
+  bn.forward(Tensor::from_vector<double>({5, 5, 5, 9}, {1, 1, 2, 2}));
+  EXPECT_NEAR(bn.running_mean().item<double>(), (3.0 + 2.0 + 6.0) / 3.0, 1e-14);
+  EXPECT_NEAR(bn.running_var().item<double>(), (14.0 / 3.0 + 8.0 + 4.0) / 3.0, 1e-14);
+  EXPECT_EQ(bn.num_batches_tracked().item<int64_t>(), 3);
+
+  // reset_running_stats: PyTorch's initial state; the exponential average is back when asked.
+  bn.reset_running_stats();
+  EXPECT_EQ(bn.running_mean().item<double>(), 0.0);
+  EXPECT_EQ(bn.running_var().item<double>(), 1.0);
+  EXPECT_EQ(bn.num_batches_tracked().item<int64_t>(), 0);
+  bn.set_cumulative_average(false);
+  bn.forward(Tensor::from_vector<double>({1, 2, 3, 6}, {2, 1, 1, 2}));
+  EXPECT_NEAR(bn.running_mean().item<double>(), 0.1 * 3.0, 1e-14);
+  EXPECT_NEAR(bn.running_var().item<double>(), 0.9 + 0.1 * 14.0 / 3.0, 1e-14);
+}
+
 TEST(BatchNorm2d, TrainingBackwardMatchesFiniteDifferences) {
   BnInputs in = make_inputs({2, 3, 3, 4}, DType::f64, 3);
   in.x.set_requires_grad(true);

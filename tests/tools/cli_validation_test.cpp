@@ -102,7 +102,7 @@ TEST_F(CliValidation, ResumeRefusesOtherTrainingOptionsAndNamesThem) {
 // options are described, and exit 2; runtime errors exit 1.
 TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"nosuch", "cbst: error: unknown subcommand 'nosuch' (the subcommands are adapt, "},
+      {"nosuch", "cbst: error: unknown subcommand 'nosuch' (the subcommands are adabn, adapt, "},
       {"weights frobnicate", "cbst: error: unknown subcommand 'frobnicate' (the subcommands are inspect, convert)"},
       {"train --data gta5=x --epochs x", "cbst: error: --epochs: 'x' is not a number"},
       {"eval --data cityscapes=x --protocol 7", "cbst: error: --protocol: 7 not in {19,16,13,nthu}"},
