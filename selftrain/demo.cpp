@@ -15,6 +15,7 @@
 #include "engine/check.h"
 #include "engine/format.h"
 #include "models/weight_import.h"
+#include "selftrain/batch_norm_statistics.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/crst.h"
 #include "selftrain/demo_report.h"
@@ -23,12 +24,13 @@
 #include "selftrain/run_dir.h"
 #include "selftrain/spatial_prior.h"
 #include "selftrain/supervised.h"
+#include "weights/load_weights.h"
 
 namespace cbst {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kDemoMethods = {"source-only", "st", "cbst", "cbst-sp", "oracle"};
+const std::vector<std::string> kDemoMethods = {"source-only", "adabn", "st", "cbst", "cbst-sp", "oracle"};
 
 DemoConfig demo_defaults(bool quick) {
   DemoConfig c;
@@ -95,8 +97,14 @@ void prepare_out(const std::string& out) {
   CBST_CHECK(fs::exists(fs::path(out) / "demo.json"), out,
              " is not empty and holds no earlier cbst demo (no demo.json); pass another --out DIR or remove it");
   for (const std::string& name : kDemoMethods) fs::remove_all(fs::path(out) / name);
-  for (const char* name : {"data", "prior.safetensors", "table.md", "results.json", "report.html", "demo.json"})
+  for (const char* name :
+       {"data", "prior.safetensors", "adabn.safetensors", "table.md", "results.json", "report.html", "demo.json"})
     fs::remove_all(fs::path(out) / name);
+}
+
+// The row of `name` in kDemoMethods.
+size_t method_index(const std::string& name) {
+  return size_t(std::find(kDemoMethods.begin(), kDemoMethods.end(), name) - kDemoMethods.begin());
 }
 
 void stage(int index, int total, const std::string& what) {
@@ -129,7 +137,7 @@ void run_demo(const DemoConfig& cfg) {
                          {"quick", int64_t(cfg.quick)}, {"device", cfg.device.str()}};
     data::write_text_atomic(at("demo.json"), json_text(marker) + "\n");
   }
-  const int kStages = 8;
+  const int kStages = 9;
   std::vector<DemoStep> steps;
   const std::string device = cfg.device.str(), seed = std::to_string(cfg.seed);
 
@@ -232,17 +240,48 @@ void run_demo(const DemoConfig& cfg) {
       .add("support", num(support)).add("sigma", num(sigma)).add("out", at("prior.safetensors"));
   steps.push_back({"prior", priors.command(), seconds_since(t0)});
 
-  // 4. Self-training, one method at a time, each from the same source model.
+  // 4. AdaBN: the source model with the target training images' batch-norm statistics.
+  stage(4, kStages, "AdaBN: the source model with the target's batch-norm statistics");
+  t0 = Clock::now();
+  const std::string adabn_model = at("adabn.safetensors");
+  bool has_batch_norm = true;
+  {
+    const data::Dataset target_images = data::open_dataset(target, {.split = "train"});
+    LoadedModel m = load_model(source_model, {.model = cfg.model, .num_classes = 19, .seed = cfg.seed});
+    has_batch_norm = batch_norm_layer_count(*m.model) > 0;
+    if (!has_batch_norm) {
+      // Nothing to re-estimate (fcn8s-vgg16): the AdaBN row is the source model itself.
+      std::printf("%s has no batch-norm layer: AdaBN leaves the source model as it is\n", cfg.model.c_str());
+    } else {
+      const BatchNormStatisticsSummary s = recompute_batch_norm_statistics(
+          *m.model, target_images, {.batch = cfg.batch, .device = cfg.device, .input_convention = m.input_convention});
+      m.model->to(Device::cpu());
+      std::printf("statistics of %lld batch-norm layers from %lld target training images\n", (long long)s.layers,
+                  (long long)s.images);
+    }
+    weights::save_checkpoint(adabn_model, model_checkpoint(*m.model, m.input_convention));
+  }
+  if (has_batch_norm) {
+    StepOptions adabn{"adabn", {}};
+    adabn.add("checkpoint", source_model).add("data", target + ":train").add("batch", std::to_string(cfg.batch))
+        .add("device", device).add("out", adabn_model);
+    steps.push_back({"adabn", adabn.command(), seconds_since(t0)});
+  }
+  CBST_CHECK(cfg.adapt_init == "adabn" || cfg.adapt_init == "source", "--adapt-init '", cfg.adapt_init,
+             "' is neither adabn nor source");
+  const std::string adapt_init = cfg.adapt_init == "adabn" && has_batch_norm ? adabn_model : source_model;
+
+  // 5. Self-training, one method at a time, each from the same model.
   const std::vector<std::pair<AdaptMethod, std::string>> adapt_methods = {
       {AdaptMethod::st, "ST"}, {AdaptMethod::cbst, "CBST"}, {AdaptMethod::cbst_sp, "CBST-SP"}};
-  int stage_index = 4;
+  int stage_index = 5;
   for (const auto& [method, label] : adapt_methods) {
     const std::string name = adapt_method_name(method);
     stage(stage_index++, kStages, label + ": " + std::to_string(cfg.rounds) + " self-training rounds");
     const bool sp = method == AdaptMethod::cbst_sp;
     const std::string portion = num(cfg.portion.start) + "," + num(cfg.portion.step) + "," + num(cfg.portion.max);
     StepOptions s{"adapt", {}};
-    s.add("source", source).add("target", target).add("eval", eval).add("init", source_model).add("method", name);
+    s.add("source", source).add("target", target).add("eval", eval).add("init", adapt_init).add("method", name);
     if (sp) s.add("prior", at("prior.safetensors"));
     const std::string source_portion = num(cfg.source_portion.start) + "," + num(cfg.source_portion.step) + "," +
                                        num(cfg.source_portion.max);
@@ -260,7 +299,7 @@ void run_demo(const DemoConfig& cfg) {
     a.source = source;
     a.target = target;
     a.eval = eval;
-    a.init = source_model;
+    a.init = adapt_init;
     a.method = method;
     if (sp) a.prior = at("prior.safetensors");
     a.rounds = cfg.rounds;
@@ -283,14 +322,15 @@ void run_demo(const DemoConfig& cfg) {
     steps.push_back({name, s.command(), seconds_since(t)});
   }
 
-  // 5. Oracle: the same network trained on the labelled target training split.
+  // 6. Oracle: the same network trained on the labelled target training split.
   stage(stage_index++, kStages, "oracle (" + cfg.model + " on the labelled target)");
   supervised("oracle", target, cfg.oracle_epochs, false);
 
-  // 6. All five on the same val split with the same inference options.
+  // 7. All six on the same val split with the same inference options.
   const data::Dataset val = data::open_dataset(target, {.split = "val"});
   const data::Dataset target_train = data::open_dataset(target, {.split = "train"});
-  const std::vector<std::string> labels = {"Source only", "ST", "CBST", "CBST-SP", "Oracle (target labels)"};
+  const std::vector<std::string> labels = {"Source only",  "AdaBN (target BN statistics)", "ST", "CBST", "CBST-SP",
+                                           "Oracle (target labels)"};
   DemoReportInput report;
   report.out = cfg.out;
   report.config = cfg;
@@ -299,7 +339,7 @@ void run_demo(const DemoConfig& cfg) {
   std::string convention;
   for (size_t i = 0; i < kDemoMethods.size(); ++i) {
     const std::string& name = kDemoMethods[i];
-    LoadedModel built = load_model(at(name + "/checkpoints/final.safetensors"),
+    LoadedModel built = load_model(name == "adabn" ? adabn_model : at(name + "/checkpoints/final.safetensors"),
                                    {.model = cfg.model, .num_classes = 19, .seed = cfg.seed});
     built.model->to(cfg.device);
     convention = built.input_convention;
@@ -320,8 +360,8 @@ void run_demo(const DemoConfig& cfg) {
     const data::LoadedSample s = target_train.load(i, gt_map);
     DemoPanel p{.stem = target_train.sample(i).stem, .image = s.image};
     p.ground_truth = data::colorize(s.labels, data::ClassSpace::cityscapes19);
-    p.source_only = predict_color(*models[0], convention, s.image, cfg.device);
-    p.cbst_sp = predict_color(*models[3], convention, s.image, cfg.device);
+    p.source_only = predict_color(*models[method_index("source-only")], convention, s.image, cfg.device);
+    p.cbst_sp = predict_color(*models[method_index("cbst-sp")], convention, s.image, cfg.device);
     const data::RawLabels raw =
         data::read_label_values(at("cbst-sp/rounds/" + last_round + "/pseudo/" + p.stem + ".png"));
     data::Labels pseudo{raw.width, raw.height, std::vector<uint8_t>(raw.values.begin(), raw.values.end())};
@@ -329,7 +369,7 @@ void run_demo(const DemoConfig& cfg) {
     report.panels.push_back(std::move(p));
   }
 
-  // 7. Outputs.
+  // 8. Outputs.
   stage(kStages, kStages, "results");
   report.total_seconds = seconds_since(t_start);
   const std::string table = demo_table_text(report.methods);
@@ -352,11 +392,17 @@ void run_demo(const DemoConfig& cfg) {
   std::printf("\nPer-class IoU (%%) on the synthetic target val split (%d images, %dx%d, seed %llu):\n\n%s\n",
               cfg.target_val, cfg.height, cfg.width, (unsigned long long)cfg.seed, table.c_str());
   std::printf("%s\n", rare_class_summary(report.methods).c_str());
-  const DemoMethodResult &src = report.methods[0], &sp = report.methods[3], &oracle = report.methods[4];
+  const DemoMethodResult &src = report.methods[method_index("source-only")],
+                         &sp = report.methods[method_index("cbst-sp")], &oracle = report.methods[method_index("oracle")];
   if (oracle.eval.miou > src.eval.miou)
     std::printf("CBST-SP closes %.0f%% of the gap between source-only (%.1f) and the oracle (%.1f).\n",
                 gap_share_percent(src.eval.miou, sp.eval.miou, oracle.eval.miou), 100 * src.eval.miou,
                 100 * oracle.eval.miou);
+  const DemoMethodResult& adabn_row = report.methods[method_index("adabn")];
+  std::printf("AdaBN (the target's batch-norm statistics, no labels) scores %.1f: %+.1f over source-only; CBST-SP %+.1f "
+              "over AdaBN.\n",
+              100 * adabn_row.eval.miou, 100 * (adabn_row.eval.miou - src.eval.miou),
+              100 * (sp.eval.miou - adabn_row.eval.miou));
   std::printf("report: %s\n", at("report.html").c_str());
   std::printf("cbst demo: done in %.0f s\n", seconds_since(t_start));
 }

@@ -123,8 +123,9 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
                           (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
-  // The printed table: the five methods with a value per class and the mIoU.
-  const std::vector<std::string> methods = {"source-only", "st", "cbst", "cbst-sp", "oracle"};
+  // The printed table: the six methods with a value per class and the mIoU.
+  const std::vector<std::string> methods = {"source-only", "adabn", "st", "cbst", "cbst-sp", "oracle"};
+  const std::vector<std::string> runs = {"source-only", "st", "cbst", "cbst-sp", "oracle"};
   const size_t header = r.output.find("method        road  side build");
   ASSERT_NE(header, std::string::npos) << r.output;
   EXPECT_NE(r.output.find("mIoU", header), std::string::npos);
@@ -141,17 +142,18 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   }
 
   // The run folders and files.
-  for (const std::string& m : methods)
+  for (const std::string& m : runs)
     EXPECT_TRUE(fs::exists(out / m / "checkpoints" / "final.safetensors")) << m;
-  for (const char* f : {"data/synth.json", "prior.safetensors", "table.md", "results.json", "report.html", "demo.json"})
+  for (const char* f : {"data/synth.json", "prior.safetensors", "adabn.safetensors", "table.md", "results.json",
+                        "report.html", "demo.json"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_TRUE(fs::exists(out / "cbst-sp" / "rounds" / "1" / "thresholds.json"));
 
-  // results.json: valid JSON with the five methods in order, each with 19 class scores.
+  // results.json: valid JSON with the six methods in order, each with 19 class scores.
   const nlohmann::json results = weights::parse_json(read_text(out / "results.json"));
   ASSERT_TRUE(results.contains("methods") && results["methods"].is_array());
   const nlohmann::json& ms = results["methods"];
-  ASSERT_EQ(ms.size(), 5u);
+  ASSERT_EQ(ms.size(), 6u);
   for (size_t i = 0; i < methods.size(); ++i) {
     EXPECT_EQ(ms[i].value("method", ""), methods[i]);
     ASSERT_TRUE(ms[i].contains("eval") && ms[i]["eval"].contains("classes"));
@@ -174,7 +176,12 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* m : {"source-only", "st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("blur"), std::string::npos) << m;
   EXPECT_EQ(read_text(out / "oracle" / "config.toml").find("blur"), std::string::npos);
-  // Self-training takes its own crop; source-only and the oracle keep --quick's 48.
+  // Self-training starts from the AdaBN model and takes its own crop; source-only and the
+  // oracle keep --quick's 48.
+  for (const char* m : {"st", "cbst", "cbst-sp"})
+    EXPECT_NE(read_text(out / m / "config.toml").find("adabn.safetensors\"\n"), std::string::npos) << m;
+  EXPECT_NE(commands.find("cbst adabn --checkpoint"), std::string::npos);
+  EXPECT_NE(r.output.find("AdaBN (the target's batch-norm statistics, no labels) scores"), std::string::npos);
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 40\n"), std::string::npos) << m;
   for (const char* m : {"source-only", "oracle"})
@@ -187,18 +194,18 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   const size_t table = html.find("<table class=\"iou\">");
   ASSERT_NE(table, std::string::npos);
   const std::string iou = html.substr(table, html.find("</table>", table) - table);
-  for (const char* label : {"Source only", "ST", "CBST", "CBST-SP", "Oracle (target labels)"})
+  for (const char* label : {"Source only", "AdaBN (target BN statistics)", "ST", "CBST", "CBST-SP", "Oracle (target labels)"})
     EXPECT_NE(iou.find("<td class=\"method\">" + std::string(label) + "</td>"), std::string::npos) << label;
   for (const char* cls : {"road", "sidewalk", "traffic light", "vegetation", "motorcycle", "bicycle"})
     EXPECT_NE(iou.find(">" + std::string(cls) + "</th>"), std::string::npos) << cls;
   EXPECT_EQ(std::count(iou.begin(), iou.end(), '\n'), 0);
   size_t rows = 0;
   for (size_t p = iou.find("<tr"); p != std::string::npos; p = iou.find("<tr", p + 1)) ++rows;
-  EXPECT_EQ(rows, 6u) << "header and five methods";
+  EXPECT_EQ(rows, 7u) << "header and six methods";
   EXPECT_NE(html.find("<svg"), std::string::npos);
   // A loss curve per run: each run folder's metrics.jsonl holds logged losses.
   EXPECT_NE(html.find("<h2>Training loss</h2>"), std::string::npos);
-  for (const std::string& m : methods)
+  for (const std::string& m : runs)
     EXPECT_NE(read_text(out / m / "metrics.jsonl").find("\"loss\":"), std::string::npos) << m;
   EXPECT_NE(html.find("src=\"data:image/png;base64,"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);

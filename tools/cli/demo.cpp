@@ -5,7 +5,7 @@
 //             [--oracle-epochs N] [--rounds N] [--epochs-per-round N] [--lr X] [--adapt-lr X]
 //             [--batch N] [--crop N] [--adapt-crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
 //             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
-//             [--warmup-iters N] [--prior-support PX]
+//             [--warmup-iters N] [--prior-support PX] [--adapt-init adabn|source]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
 #include <cstdio>
@@ -123,6 +123,10 @@ cli::Command reg(
                      "the spatial prior's Gaussian support in image pixels, sigma a sixth of it (default " +
                          numbers({full.prior_support}) + ", as cbst priors)")
           ->check(cbst::cli::InRange(0.0, 1e6));
+      cmd.add_option("--adapt-init", g.adapt_init,
+                     "what ST, CBST and CBST-SP start from: adabn (the source model with the target's batch-norm "
+                     "statistics) or source (the source model itself) (default " + full.adapt_init + ")")
+          ->check(CLI::IsMember({"adabn", "source"}));
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
@@ -158,6 +162,7 @@ cli::Command reg(
         take("--regularizer", c.regularizer, g.regularizer);
         take("--reg-weight", c.reg_weight, g.reg_weight);
         take("--prior-support", c.prior_support, g.prior_support);
+        take("--adapt-init", c.adapt_init, g.adapt_init);
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
