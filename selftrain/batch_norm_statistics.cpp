@@ -9,16 +9,14 @@
 #include "engine/autograd.h"
 #include "engine/check.h"
 #include "layers/batch_norm2d.h"
-#include "layers/dropout.h"
 
 namespace cbst {
 
 namespace {
 
-void collect(Module& m, std::vector<BatchNorm2d*>& norms, std::vector<Dropout*>& dropouts) {
+void collect(Module& m, std::vector<BatchNorm2d*>& norms) {
   if (auto* bn = dynamic_cast<BatchNorm2d*>(&m); bn && bn->params().track_running_stats) norms.push_back(bn);
-  if (auto* d = dynamic_cast<Dropout*>(&m)) dropouts.push_back(d);
-  for (auto& [name, child] : m.named_children()) collect(*child, norms, dropouts);
+  for (auto& [name, child] : m.named_children()) collect(*child, norms);
 }
 
 // Puts the model back as it was: its mode, every layer's exponential average, and the layers
@@ -50,8 +48,7 @@ class RestoreOnExit {
 
 int64_t batch_norm_layer_count(Module& model) {
   std::vector<BatchNorm2d*> norms;
-  std::vector<Dropout*> dropouts;
-  collect(model, norms, dropouts);
+  collect(model, norms);
   return int64_t(norms.size());
 }
 
@@ -59,8 +56,7 @@ BatchNormStatisticsSummary recompute_batch_norm_statistics(SegmentationModel& mo
                                                            const BatchNormStatisticsOptions& options) {
   CBST_CHECK(options.batch >= 1, "the batch must hold at least one image, got ", options.batch);
   std::vector<BatchNorm2d*> norms;
-  std::vector<Dropout*> dropouts;
-  collect(model, norms, dropouts);
+  collect(model, norms);
   if (norms.empty())
     CBST_THROW("the model ", model.name(), " has no batch-norm layer, so there are no statistics to re-estimate");
   const int64_t total = options.limit < 0 ? int64_t(dataset.size()) : std::min<int64_t>(options.limit, dataset.size());
@@ -73,7 +69,6 @@ BatchNormStatisticsSummary recompute_batch_norm_statistics(SegmentationModel& mo
 
   RestoreOnExit restore(model, norms);
   model.train(true);
-  for (Dropout* d : dropouts) d->train(false);
   for (BatchNorm2d* bn : norms) {
     if (bn->frozen()) bn->unfreeze();
     bn->reset_running_stats();

@@ -5,8 +5,10 @@
 // become the cumulative average (PyTorch's momentum=None) of the batch statistics the layer
 // sees while the model runs in training mode over the dataset's images, in the dataset's order,
 // in batches of up to `batch` whole images of one size (an image of another size starts a new
-// batch). Unlike update_bn, dropout stays off, so the statistics are those of the network as it
-// is evaluated. Frozen layers (ResNet-38 while it adapts) are re-estimated too and frozen again.
+// batch). As in update_bn the whole model runs in training mode, so its dropout is active, with
+// masks from the model's dropout generator (models/segmentation_model.h): the same model and
+// seed give the same statistics. Frozen layers (ResNet-38 while it adapts) are re-estimated
+// too and frozen again.
 // No gradients; the model's train/eval mode is restored afterwards, also on error.
 //
 // What it is for: a source model evaluated with the target's statistics shows how much of a

@@ -264,7 +264,7 @@ void run_demo(const DemoConfig& cfg) {
   if (has_batch_norm) {
     StepOptions adabn{"adabn", {}};
     adabn.add("checkpoint", source_model).add("data", target + ":train").add("batch", std::to_string(cfg.batch))
-        .add("device", device).add("out", adabn_model);
+        .add("device", device).add("seed", seed).add("out", adabn_model);
     steps.push_back({"adabn", adabn.command(), seconds_since(t0)});
   }
   CBST_CHECK(cfg.adapt_init == "adabn" || cfg.adapt_init == "source", "--adapt-init '", cfg.adapt_init,

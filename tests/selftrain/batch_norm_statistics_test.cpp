@@ -65,18 +65,19 @@ data::Dataset write_images(const fs::path& root, const std::vector<std::pair<int
   return data::open_images(root.string());
 }
 
-// bn1 -> dropout -> bn2 on the 3 input channels; with_norm false: dropout only.
+// bn1 -> bn2 on the 3 input channels, with a dropout layer between them when `with_dropout`;
+// with_norm false: the dropout layer only.
 class ToyNormModel : public SegmentationModel {
  public:
-  explicit ToyNormModel(bool with_norm) {
+  explicit ToyNormModel(bool with_norm, bool with_dropout = false) {
     num_classes_ = 3;
     if (with_norm) bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(BatchNorm2dParams{.num_features = 3}));
-    drop_ = register_module("drop", std::make_shared<Dropout>(DropoutOptions{.p = 0.5}));
+    if (with_dropout || !with_norm) drop_ = register_module("drop", std::make_shared<Dropout>(DropoutOptions{.p = 0.5}));
     if (with_norm) bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(BatchNorm2dParams{.num_features = 3}));
   }
   Tensor logits(const Tensor& x) override {
     Tensor y = bn1_ ? bn1_->forward(x) : x;
-    y = drop_->forward(y);
+    if (drop_) y = drop_->forward(y);
     return bn2_ ? bn2_->forward(y) : y;
   }
   std::string name() const override { return "toy"; }
@@ -140,8 +141,7 @@ TEST(BatchNormStatistics, RunningStatisticsAreTheMeanOverBatchesSplitBySize) {
       const double m = double(last - first + 1) * (first == 2 ? 40.0 : 48.0);
       mean1 += b.mean[c] / 3.0;
       var1 += b.unbiased_var[c] / 3.0;
-      // bn2 sees bn1's output, (x − μ)/√(σ² + ε) with the batch's own statistics; with
-      // dropout on its variance would be about twice this.
+      // bn2 sees bn1's output, (x − μ)/√(σ² + ε) with the batch's own statistics.
       var2 += m / (m - 1) * b.biased_var[c] / (b.biased_var[c] + kEps) / 3.0;
     }
     EXPECT_NEAR(values(model.bn1_->running_mean())[c], mean1, 1e-5) << "channel " << c;
@@ -157,6 +157,22 @@ TEST(BatchNormStatistics, RunningStatisticsAreTheMeanOverBatchesSplitBySize) {
   EXPECT_FALSE(model.training());
   EXPECT_FALSE(model.bn1_->params().cumulative_average);
   EXPECT_FALSE(model.bn2_->params().cumulative_average);
+}
+
+TEST(BatchNormStatistics, DropoutIsActiveAsInTraining) {
+  // As torch's update_bn: the model runs in training mode. Dropout at p = 0.5 zeroes half of
+  // bn1's normalised output and doubles the rest, so bn2 sees about twice the variance.
+  TempDir dir;
+  const data::Dataset ds = write_images(dir.path(), {{16, 12}, {16, 12}});
+  ToyNormModel model(true, /*with_dropout=*/true);
+  model.eval();
+  recompute_batch_norm_statistics(model, ds, {.batch = 2});
+  for (int c = 0; c < 3; ++c) {
+    const double v = values(model.bn2_->running_var())[c];
+    EXPECT_GT(v, 1.6) << "channel " << c;
+    EXPECT_LT(v, 2.4) << "channel " << c;
+  }
+  EXPECT_FALSE(model.training());
 }
 
 TEST(BatchNormStatistics, EarlierStatisticsAreForgottenAndLimitTakesTheFirstImages) {

@@ -70,6 +70,23 @@ TEST_F(AdabnCommand, WritesTheTargetStatisticsAndKeepsEveryWeight) {
   const testing::CliResult e = run("eval --data cityscapes=" + (dir_ / "cs").string() + " --split val --checkpoint " +
                                    out.string());
   EXPECT_EQ(e.exit_code, 0) << e.output;
+
+  // The model runs as in training, dropout included: another --seed draws other masks, which
+  // moves the statistics of the layers after the dropout and of no layer before it.
+  const fs::path other = dir_ / "adabn_seed2.safetensors";
+  const testing::CliResult r2 = run("adabn --checkpoint " + (dir_ / "source.safetensors").string() +
+                                    " --data cityscapes=" + (dir_ / "cs").string() + ":val --batch 2 --seed 2 --out " +
+                                    other.string());
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  const auto reseeded = load_model_checkpoint(other.string(), "small-deeplabv3plus");
+  const auto first = adapted->state_dict();
+  int same = 0, moved = 0;
+  for (const auto& [name, t] : reseeded->named_buffers()) {
+    if (name.ends_with("num_batches_tracked")) continue;
+    (values(t) == values(first.at(name)) ? same : moved)++;
+  }
+  EXPECT_GT(same, 0);
+  EXPECT_GT(moved, 0);
 }
 
 TEST_F(AdabnCommand, ABadCheckpointIsOneLineAndWritesNothing) {

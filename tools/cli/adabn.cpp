@@ -3,7 +3,7 @@
 // `cbst eval`, `predict`, `pseudolabel` and `adapt --init` read.
 //
 //   cbst adabn --checkpoint SOURCE.safetensors --data cityscapes=PATH[:SPLIT] --out ADABN.safetensors
-//        [--model NAME] [--classes N] [--batch B] [--limit K] [--device D] [--input-convention C]
+//        [--model NAME] [--classes N] [--batch B] [--limit K] [--device D] [--seed S] [--input-convention C]
 #include <unistd.h>
 
 #include <cstdio>
@@ -35,6 +35,7 @@ struct AdabnFlags {
   int64_t limit = -1;
   std::string device = "cpu";
   std::string input_convention;
+  uint64_t seed = 0;
 };
 
 void run_adabn(const AdabnFlags& f) {
@@ -42,7 +43,7 @@ void run_adabn(const AdabnFlags& f) {
   const data::Dataset ds = data::open_dataset(spec, {.split = split, .list_file = f.list_file});
   const LoadedModel loaded =
       load_model(f.checkpoint, {.model = f.model, .num_classes = f.classes, .default_classes = default_num_classes(ds),
-                                .allow_partial = f.allow_partial, .inference = true});
+                                .allow_partial = f.allow_partial, .inference = true, .seed = f.seed});
   SegmentationModel& model = *loaded.model;
   const std::string convention = f.input_convention.empty() ? loaded.input_convention : f.input_convention;
   std::fprintf(stderr, "model: %s\nimages: %s\n", loaded.description.c_str(), ds.describe().c_str());
@@ -86,6 +87,9 @@ const cli::Command reg(
       cmd.add_option("--limit", f->limit, "Use the first K images only; -1: all")
           ->check(cbst::cli::InRange(int64_t(1), int64_t(1) << 40));
       cmd.add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
+      cmd.add_option("--seed", f->seed, "Seed of the dropout masks: the model runs as in training, dropout "
+                                        "included, while the statistics are taken")
+          ->capture_default_str();
       cmd.add_option("--input-convention", f->input_convention, "Input normalisation: caffe or torchvision "
                                                                 "(default: the checkpoint's)")
           ->check(CLI::IsMember({"caffe", "torchvision"}));
