@@ -255,7 +255,6 @@ void run_demo(const DemoConfig& cfg) {
     } else {
       const BatchNormStatisticsSummary s = recompute_batch_norm_statistics(
           *m.model, target_images, {.batch = cfg.batch, .device = cfg.device, .input_convention = m.input_convention});
-      m.model->to(Device::cpu());
       std::printf("statistics of %lld batch-norm layers from %lld target training images\n", (long long)s.layers,
                   (long long)s.images);
     }

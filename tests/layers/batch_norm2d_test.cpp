@@ -290,5 +290,20 @@ TEST(BatchNorm2dCuda, FrozenModuleOnCudaMatchesCpu) {
   CBST_EXPECT_CLOSE("frozen", bn(in.x.to(Device::cuda())), ref, 1e-5, 1e-5);
 }
 
+TEST(BatchNorm2dCuda, CumulativeAverageOnCudaMatchesCpu) {
+  CBST_REQUIRE_CUDA();
+  BatchNorm2d cpu(BatchNorm2dParams{.num_features = 8, .cumulative_average = true});
+  BatchNorm2d gpu(BatchNorm2dParams{.num_features = 8, .cumulative_average = true});
+  gpu.to(Device::cuda());
+  for (uint64_t seed : {21, 22, 23}) {
+    const BnInputs in = make_inputs({2, 8, 5, 5}, DType::f32, seed);
+    cpu(in.x);
+    gpu(in.x.to(Device::cuda()));
+  }
+  CBST_EXPECT_CLOSE("running_mean", gpu.running_mean(), cpu.running_mean(), 1e-5, 1e-5);
+  CBST_EXPECT_CLOSE("running_var", gpu.running_var(), cpu.running_var(), 1e-5, 1e-5);
+  EXPECT_EQ(gpu.num_batches_tracked().to(Device::cpu()).item<int64_t>(), 3);
+}
+
 }  // namespace
 }  // namespace cbst

@@ -55,7 +55,6 @@ void run_adabn(const AdabnFlags& f) {
       if (done == total) std::fprintf(stderr, "\n");
     };
   const BatchNormStatisticsSummary s = recompute_batch_norm_statistics(model, ds, o);
-  model.to(Device::cpu());
   weights::save_checkpoint(f.out, model_checkpoint(model, convention));
   std::printf("re-estimated the statistics of %lld batch-norm layers of %s on %lld images of %s (%s), in %lld "
               "batches of up to %lld; weights in %s\n",
@@ -75,9 +74,7 @@ const cli::Command reg(
                                         "train); labels are not read")->required();
       cmd.add_option("--split", f->split, "Dataset split (default train); the same as --data KIND=PATH:SPLIT");
       cmd.add_option("--list", f->list_file, "Optional list file ('image' per line, relative to the root)");
-      cmd.add_option("--model", f->model, "The network: checked against the one a cbst checkpoint records; "
-                                          "needed for other weight files")
-          ->check(CLI::IsMember(model_names()));
+      cli::add_checkpoint_model_option(cmd, f->model);
       cli::add_classes_option(cmd, f->classes);
       cli::add_allow_partial_flag(cmd, f->allow_partial);
       cmd.add_option("--out", f->out, "Output cbst checkpoint (.safetensors)")->required();
@@ -90,9 +87,7 @@ const cli::Command reg(
       cmd.add_option("--seed", f->seed, "Seed of the dropout masks: the model runs as in training, dropout "
                                         "included, while the statistics are taken")
           ->capture_default_str();
-      cmd.add_option("--input-convention", f->input_convention, "Input normalisation: caffe or torchvision "
-                                                                "(default: the checkpoint's)")
-          ->check(CLI::IsMember({"caffe", "torchvision"}));
+      cli::add_input_convention_option(cmd, f->input_convention, "the checkpoint's");
       cmd.callback([f] { run_adabn(*f); });
     });
 

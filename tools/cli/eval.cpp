@@ -211,9 +211,7 @@ const cbst::cli::Command reg(
                      "Classes to score: 19, 16, 13 (16 less wall/fence/pole), nthu (default: from the dataset)")
           ->check(CLI::IsMember({"19", "16", "13", "nthu"}));
       cmd.add_option("--json", o->json, "Also write the results as JSON to this file");
-      cmd.add_option("--model", o->model, "The network: checked against the one a cbst checkpoint records; "
-                                          "needed for other weight files")
-          ->check(CLI::IsMember(cbst::model_names()));
+      cbst::cli::add_checkpoint_model_option(cmd, o->model);
       cmd.add_option("--checkpoint", o->checkpoint, "Evaluate a model instead: its cbst checkpoint (.safetensors), or "
                                                     "a .pth/.params/.caffemodel/.safetensors weights file with --model");
       std::vector<CLI::Option*> model_only;
@@ -234,9 +232,7 @@ const cbst::cli::Command reg(
                                           "scored at the label resolution)")
                                ->check(cbst::cli::Positive())
                                ->capture_default_str());
-      model_only.push_back(cmd.add_option("--input-convention", o->input_convention,
-                                          "Input normalisation: caffe or torchvision (default: the model's)")
-                               ->check(CLI::IsMember({"caffe", "torchvision"})));
+      model_only.push_back(cbst::cli::add_input_convention_option(cmd, o->input_convention, "the model's"));
       model_only.push_back(cmd.add_option("--save-predictions", o->save_predictions,
                                           "Write labelId PNGs (DIR/labelIds) and colourised predictions "
                                           "(DIR/color) to this folder"));

@@ -28,6 +28,22 @@ inline CLI::Option* add_allow_partial_flag(CLI::App& cmd, bool& allow) {
                       "head) at their random initialisation");
 }
 
+// --model beside --checkpoint (eval, predict, adabn): checked against the model a cbst
+// checkpoint records, needed for other weight files.
+inline CLI::Option* add_checkpoint_model_option(CLI::App& cmd, std::string& model) {
+  return cmd.add_option("--model", model, "The network: checked against the one a cbst checkpoint records; "
+                                          "needed for other weight files")
+      ->check(CLI::IsMember(model_names()));
+}
+
+// --input-convention: how the images are normalised, by default as the weights say (`whose`
+// names them in the help: "the checkpoint's", "the model's").
+inline CLI::Option* add_input_convention_option(CLI::App& cmd, std::string& convention, const std::string& whose) {
+  return cmd.add_option("--input-convention", convention,
+                        "Input normalisation: caffe or torchvision (default: " + whose + ")")
+      ->check(CLI::IsMember({"caffe", "torchvision"}));
+}
+
 // The dataset and split a command reads: the split of a KIND=PATH:SPLIT spec, or `split`
 // (the --split option; empty when not given), or `default_split`. Both, disagreeing, is an
 // error naming both. The option's own default is empty so that a config.toml, which writes

@@ -110,9 +110,7 @@ const cli::Command reg(
       cmd.add_option("--checkpoint", f->checkpoint, "The model's cbst checkpoint (.safetensors), or a "
                                                     ".pth/.params/.caffemodel/.safetensors weights file with --model")
           ->required();
-      cmd.add_option("--model", f->model, "The network: checked against the one a cbst checkpoint records; "
-                                          "needed for other weight files")
-          ->check(CLI::IsMember(model_names()));
+      cli::add_checkpoint_model_option(cmd, f->model);
       cli::add_classes_option(cmd, f->classes);
       cli::add_allow_partial_flag(cmd, f->allow_partial);
       cmd.add_option("--out", f->out, "Output folder: labelIds/, trainIds/, color/ and overlay/ inside")->required();
@@ -122,9 +120,7 @@ const cli::Command reg(
       cmd.add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
       cmd.add_option("--input-scale", f->input_scale, "Resize the images by this factor before inference "
                                                       "(outputs keep the image's size)")->capture_default_str();
-      cmd.add_option("--input-convention", f->input_convention, "Input normalisation: caffe or torchvision "
-                                                                "(default: the checkpoint's)")
-          ->check(CLI::IsMember({"caffe", "torchvision"}));
+      cli::add_input_convention_option(cmd, f->input_convention, "the checkpoint's");
       cmd.add_flag("!--no-label-ids", f->label_ids, "Do not write labelIds/");
       cmd.add_flag("!--no-train-ids", f->train_ids, "Do not write trainIds/");
       cmd.add_flag("!--no-color", f->color, "Do not write color/");
