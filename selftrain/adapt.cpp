@@ -11,9 +11,11 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
+#include "engine/dist.h"
 #include "engine/format.h"
 #include "models/weight_import.h"
 #include "layers/soft_cross_entropy.h"
+#include "selftrain/batch_norm_statistics.h"
 #include "selftrain/checkpoint.h"
 #include "selftrain/class_weights.h"
 #include "selftrain/crst.h"
@@ -146,6 +148,10 @@ void run_adaptation(const AdaptConfig& cfg) {
   model.set_precision(cfg.train.precision);
   if (cfg.train.frozen_bn) model.set_frozen_batch_norm(true);
   prepare_data_parallel(model);
+  if (cfg.adabn && batch_norm_layer_count(model) == 0)
+    CBST_THROW("--adabn re-estimates batch-norm statistics, and ", model.name(), " has no batch-norm layer; ",
+               "drop --adabn");
+  if (cfg.adabn && target.size() == 0) CBST_THROW("--adabn needs target images, and ", cfg.target, " has none");
   Tensor prior;
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
@@ -196,6 +202,22 @@ void run_adaptation(const AdaptConfig& cfg) {
     run.metric({{"event", "initial_eval"}, {"round", 0}, {"miou", e.miou}, {"iou", eval_ious(e)}});
     run.log("round 0 (initial model): mIoU " + format_fixed(100 * e.miou, 2));
   }
+
+  // AdaBN on the target training images (every rank the same images; the buffers are then
+  // rank 0's, so the replicas cannot drift apart).
+  auto target_statistics = [&](const std::string& when) {
+    const BatchNormStatisticsSummary s = recompute_batch_norm_statistics(
+        model, target, {.batch = cfg.train.batch, .device = cfg.train.device, .input_convention = built.input_convention});
+    dist::Communicator& comm = dist::world();
+    if (comm.size() > 1) {
+      std::vector<Tensor> buffers;
+      for (auto& [name, t] : model.named_buffers()) buffers.push_back(t);
+      dist::broadcast_tensors(comm, buffers);
+    }
+    run.log(when + ": AdaBN, " + count_of(s.layers, "batch-norm layer") + " re-estimated on " +
+            count_of(s.images, "target image"));
+  };
+  if (cfg.adabn && done_rounds == 0) target_statistics("before round 1");
 
   const std::vector<size_t> order = source_subset_order(source.size(), cfg.train.seed);
   // The run's steps, for its ETA: each step takes one global batch (--batch × ranks).
@@ -298,6 +320,8 @@ void run_adaptation(const AdaptConfig& cfg) {
     }
     round_info["train_loss"] = loss;
     round_info["train_images"] = loader.size();
+    if (cfg.adabn) target_statistics("round " + std::to_string(r) + "/" + std::to_string(cfg.rounds));
+    round_info["adabn"] = cfg.adabn;
     // Rank 0 evaluates and writes; the other ranks go on to the next round's labelling.
     if (!run.writer()) {
       eta.unit_done();

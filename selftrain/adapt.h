@@ -6,6 +6,10 @@
 //      of a fixed permutation, so each subset contains the previous) and all pseudo-labelled
 //      target images, mining rare-class crops on the target;
 //   3. evaluate, checkpoint, and record the round.
+// With `adabn`, the batch-norm statistics are re-estimated on the target set (AdaBN,
+// selftrain/batch_norm_statistics.h) before round 1's pseudo-labels and after every round's
+// training, so each labelling and each evaluation sees the target's statistics rather than
+// the running mix of the source and target batches the round trained on.
 // p_r = min(p0 + (r−1)·Δp, p_max) and likewise s_r; the learning rate is lr / decay^(r−1)
 // (decay √2 by default), constant within a round (or poly-decayed, round_schedule); training continues from the previous
 // round's weights. `source-only` trains on the source subsets only: the no-adaptation
@@ -67,6 +71,7 @@ struct AdaptConfig {
   std::string run;
   bool resume = false;
   bool keep_checkpoints = false;
+  bool adabn = false;  // re-estimate batch-norm statistics on the target before each labelling (above)
   int64_t previews = 4;
   std::string config_text;  // the effective options, written to config.toml
 };

@@ -269,6 +269,9 @@ void run_demo(const DemoConfig& cfg) {
   CBST_CHECK(cfg.adapt_init == "adabn" || cfg.adapt_init == "source", "--adapt-init '", cfg.adapt_init,
              "' is neither adabn nor source");
   const std::string adapt_init = cfg.adapt_init == "adabn" && has_batch_norm ? adabn_model : source_model;
+  CBST_CHECK(cfg.adapt_adabn == "start" || cfg.adapt_adabn == "rounds", "--adapt-adabn '", cfg.adapt_adabn,
+             "' is neither start nor rounds");
+  const bool round_adabn = cfg.adapt_adabn == "rounds" && has_batch_norm;
 
   // 5. Self-training, one method at a time, each from the same model.
   const std::vector<std::pair<AdaptMethod, std::string>> adapt_methods = {
@@ -287,6 +290,7 @@ void run_demo(const DemoConfig& cfg) {
     s.add("rounds", std::to_string(cfg.rounds)).add("round-schedule", cfg.round_schedule).add("portion", portion)
         .add("source-portion", source_portion)
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
+    if (round_adabn) s.add("adabn", "");
     if (cfg.regularizer != "none") {
       s.add("regularizer", cfg.regularizer);
       if (cfg.reg_weight >= 0) s.add("reg-weight", num(cfg.reg_weight));
@@ -299,6 +303,7 @@ void run_demo(const DemoConfig& cfg) {
     a.target = target;
     a.eval = eval;
     a.init = adapt_init;
+    a.adabn = round_adabn;
     a.method = method;
     if (sp) a.prior = at("prior.safetensors");
     a.rounds = cfg.rounds;

@@ -100,6 +100,11 @@ struct DemoConfig {
   // instead of 1) and CBST-SP closed 25 % of the gap on average instead of 21 %
   // (docs/demo-runs.md, measurement 8).
   std::string adapt_init = "adabn";
+  // When ST, CBST and CBST-SP re-estimate the batch-norm statistics on the target: "start",
+  // only the model they start from (adapt_init), or "rounds", also after every round's
+  // training (`cbst adapt --adabn`), so every round's pseudo-labels and the evaluated model
+  // see the target's statistics rather than those of the mixed source and target batches.
+  std::string adapt_adabn = "start";
   int panels = 4;  // sample panels in the report
   int workers = 2;
 

@@ -195,6 +195,56 @@ TEST_F(AdaptCommand, SpatialPriorMethodsNeedAPrior) {
   EXPECT_NE(r.output.find("cbst priors"), std::string::npos) << r.output;
 }
 
+// --adabn: every round ends with the batch-norm statistics `cbst adabn` gives its weights on
+// the target training images, and the round records say so. (small-fcn's dropout comes
+// after its last batch norm, so the masks do not enter the statistics.) A run without it
+// keeps the statistics of its training batches, which differ; a model without batch norm
+// is refused.
+TEST_F(AdaptCommand, AdabnLeavesEveryRoundWithTheTargetsStatistics) {
+  auto r = run_cbst(adapt_args("cbst", "adabn") + " --adabn", path("adabn.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("before round 1: AdaBN,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("round 2/2: AdaBN,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("re-estimated on 8 target images"), std::string::npos) << r.output;
+  const nlohmann::json summary = weights::parse_json(read("adabn/summary.json"));
+  ASSERT_EQ(summary["rounds"].size(), 2u) << summary;
+  EXPECT_TRUE(summary["rounds"][1].value("adabn", false)) << summary;
+  r = run_cbst(adapt_args("cbst", "plain"), path("plain.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The final weights of each run, re-estimated by `cbst adabn` on the same images in the
+  // same batches: the --adabn run's statistics come back bit for bit, the plain run's do not.
+  int differing_plain = 0, buffers = 0;
+  for (const std::string run : {"adabn", "plain"}) {
+    const std::string final_ckpt = path(run + "/checkpoints/final.safetensors");
+    const std::string again = path(run + "_again.safetensors");
+    r = run_cbst("adabn --checkpoint " + final_ckpt + " --data cityscapes=" + path("data/cityscapes") +
+                 ":train --batch 2 --out " + again, path(run + "_again.log"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto trained = weights::load_checkpoint(final_ckpt);
+    const auto restat = weights::load_checkpoint(again);
+    for (auto& [name, t] : trained) {
+      if (!name.ends_with("running_mean") && !name.ends_with("running_var")) continue;
+      if (run == "adabn") {
+        CBST_EXPECT_CLOSE(name, restat.at(name), t, 0.0, 0.0);
+        ++buffers;
+      } else {
+        if (restat.at(name).to_vector<float>() != t.to_vector<float>()) ++differing_plain;
+      }
+    }
+  }
+  EXPECT_GT(buffers, 0);
+  EXPECT_GT(differing_plain, 0) << "without --adabn the statistics are the training batches'";
+
+  r = run_cbst("adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" + path("data/cityscapes") +
+               " --model fcn8s-vgg16 --method cbst --rounds 1 --batch 2 --crop 32 --adabn --run " + path("adabn_fcn"),
+               path("adabn_fcn.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.rfind("cbst: error: --adabn re-estimates batch-norm statistics", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_FALSE(fs::exists(path("adabn_fcn/summary.json")));
+}
+
 TEST_F(AdaptCommand, ADivergingLossStopsTheRunNamingTheStep) {
   const auto r = run_cbst("train --data gta5=" + path("data/gta5") + " --epochs 2 --batch 2 --crop 32 --lr 1e30 "
                           "--workers 1 --run " + path("nan"), path("nan.log"));

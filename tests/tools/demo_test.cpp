@@ -118,7 +118,8 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_NE(bad.output.find("cbst: error: --scale-range '2,1' is not MIN,MAX"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(out));
   const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
-                          "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --prior-support 33 --out " +
+                          "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --prior-support 33 "
+                          "--adapt-adabn rounds --out " +
                               out.string(),
                           (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -181,6 +182,12 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("adabn.safetensors\"\n"), std::string::npos) << m;
   EXPECT_NE(commands.find("cbst adabn --checkpoint"), std::string::npos);
+  // --adapt-adabn rounds: every self-training run re-estimates its statistics each round too.
+  for (const char* m : {"st", "cbst", "cbst-sp"}) {
+    EXPECT_NE(read_text(out / m / "config.toml").find("\nadabn = true\n"), std::string::npos) << m;
+    EXPECT_NE(read_text(out / m / "log.txt").find("round 2/2: AdaBN,"), std::string::npos) << m;
+  }
+  EXPECT_NE(commands.find("--previews 2 --adabn"), std::string::npos);
   EXPECT_NE(r.output.find("AdaBN (the target's batch-norm statistics, no labels) scores"), std::string::npos);
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 40\n"), std::string::npos) << m;

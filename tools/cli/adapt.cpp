@@ -58,6 +58,9 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--run", c->run, "run folder")->required();
                    cmd.add_flag("--resume", c->resume, "continue the run in --run after its last finished round");
                    cmd.add_flag("--keep-checkpoints", c->keep_checkpoints, "keep every round's checkpoint");
+                   cmd.add_flag("--adabn", c->adabn,
+                                "re-estimate the batch-norm statistics on the target images (AdaBN) before round 1's "
+                                "pseudo-labels and after every round's training");
                    cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, &cmd] {
                      std::tie(c->target, c->target_split) =
                          cli::dataset_and_split(c->target, *target_split, "train", "--target", "--target-split");

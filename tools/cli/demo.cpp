@@ -127,6 +127,11 @@ cli::Command reg(
                      "what ST, CBST and CBST-SP start from: adabn (the source model with the target's batch-norm "
                      "statistics) or source (the source model itself) (default " + full.adapt_init + ")")
           ->check(CLI::IsMember({"adabn", "source"}));
+      cmd.add_option("--adapt-adabn", g.adapt_adabn,
+                     "when ST, CBST and CBST-SP re-estimate batch-norm statistics on the target: start (the model "
+                     "they start from) or rounds (also after every round, cbst adapt --adabn) (default " +
+                         full.adapt_adabn + ")")
+          ->check(CLI::IsMember({"start", "rounds"}));
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
@@ -163,6 +168,7 @@ cli::Command reg(
         take("--reg-weight", c.reg_weight, g.reg_weight);
         take("--prior-support", c.prior_support, g.prior_support);
         take("--adapt-init", c.adapt_init, g.adapt_init);
+        take("--adapt-adabn", c.adapt_adabn, g.adapt_adabn);
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
