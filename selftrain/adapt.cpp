@@ -151,7 +151,6 @@ void run_adaptation(const AdaptConfig& cfg) {
   if (cfg.adabn && batch_norm_layer_count(model) == 0)
     CBST_THROW("--adabn re-estimates batch-norm statistics, and ", model.name(), " has no batch-norm layer; ",
                "drop --adabn");
-  if (cfg.adabn && target.size() == 0) CBST_THROW("--adabn needs target images, and ", cfg.target, " has none");
   Tensor prior;
   if (use_prior) prior = load_spatial_prior(cfg.prior).prior.to(cfg.train.device);
 
