@@ -202,8 +202,10 @@ void run_adaptation(const AdaptConfig& cfg) {
     run.log("round 0 (initial model): mIoU " + format_fixed(100 * e.miou, 2));
   }
 
-  // AdaBN on the target training images (every rank the same images; the buffers are then
-  // rank 0's, so the replicas cannot drift apart).
+  // AdaBN on the target training images. On several ranks every rank runs the whole set in
+  // batches of --batch with its batch norm synchronised, so the statistics are those of one
+  // process at --batch (not at the global batch; the unbiased variance counts each pixel once
+  // per rank); the buffers are then rank 0's, so the replicas cannot drift apart.
   auto target_statistics = [&](const std::string& when) {
     const BatchNormStatisticsSummary s = recompute_batch_norm_statistics(
         model, target, {.batch = cfg.train.batch, .device = cfg.train.device, .input_convention = built.input_convention});

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -132,6 +133,34 @@ TEST_F(MpiDataParallel, TwoRanksTrainTheSameBitsWithOrWithoutOverlappedAllReduce
   // The same collectives on the same buffers, started during backward or after it.
   expect_same_weights(path("overlap/checkpoints/final.safetensors"), path("no_overlap/checkpoints/final.safetensors"),
                       {0.0, 0.0});
+}
+
+// adapt --adabn on 2 ranks: both re-estimate the statistics in step (their batch norm is
+// synchronised, so a rank that skipped a pass would hang the other), the run finishes once,
+// and the final statistics are the 2-rank ones, not the initial model's.
+TEST_F(MpiDataParallel, TwoRanksReestimateTheStatisticsTogether) {
+  if (!fs::exists(path("single/checkpoints/final.safetensors"))) {
+    auto r = run_cbst(train_args(2, "single"), path("single.log"), "OMP_NUM_THREADS=1");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const auto r = run_cbst_on_2_ranks(adapt_args(1, "adapt_ranks_adabn") + " --adabn", path("adapt_ranks_adabn.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count(r.output, "cbst adapt: done"), 1u) << r.output;
+  const std::string log = read(path("adapt_ranks_adabn/log.txt"));
+  EXPECT_EQ(count(log, "before round 1: AdaBN, "), 1u) << log;
+  EXPECT_EQ(count(log, "round 1/1: AdaBN, "), 1u) << log;
+  const auto initial = weights::load_checkpoint(path("single/checkpoints/final.safetensors"));
+  const auto adapted = weights::load_checkpoint(path("adapt_ranks_adabn/checkpoints/final.safetensors"));
+  int moved = 0, buffers = 0;
+  for (const auto& [name, t] : adapted) {
+    if (!name.ends_with("running_mean") && !name.ends_with("running_var")) continue;
+    ++buffers;
+    const std::vector<float> v = t.to_vector<float>();
+    for (float x : v) ASSERT_TRUE(std::isfinite(x)) << name;
+    if (v != initial.at(name).to_vector<float>()) ++moved;
+  }
+  EXPECT_GT(buffers, 0);
+  EXPECT_EQ(moved, buffers);
 }
 
 TEST_F(MpiDataParallel, TwoRanksLabelARoundExactlyAsOneProcess) {
