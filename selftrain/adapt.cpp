@@ -11,7 +11,6 @@
 #include "data/evaluation.h"
 #include "data/image.h"
 #include "engine/cuda_context.h"
-#include "engine/dist.h"
 #include "engine/format.h"
 #include "models/weight_import.h"
 #include "layers/soft_cross_entropy.h"
@@ -209,12 +208,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   auto target_statistics = [&](const std::string& when) {
     const BatchNormStatisticsSummary s = recompute_batch_norm_statistics(
         model, target, {.batch = cfg.train.batch, .device = cfg.train.device, .input_convention = built.input_convention});
-    dist::Communicator& comm = dist::world();
-    if (comm.size() > 1) {
-      std::vector<Tensor> buffers;
-      for (auto& [name, t] : model.named_buffers()) buffers.push_back(t);
-      dist::broadcast_tensors(comm, buffers);
-    }
+    broadcast_buffers(model);
     run.log(when + ": AdaBN, " + count_of(s.layers, "batch-norm layer") + " re-estimated on " +
             count_of(s.images, "target image"));
   };

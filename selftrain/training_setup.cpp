@@ -67,8 +67,16 @@ void prepare_data_parallel(SegmentationModel& model) {
   model.dropout_generator().set_batch_slice(comm.rank(), comm.size());
   std::vector<Tensor> tensors;
   for (auto& [name, t] : model.named_parameters()) tensors.push_back(t);
-  for (auto& [name, t] : model.named_buffers()) tensors.push_back(t);
   dist::broadcast_tensors(comm, tensors);
+  broadcast_buffers(model);
+}
+
+void broadcast_buffers(SegmentationModel& model) {
+  dist::Communicator& comm = dist::world();
+  if (comm.size() == 1) return;
+  std::vector<Tensor> buffers;
+  for (auto& [name, t] : model.named_buffers()) buffers.push_back(t);
+  dist::broadcast_tensors(comm, buffers);
 }
 
 Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr, int64_t poly_steps) {

@@ -77,6 +77,8 @@ void require_full_batch(int64_t images, const TrainingOptions& o, const std::str
 // batch norm synchronised across the ranks, dropout drawing the masks of this rank's slice of
 // the global batch, and rank 0's parameters and buffers copied to every rank.
 void prepare_data_parallel(SegmentationModel& model);
+// Rank 0's buffers (batch-norm statistics) copied to every rank; nothing in a single process.
+void broadcast_buffers(SegmentationModel& model);
 // SGD over the model's parameter groups at base rate `lr`. poly_steps > 0: poly decay to 0
 // over that many steps; either way the options' linear warm-up.
 Sgd make_optimizer(const SegmentationModel& model, const TrainingOptions& o, double lr, int64_t poly_steps = 0);
