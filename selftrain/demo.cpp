@@ -291,6 +291,7 @@ void run_demo(const DemoConfig& cfg) {
         .add("source-portion", source_portion)
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
     if (round_adabn) s.add("adabn", "");
+    if (cfg.adapt_flip) s.add("flip", "");
     if (cfg.regularizer != "none") {
       s.add("regularizer", cfg.regularizer);
       if (cfg.reg_weight >= 0) s.add("reg-weight", num(cfg.reg_weight));
@@ -304,6 +305,7 @@ void run_demo(const DemoConfig& cfg) {
     a.eval = eval;
     a.init = adapt_init;
     a.adabn = round_adabn;
+    a.inference.flip = cfg.adapt_flip;
     a.method = method;
     if (sp) a.prior = at("prior.safetensors");
     a.rounds = cfg.rounds;

@@ -119,6 +119,7 @@ TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
       // An unsigned option read "-3" as 2^64 - 3 and ran with it.
       {"synth --out " + path("neg") + " --seed -3", "cbst: error: --seed: -3 is negative; it must be 0 or more;"},
       {"demo --out " + path("neg") + " --seed -1", "cbst: error: --seed: -1 is negative; it must be 0 or more;"},
+      {"demo --out " + path("neg") + " --adapt-flip maybe", "cbst: error: --adapt-flip: maybe not in {on,off};"},
   };
   for (const auto& [args, start] : cases) {
     const auto r = run_cbst(args, path("u.log"));

@@ -119,7 +119,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_FALSE(fs::exists(out));
   const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
                           "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --prior-support 33 "
-                          "--adapt-adabn rounds --out " +
+                          "--out " +
                               out.string(),
                           (dir / "demo.log").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -182,12 +182,17 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("adabn.safetensors\"\n"), std::string::npos) << m;
   EXPECT_NE(commands.find("cbst adabn --checkpoint"), std::string::npos);
-  // --adapt-adabn rounds: every self-training run re-estimates its statistics each round too.
+  // The defaults --adapt-adabn rounds and --adapt-flip on: every self-training run
+  // re-estimates its statistics each round too, and its pseudo-labels average the mirrored
+  // image; the rounds' chart says so, while the table scores every row without the flip.
   for (const char* m : {"st", "cbst", "cbst-sp"}) {
-    EXPECT_NE(read_text(out / m / "config.toml").find("\nadabn = true\n"), std::string::npos) << m;
+    const std::string config = read_text(out / m / "config.toml");
+    EXPECT_NE(config.find("\nadabn = true\n"), std::string::npos) << m;
+    EXPECT_NE(config.find("\nflip = true\n"), std::string::npos) << m;
     EXPECT_NE(read_text(out / m / "log.txt").find("round 2/2: AdaBN,"), std::string::npos) << m;
   }
-  EXPECT_NE(commands.find("--previews 2 --adabn"), std::string::npos);
+  EXPECT_NE(commands.find("--previews 2 --adabn --flip"), std::string::npos);
+  EXPECT_NE(commands.find("with the mirrored image averaged in"), std::string::npos);
   EXPECT_NE(r.output.find("AdaBN (the target's batch-norm statistics, no labels) scores"), std::string::npos);
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 40\n"), std::string::npos) << m;

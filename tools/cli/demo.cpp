@@ -31,6 +31,7 @@ struct DemoFlags {
   std::string color_jitter;
   std::string blur;
   std::string style_gap;
+  std::string adapt_flip;  // on or off
   DemoConfig given;  // values of the options the user passed
 };
 
@@ -132,6 +133,11 @@ cli::Command reg(
                      "they start from) or rounds (also after every round, cbst adapt --adabn) (default " +
                          full.adapt_adabn + ")")
           ->check(CLI::IsMember({"start", "rounds"}));
+      cmd.add_option("--adapt-flip", f->adapt_flip,
+                     "whether ST, CBST and CBST-SP average the mirrored image into their pseudo-labels (and their "
+                     "rounds' evaluations; never the demo's table): on or off (default " +
+                         std::string(full.adapt_flip ? "on" : "off") + ")")
+          ->check(CLI::IsMember({"on", "off"}));
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
@@ -169,6 +175,7 @@ cli::Command reg(
         take("--prior-support", c.prior_support, g.prior_support);
         take("--adapt-init", c.adapt_init, g.adapt_init);
         take("--adapt-adabn", c.adapt_adabn, g.adapt_adabn);
+        if (cmd.count("--adapt-flip")) c.adapt_flip = f->adapt_flip == "on";
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);
