@@ -292,6 +292,7 @@ void run_demo(const DemoConfig& cfg) {
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
     if (round_adabn) s.add("adabn", "");
     if (cfg.adapt_flip) s.add("flip", "");
+    if (cfg.adapt_scales != std::vector<double>{1.0}) s.add("scales", scales_text(cfg.adapt_scales));
     if (cfg.regularizer != "none") {
       s.add("regularizer", cfg.regularizer);
       if (cfg.reg_weight >= 0) s.add("reg-weight", num(cfg.reg_weight));
@@ -306,6 +307,7 @@ void run_demo(const DemoConfig& cfg) {
     a.init = adapt_init;
     a.adabn = round_adabn;
     a.inference.flip = cfg.adapt_flip;
+    a.inference.scales = cfg.adapt_scales;
     a.method = method;
     if (sp) a.prior = at("prior.safetensors");
     a.rounds = cfg.rounds;

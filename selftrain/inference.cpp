@@ -30,12 +30,6 @@ class EvalModeGuard {
   bool was_training_;
 };
 
-std::string scales_str(const std::vector<double>& scales) {
-  std::ostringstream s;
-  for (size_t i = 0; i < scales.size(); ++i) s << (i ? "," : "") << scales[i];
-  return s.str();
-}
-
 void check_inputs(const SegmentationModel& model, const Tensor& images, const InferenceOptions& options) {
   CBST_CHECK(images.dim() == 4 && images.size(1) == 3, model.name(),
              ": inference expects images (N, 3, H, W), got ", shape_str(images.shape()));
@@ -43,7 +37,7 @@ void check_inputs(const SegmentationModel& model, const Tensor& images, const In
              images.str());
   CBST_CHECK(!options.scales.empty(), "inference needs at least one test scale (e.g. 1.0)");
   for (double s : options.scales)
-    CBST_CHECK(std::isfinite(s) && s > 0, "test scales must be positive, got ", scales_str(options.scales));
+    CBST_CHECK(std::isfinite(s) && s > 0, "test scales must be positive, got ", scales_text(options.scales));
   CBST_CHECK(options.out_height >= 0 && options.out_width >= 0 &&
                  (options.out_height == 0) == (options.out_width == 0),
              "inference output size must give both height and width (or neither), got ", options.out_height,
@@ -79,6 +73,12 @@ Tensor run_logits(SegmentationModel& model, const Tensor& x, double scale) {
 }
 
 }  // namespace
+
+std::string scales_text(const std::vector<double>& scales) {
+  std::ostringstream s;
+  for (size_t i = 0; i < scales.size(); ++i) s << (i ? "," : "") << scales[i];
+  return s.str();
+}
 
 std::pair<int64_t, int64_t> network_output_size(const SegmentationModel& model, int64_t height,
                                                 int64_t width) {

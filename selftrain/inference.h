@@ -40,6 +40,9 @@ struct InferenceOptions {
   int64_t out_width = 0;
 };
 
+// Test scales as a person writes them and `--scales` reads them: "0.9,1,1.2".
+std::string scales_text(const std::vector<double>& scales);
+
 // The size of `model.logits(x)` for an H × W input: ⌈H / stride⌉ × ⌈W / stride⌉, which holds
 // for every registered model (ceil-mode pooling, stride-2 convolutions with padding 1, FCN's
 // crop back to the input).

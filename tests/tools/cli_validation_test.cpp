@@ -120,6 +120,10 @@ TEST_F(CliValidation, UsageErrorsAreOneLineAndExitTwo) {
       {"synth --out " + path("neg") + " --seed -3", "cbst: error: --seed: -3 is negative; it must be 0 or more;"},
       {"demo --out " + path("neg") + " --seed -1", "cbst: error: --seed: -1 is negative; it must be 0 or more;"},
       {"demo --out " + path("neg") + " --adapt-flip maybe", "cbst: error: --adapt-flip: maybe not in {on,off};"},
+      {"demo --out " + path("neg") + " --adapt-scales 0.9,,1.2",
+       "cbst: error: --adapt-scales: '0.9,,1.2' is not a list of scales like 0.9,1,1.2 (each above 0, at most 8);"},
+      {"adapt --source gta5=x --target cityscapes=y --run r --scales 1,0",
+       "cbst: error: --scales: '1,0' is not a list of scales like 0.9,1,1.2 (each above 0, at most 8);"},
   };
   for (const auto& [args, start] : cases) {
     const auto r = run_cbst(args, path("u.log"));

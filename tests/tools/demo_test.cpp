@@ -119,6 +119,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_FALSE(fs::exists(out));
   const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
                           "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --prior-support 33 "
+                          "--adapt-scales 0.9,1.2 "
                           "--out " +
                               out.string(),
                           (dir / "demo.log").string());
@@ -182,17 +183,19 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("adabn.safetensors\"\n"), std::string::npos) << m;
   EXPECT_NE(commands.find("cbst adabn --checkpoint"), std::string::npos);
-  // The defaults --adapt-adabn rounds and --adapt-flip on: every self-training run
-  // re-estimates its statistics each round too, and its pseudo-labels average the mirrored
-  // image; the rounds' chart says so, while the table scores every row without the flip.
+  // The defaults --adapt-adabn rounds and --adapt-flip on, with --adapt-scales 0.9,1.2 (off by
+  // default): every self-training run re-estimates its statistics each round too, and its
+  // pseudo-labels average the mirrored image and the two scales; the rounds' chart says so,
+  // while the table scores every row on the image alone.
   for (const char* m : {"st", "cbst", "cbst-sp"}) {
     const std::string config = read_text(out / m / "config.toml");
     EXPECT_NE(config.find("\nadabn = true\n"), std::string::npos) << m;
     EXPECT_NE(config.find("\nflip = true\n"), std::string::npos) << m;
+    EXPECT_NE(config.find("\nscales = \"0.9,1.2\"\n"), std::string::npos) << m;
     EXPECT_NE(read_text(out / m / "log.txt").find("round 2/2: AdaBN,"), std::string::npos) << m;
   }
-  EXPECT_NE(commands.find("--previews 2 --adabn --flip"), std::string::npos);
-  EXPECT_NE(commands.find("with the mirrored image averaged in"), std::string::npos);
+  EXPECT_NE(commands.find("--previews 2 --adabn --flip --scales 0.9,1.2"), std::string::npos);
+  EXPECT_NE(commands.find("with the mirrored image and scales 0.9,1.2 averaged in"), std::string::npos);
   EXPECT_NE(r.output.find("AdaBN (the target's batch-norm statistics, no labels) scores"), std::string::npos);
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 40\n"), std::string::npos) << m;

@@ -6,6 +6,7 @@
 //             [--batch N] [--crop N] [--adapt-crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
 //             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
 //             [--warmup-iters N] [--prior-support PX] [--adapt-init adabn|source]
+//             [--adapt-adabn start|rounds] [--adapt-flip on|off] [--adapt-scales S,S,...]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
 #include <cstdio>
@@ -15,9 +16,11 @@
 #include "engine/check.h"
 #include "engine/format.h"
 #include "selftrain/demo.h"
+#include "selftrain/inference.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
 #include "tools/cli/sizes.h"
+#include "tools/cli/training_options.h"
 
 namespace cbst {
 namespace {
@@ -32,6 +35,7 @@ struct DemoFlags {
   std::string blur;
   std::string style_gap;
   std::string adapt_flip;  // on or off
+  std::string adapt_scales;
   DemoConfig given;  // values of the options the user passed
 };
 
@@ -138,6 +142,10 @@ cli::Command reg(
                      "rounds' evaluations; never the demo's table): on or off (default " +
                          std::string(full.adapt_flip ? "on" : "off") + ")")
           ->check(CLI::IsMember({"on", "off"}));
+      cmd.add_option("--adapt-scales", f->adapt_scales,
+                     "the scales ST, CBST and CBST-SP average their pseudo-labels (and their rounds' evaluations) "
+                     "over, e.g. 0.9,1,1.2; 1: one scale (default " + scales_text(full.adapt_scales) + ")")
+          ->check(cbst::cli::ScaleList());
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
           ->check(CLI::IsMember({"none", "mrkld", "lrent"}));
@@ -176,6 +184,7 @@ cli::Command reg(
         take("--adapt-init", c.adapt_init, g.adapt_init);
         take("--adapt-adabn", c.adapt_adabn, g.adapt_adabn);
         if (cmd.count("--adapt-flip")) c.adapt_flip = f->adapt_flip == "on";
+        if (cmd.count("--adapt-scales")) c.adapt_scales = cli::parse_scales(f->adapt_scales, "--adapt-scales");
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);
         if (!f->size.empty()) parse_size(f->size, c);

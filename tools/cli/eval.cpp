@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "models/weight_import.h"
 #include "selftrain/eval_record.h"
 #include "selftrain/evaluate.h"
+#include "selftrain/inference.h"
 #include "tools/cli/model_options.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/training_options.h"
@@ -95,12 +95,6 @@ EvalResult evaluate_prediction_folder(const Dataset& ds, const EvalOptions& o, c
                                .progress = progress_printer()});
 }
 
-std::string scales_str(const std::vector<double>& scales) {
-  std::ostringstream s;
-  for (size_t i = 0; i < scales.size(); ++i) s << (i ? "," : "") << scales[i];
-  return s.str();
-}
-
 // Exactly one source of predictions, and no option of the other source.
 void check_sources(const EvalOptions& o) {
   const bool folder = !o.predictions.empty();
@@ -122,7 +116,7 @@ void check_sources(const EvalOptions& o) {
 EvalResult evaluate_checkpoint(cbst::SegmentationModel& model, const Dataset& ds, const EvalOptions& o,
                                const Protocol& protocol) {
   std::fprintf(stderr, "model %s (%lld classes) on %s, scales %s%s, input scale %g\n", model.name().c_str(),
-               (long long)model.num_classes(), o.device.c_str(), scales_str(o.scales).c_str(),
+               (long long)model.num_classes(), o.device.c_str(), cbst::scales_text(o.scales).c_str(),
                o.flip ? " + flip" : "", o.input_scale);
   cbst::EvaluateOptions options;
   options.protocol = protocol;

@@ -74,11 +74,13 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
                "several ranks: sum the gradients across ranks after backward, not during it (the same result; "
                "can be faster on CPU ranks that share cores)");
   add_precision_option(cmd, f.precision);
-  cmd.add_option("--scales", f.scales, "test scales for pseudo-labels and evaluation, e.g. 0.5,0.75,1.0")->capture_default_str();
+  cmd.add_option("--scales", f.scales, "test scales for pseudo-labels and evaluation, e.g. 0.5,0.75,1.0")
+      ->capture_default_str()
+      ->check(cli::ScaleList());
   cmd.add_flag("--flip", f.test_flip, "also average horizontally flipped predictions");
 }
 
-inline std::vector<double> parse_scales(const std::string& text) {
+inline std::vector<double> parse_scales(const std::string& text, const char* flag = "--scales") {
   std::vector<double> v;
   size_t start = 0;
   while (start <= text.size()) {
@@ -86,7 +88,7 @@ inline std::vector<double> parse_scales(const std::string& text) {
     const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     char* end = nullptr;
     const double s = std::strtod(part.c_str(), &end);
-    CBST_CHECK(!part.empty() && end && *end == 0 && s > 0 && s <= 8, "--scales '", text,
+    CBST_CHECK(!part.empty() && end && *end == 0 && s > 0 && s <= 8, flag, " '", text,
                "' is not a list of positive numbers like 0.5,0.75,1.0");
     v.push_back(s);
     if (comma == std::string::npos) break;

@@ -62,4 +62,23 @@ inline CLI::Validator NotNegative() {
       "");
 }
 
+// Test scales, comma-separated: each a number in (0, 8], e.g. 0.9,1,1.2.
+inline CLI::Validator ScaleList() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        size_t start = 0;
+        while (true) {
+          const size_t comma = input.find(',', start);
+          const std::string part = input.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          char* end = nullptr;
+          const double v = std::strtod(part.c_str(), &end);
+          if (part.empty() || end == part.c_str() || *end != 0 || !(v > 0 && v <= 8))
+            return "'" + input + "' is not a list of scales like 0.9,1,1.2 (each above 0, at most 8)";
+          if (comma == std::string::npos) return "";
+          start = comma + 1;
+        }
+      },
+      "S,S,...");
+}
+
 }  // namespace cbst::cli
