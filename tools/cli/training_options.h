@@ -82,18 +82,7 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
 
 inline std::vector<double> parse_scales(const std::string& text, const char* flag = "--scales") {
   std::vector<double> v;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = text.find(',', start);
-    const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    char* end = nullptr;
-    const double s = std::strtod(part.c_str(), &end);
-    CBST_CHECK(!part.empty() && end && *end == 0 && s > 0 && s <= 8, flag, " '", text,
-               "' is not a list of positive numbers like 0.5,0.75,1.0");
-    v.push_back(s);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  CBST_CHECK(read_scale_list(text, v), flag, " '", text, "' is not a list of positive numbers like 0.5,0.75,1.0");
   return v;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace cbst::cli {
 
@@ -62,21 +63,29 @@ inline CLI::Validator NotNegative() {
       "");
 }
 
-// Test scales, comma-separated: each a number in (0, 8], e.g. 0.9,1,1.2.
+// Test scales, comma-separated, each a number in (0, 8], e.g. 0.9,1,1.2; false if `text` is not.
+inline bool read_scale_list(const std::string& text, std::vector<double>& scales) {
+  scales.clear();
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const double v = std::strtod(part.c_str(), &end);
+    if (part.empty() || end == part.c_str() || *end != 0 || !(v > 0 && v <= 8)) return false;
+    scales.push_back(v);
+    if (comma == std::string::npos) return true;
+    start = comma + 1;
+  }
+}
+
 inline CLI::Validator ScaleList() {
   return CLI::Validator(
       [](std::string& input) -> std::string {
-        size_t start = 0;
-        while (true) {
-          const size_t comma = input.find(',', start);
-          const std::string part = input.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-          char* end = nullptr;
-          const double v = std::strtod(part.c_str(), &end);
-          if (part.empty() || end == part.c_str() || *end != 0 || !(v > 0 && v <= 8))
-            return "'" + input + "' is not a list of scales like 0.9,1,1.2 (each above 0, at most 8)";
-          if (comma == std::string::npos) return "";
-          start = comma + 1;
-        }
+        std::vector<double> scales;
+        return read_scale_list(input, scales)
+                   ? ""
+                   : "'" + input + "' is not a list of scales like 0.9,1,1.2 (each above 0, at most 8)";
       },
       "S,S,...");
 }
