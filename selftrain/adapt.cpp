@@ -104,11 +104,11 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 void run_adaptation(const AdaptConfig& cfg) {
   RunDir run(cfg.run, cfg.resume);
   if (!cfg.resume) run.write_text("config.toml", cfg.config_text);
-  // What does not change the self-training itself may change on resume (test scales and flip
-  // make the pseudo-labels, so they may not).
+  // What does not change the self-training itself may change on resume (the evaluations'
+  // test scales and flip may; the pseudo-labels' may not).
   if (cfg.resume)
-    run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "previews", "keep-checkpoints",
-                                       "prob-cache-memory", "deterministic", "no-overlap-allreduce"});
+    run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "eval-scales", "eval-flip", "previews",
+                                       "keep-checkpoints", "prob-cache-memory", "deterministic", "no-overlap-allreduce"});
   set_deterministic(cfg.train.deterministic);
   const bool adapt = cfg.method != AdaptMethod::source_only;
   const bool use_prior = cfg.method == AdaptMethod::st_sp || cfg.method == AdaptMethod::cbst_sp;
@@ -176,7 +176,7 @@ void run_adaptation(const AdaptConfig& cfg) {
                      "round " + std::to_string(smallest) + " (" + count_of(int64_t(source_images(smallest)), "source image") +
                          (adapt ? " and " + count_of(int64_t(target_images), "target image") : std::string()) + ")");
 
-  RunEvaluation evaluation = run_evaluation(model, cfg.model, cfg.eval, cfg.inference, cfg.train.device,
+  RunEvaluation evaluation = run_evaluation(model, cfg.model, cfg.eval, cfg.eval_inference, cfg.train.device,
                                             built.input_convention, run);
   const EvaluateOptions& eval_options = evaluation.options;
   EvalSource& eval_source = evaluation.source;

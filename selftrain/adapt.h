@@ -65,7 +65,11 @@ struct AdaptConfig {
   double reg_weight = -1.0;
   MiningOptions mining = {};
   TrainingOptions train = {};
+  // The pseudo-labels' test scales and flip (`--scales`, `--flip`), and the rounds'
+  // evaluations' (`--eval-scales`, `--eval-flip`): one scale and no flip unless asked, so a
+  // round's mIoU is what `cbst eval` gives its checkpoint with its defaults.
   InferenceOptions inference = {};
+  InferenceOptions eval_inference = {};
   std::string prob_cache_memory = "host";   // host or device
   std::string prob_cache_precision = "f32"; // f32 or f16
   std::string run;

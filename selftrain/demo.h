@@ -109,10 +109,10 @@ struct DemoConfig {
   // from 33 to 36 %; "rounds" alone had held it on 6, the flip alone on 7.
   std::string adapt_adabn = "rounds";
   // Whether their pseudo-labels average the mirrored image too (`cbst adapt --flip`, as the
-  // authors' solve_AO.py --test-flipping). Their rounds' own evaluations then do as well; the
-  // demo's table never does.
+  // authors' solve_AO.py --test-flipping). Their rounds' evaluations, like the demo's table,
+  // score the image alone.
   bool adapt_flip = true;
-  // The scales their pseudo-labels (and rounds' evaluations) average over, as `cbst adapt
+  // The scales their pseudo-labels average over, as `cbst adapt
   // --scales`; {1.0}, one scale. The authors' PyTorch pseudo-labelling averages 0.9, 1.0 and
   // 1.2 (crst_seg.py --test-scale): on the nine seen seeds 34-42 that held the ordering on 5
   // instead of 8 and left CBST-SP's share of the gap where it was (36.1 against 36.4 %), so

@@ -195,6 +195,41 @@ TEST_F(AdaptCommand, SpatialPriorMethodsNeedAPrior) {
   EXPECT_NE(r.output.find("cbst priors"), std::string::npos) << r.output;
 }
 
+// --flip and --scales make the pseudo-labels; the rounds' evaluations score the image alone
+// unless --eval-flip and --eval-scales say otherwise, so a run's last round is what `cbst eval`
+// gives its final weights with its defaults. The evaluation's options change no weight.
+TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
+  auto one_round = [](const std::string& run) {
+    std::string args = adapt_args("cbst", run);
+    return args.replace(args.find(" --rounds 2 "), 12, " --rounds 1 ") + " --flip --scales 0.75,1";
+  };
+  auto r = run_cbst(one_round("tta_plain_eval"), path("tta_plain_eval.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json plain = weights::parse_json(read("tta_plain_eval/eval/final.json"));
+  EXPECT_EQ(plain["scales"], nlohmann::json::array({1.0}));
+  EXPECT_EQ(plain.value("flip", true), false);
+  r = run_cbst("eval --data cityscapes=" + path("data/cityscapes") + ":val --checkpoint " +
+               path("tta_plain_eval/checkpoints/final.safetensors") + " --json " + path("tta_plain_eval.json"),
+               path("tta_plain_eval_cli.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(weights::parse_json(read("tta_plain_eval.json")).value("miou", -1.0), plain.value("miou", -2.0));
+
+  r = run_cbst(one_round("tta_eval") + " --eval-flip --eval-scales 0.75,1", path("tta_eval.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json averaged = weights::parse_json(read("tta_eval/eval/final.json"));
+  EXPECT_EQ(averaged["scales"], nlohmann::json::array({0.75, 1.0}));
+  EXPECT_EQ(averaged.value("flip", false), true);
+  EXPECT_NE(averaged.value("miou", -1.0), plain.value("miou", -1.0)) << "another evaluation, another score";
+  EXPECT_EQ(read("tta_eval/rounds/1/thresholds.json"), read("tta_plain_eval/rounds/1/thresholds.json"));
+  const auto a = weights::load_checkpoint(path("tta_plain_eval/checkpoints/final.safetensors"));
+  const auto b = weights::load_checkpoint(path("tta_eval/checkpoints/final.safetensors"));
+  for (auto& [name, t] : a) CBST_EXPECT_CLOSE(name, b.at(name), t, 0.0, 0.0);
+
+  r = run_cbst(one_round("tta_bad") + " --eval-scales 1,,2", path("tta_bad.log"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--eval-scales"), std::string::npos) << r.output;
+}
+
 // --adabn: every round ends with the batch-norm statistics `cbst adabn` gives its weights on
 // the target training images, and the round records say so. (small-fcn's dropout comes
 // after its last batch norm, so the masks do not enter the statistics.) A run without it

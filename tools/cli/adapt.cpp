@@ -50,6 +50,13 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--mine-prob", c->mining.probability, "probability of a rare-class target crop")->check(cbst::cli::InRange(0.0, 1.0))->capture_default_str();
                    cmd.add_option("--rare-fraction", c->mining.rare_fraction, "predicted share under which a class is rare")->capture_default_str();
                    cli::add_training_options(cmd, c->train, *f);
+                   cmd.get_option("--scales")->description("test scales the pseudo-labels average over, e.g. 0.9,1.0,1.2");
+                   cmd.get_option("--flip")->description("pseudo-labels also average the horizontally flipped image");
+                   auto eval_scales = std::make_shared<std::string>("1.0");
+                   cmd.add_option("--eval-scales", *eval_scales, "test scales of the rounds' evaluations")
+                       ->capture_default_str()->check(cli::ScaleList());
+                   cmd.add_flag("--eval-flip", c->eval_inference.flip,
+                                "the rounds' evaluations also average the horizontally flipped image");
                    cmd.add_option("--prob-cache", c->prob_cache_memory, "where the round's target probabilities are cached: host or device")
                        ->check(CLI::IsMember({"host", "device"}))->capture_default_str();
                    cmd.add_option("--prob-cache-precision", c->prob_cache_precision, "f32 or f16 (half the memory)")
@@ -61,13 +68,14 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_flag("--adabn", c->adabn,
                                 "re-estimate the batch-norm statistics on the target images (AdaBN) before round 1's "
                                 "pseudo-labels and after every round's training");
-                   cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, &cmd] {
+                   cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, eval_scales, &cmd] {
                      std::tie(c->target, c->target_split) =
                          cli::dataset_and_split(c->target, *target_split, "train", "--target", "--target-split");
                      c->method = adapt_method_from_name(*method);
                      c->portion = PortionSchedule::parse(*portion);
                      c->source_portion = PortionSchedule::parse(*source_portion);
                      cli::finish_training_options(c->train, *f, c->inference);
+                     c->eval_inference.scales = cli::parse_scales(*eval_scales, "--eval-scales");
                      c->pool_stride = *pool_stride > 0 ? *pool_stride : c->pool_sampling == "authors" ? 4 : 1;
                      c->config_text = "[adapt]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads
                      run_adaptation(*c);

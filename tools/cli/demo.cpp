@@ -138,13 +138,13 @@ cli::Command reg(
                          full.adapt_adabn + ")")
           ->check(CLI::IsMember({"start", "rounds"}));
       cmd.add_option("--adapt-flip", f->adapt_flip,
-                     "whether ST, CBST and CBST-SP average the mirrored image into their pseudo-labels (and their "
-                     "rounds' evaluations; never the demo's table): on or off (default " +
+                     "whether ST, CBST and CBST-SP average the mirrored image into their pseudo-labels: on or off "
+                     "(default " +
                          std::string(full.adapt_flip ? "on" : "off") + ")")
           ->check(CLI::IsMember({"on", "off"}));
       cmd.add_option("--adapt-scales", f->adapt_scales,
-                     "the scales ST, CBST and CBST-SP average their pseudo-labels (and their rounds' evaluations) "
-                     "over, e.g. 0.9,1,1.2; 1: one scale (default " + scales_text(full.adapt_scales) + ")")
+                     "the scales ST, CBST and CBST-SP average their pseudo-labels over, e.g. 0.9,1,1.2; 1: one "
+                     "scale (default " + scales_text(full.adapt_scales) + ")")
           ->check(cbst::cli::ScaleList());
       cmd.add_option("--regularizer", g.regularizer,
                      "CRST regulariser of ST, CBST and CBST-SP: none, mrkld or lrent (default none)")
