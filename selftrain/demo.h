@@ -112,11 +112,11 @@ struct DemoConfig {
   // authors' solve_AO.py --test-flipping). Their rounds' evaluations, like the demo's table,
   // score the image alone.
   bool adapt_flip = true;
-  // The scales their pseudo-labels average over, as `cbst adapt
-  // --scales`; {1.0}, one scale. The authors' PyTorch pseudo-labelling averages 0.9, 1.0 and
-  // 1.2 (crst_seg.py --test-scale): on the nine seen seeds 34-42 that held the ordering on 5
-  // instead of 8 and left CBST-SP's share of the gap where it was (36.1 against 36.4 %), so
-  // the demo keeps one scale (docs/demo-runs.md, measurement 11).
+  // The scales their pseudo-labels average over, as `cbst adapt --scales`; {1.0}, one scale.
+  // The authors' PyTorch pseudo-labelling averages 0.9, 1.0 and 1.2 (crst_seg.py
+  // --test-scale): on the nine seen seeds 34-42 that held the ordering on 5 instead of 8 and
+  // left CBST-SP's share of the gap where it was (36.1 against 36.4 %), so the demo keeps one
+  // scale (docs/demo-runs.md, measurement 11).
   std::vector<double> adapt_scales = {1.0};
   int panels = 4;  // sample panels in the report
   int workers = 2;

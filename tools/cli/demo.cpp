@@ -139,8 +139,7 @@ cli::Command reg(
           ->check(CLI::IsMember({"start", "rounds"}));
       cmd.add_option("--adapt-flip", f->adapt_flip,
                      "whether ST, CBST and CBST-SP average the mirrored image into their pseudo-labels: on or off "
-                     "(default " +
-                         std::string(full.adapt_flip ? "on" : "off") + ")")
+                     "(default " + std::string(full.adapt_flip ? "on" : "off") + ")")
           ->check(CLI::IsMember({"on", "off"}));
       cmd.add_option("--adapt-scales", f->adapt_scales,
                      "the scales ST, CBST and CBST-SP average their pseudo-labels over, e.g. 0.9,1,1.2; 1: one "
