@@ -108,7 +108,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   // test scales and flip may; the pseudo-labels' may not).
   if (cfg.resume)
     run.check_resume(cfg.config_text, {"workers", "device", "log-every", "eval", "eval-scales", "eval-flip", "previews",
-                                       "keep-checkpoints", "prob-cache-memory", "deterministic", "no-overlap-allreduce"});
+                                       "keep-checkpoints", "prob-cache", "deterministic", "no-overlap-allreduce"});
   set_deterministic(cfg.train.deterministic);
   const bool adapt = cfg.method != AdaptMethod::source_only;
   const bool use_prior = cfg.method == AdaptMethod::st_sp || cfg.method == AdaptMethod::cbst_sp;

@@ -45,7 +45,7 @@ void half_to_float(float* dst, const uint16_t* src, int64_t n, Device device) {
 ProbCacheOptions prob_cache_from_name(const std::string& memory, const std::string& precision,
                                       Device compute_device) {
   ProbCacheOptions o;
-  CBST_CHECK(memory == "host" || memory == "device", "--prob-cache-memory '", memory,
+  CBST_CHECK(memory == "host" || memory == "device", "--prob-cache '", memory,
              "': expected host or device");
   CBST_CHECK(precision == "f32" || precision == "f16", "--prob-cache-precision '", precision,
              "': expected f32 or f16");

@@ -230,6 +230,31 @@ TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
   EXPECT_NE(r.output.find("--eval-scales"), std::string::npos) << r.output;
 }
 
+// The rounds' evaluation options may change when a run resumes, since they change no weight;
+// the pseudo-labels' test-time options may not, since they make the labels the run trains on.
+TEST_F(AdaptCommand, ResumeMayChangeTheEvaluationsOptionsButNotThePseudoLabels) {
+  const std::string args = adapt_args("cbst", "resume_eval") + " --flip";
+  auto r = run_cbst(args, path("resume_eval_killed.log"), "CBST_TEST_ABORT_AT_STEP=8");
+  ASSERT_EQ(r.exit_code, 137) << r.output;
+  r = run_cbst(adapt_args("cbst", "resume_eval") + " --resume", path("resume_eval_refused.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cbst: error: --resume with other options than the run was started with (flip: true -> "
+                          "false)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(path("resume_eval/summary.json")));
+
+  // Where the round's probabilities are cached changes no number either (on a CPU run both
+  // are host memory).
+  r = run_cbst(args + " --eval-flip --eval-scales 0.75,1 --prob-cache device --resume", path("resume_eval.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resume with a changed option: eval-flip: false -> true"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resume with a changed option: prob-cache: host -> device"), std::string::npos) << r.output;
+  const nlohmann::json final_eval = weights::parse_json(read("resume_eval/eval/final.json"));
+  EXPECT_EQ(final_eval["scales"], nlohmann::json::array({0.75, 1.0}));
+  EXPECT_EQ(final_eval.value("flip", false), true);
+}
+
 // --adabn: every round ends with the batch-norm statistics `cbst adabn` gives its weights on
 // the target training images, and the round records say so. (small-fcn's dropout comes
 // after its last batch norm, so the masks do not enter the statistics.) A run without it
