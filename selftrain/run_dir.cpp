@@ -143,6 +143,10 @@ std::map<std::string, std::string> config_values(const std::string& toml) {
 std::vector<std::string> check_resume_options(const std::string& started, const std::string& now,
                                               const std::set<std::string>& may_change) {
   const auto before = config_values(started), after = config_values(now);
+  // The list is the command's own; a name no option of it has would let nothing change.
+  for (const std::string& k : may_change)
+    CBST_CHECK(after.count(k), "--resume: the options that may change name --", k,
+               ", which this command does not have; this is a defect of cbst, please report it");
   std::vector<std::string> changed, refused;
   for (const auto& [key, old_value] : before) {
     if (key == "resume" || key == "run") continue;

@@ -93,7 +93,8 @@ std::map<std::string, std::string> config_values(const std::string& toml);
 // --resume against the options the run was started with (its config.toml, `started`): the
 // keys in `may_change` may differ and are returned as "key: old -> new" lines to log; any
 // other difference is an error naming each key with both values. A key present on one side
-// only (an option newer than the run) is not compared.
+// only (an option newer than the run) is not compared. Every key in `may_change` must be one
+// of `now`'s (a misspelt one is a defect, reported as an error).
 std::vector<std::string> check_resume_options(const std::string& started, const std::string& now,
                                               const std::set<std::string>& may_change);
 
