@@ -18,8 +18,16 @@ cp -r /usr/src/googletest "$out/googletest"
 (cd "$out/debs" && apt-get download libpng-dev libpng16-16 zlib1g-dev zlib1g libcli11-dev nlohmann-json3-dev \
                                     libstb-dev >/dev/null)
 for d in "$out"/debs/*.deb; do dpkg -x "$d" "$out/sysroot"; done
+# An absolute link (zlib's libz.so -> /lib/x86_64-linux-gnu/libz.so.1.2.13) would point at
+# the GPU host's own files, where that version may not exist: point it inside the sysroot.
+while IFS= read -r link; do
+  target=$(readlink "$link")
+  if [[ -e "$out/sysroot$target" ]]; then
+    ln -sfn "$(realpath --relative-to="$(dirname "$link")" "$out/sysroot$target")" "$link"
+  fi
+done < <(find "$out/sysroot" -type l -lname '/*')
 rm -rf "$out/debs" "$out/sysroot/usr/share/doc"
 du -sh "$out"
 echo "cbst: wrote $out; on the GPU host configure with:"
 echo "  cmake -S . -B build -G Ninja -DCBST_DEPS_DIR=\$PWD/.deps \\"
-echo "        -DCUDNN_ROOT=\$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))')"
+echo "        -DCUDNN_ROOT=\$(python3 -c 'import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])')"
