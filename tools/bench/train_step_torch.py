@@ -292,6 +292,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="after timing, run N more steps under torch.profiler and print the kernels by device time")
     a = ap.parse_args()
     if a.model not in MODELS:
         raise SystemExit("train_step_torch.py: error: no PyTorch twin of model '%s' (have: %s); add its "
@@ -365,6 +367,17 @@ def main():
     peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else 0
     ms = seconds * 1e3 / a.steps
     ips = a.batch * a.steps / seconds
+
+    if a.profile > 0:
+        from torch.profiler import ProfilerActivity, profile
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            for _ in range(a.profile):
+                step()
+            sync()
+        key = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+        print("profile of %d steps (the device time of each kernel or op, summed):" % a.profile)
+        print(prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=70))
 
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print("%s (PyTorch %s): %s, input %dx%d, batch %d, %d classes, %s, %d threads, cudnn.benchmark on, "
