@@ -76,7 +76,9 @@ TEST(CpuExp, VectorPathIsOnWhereTheCpuAndTheCLibraryAllowIt) {
 #if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 28))
   // glibc 2.28 and later compute expf as exp.cpp does; a failed self-check here means the
   // vector path has drifted from it (and every softmax runs at the scalar speed).
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) EXPECT_TRUE(kern::cpu::exp_f32_vectorised());
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    EXPECT_TRUE(kern::cpu::exp_f32_vectorised());
+  }
 #endif
   if (!kern::cpu::exp_f32_vectorised()) GTEST_SKIP() << "no AVX2/FMA or not glibc: exp_f32 is std::exp per element";
 }
