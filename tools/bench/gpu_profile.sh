@@ -2,7 +2,9 @@
 # Where a GPU train or inference step spends its time, cbst beside PyTorch, on a GPU host
 # (tools/gpu_check.sh measures the steps; this says why they differ). cbst's kernels are read
 # with Nsight Compute (ncu, one metric: each kernel's duration; --clock-control none leaves
-# the clocks as they are), PyTorch's twin with torch.profiler. Prints the kernels of each
+# the clocks as they are, --cache-control none keeps the caches warm as in a real step; ncu
+# still runs the kernels one at a time, so launch gaps are not in its numbers), PyTorch's
+# twin with torch.profiler. Prints the kernels of each
 # by summed device time and writes the raw CSV and logs into --out.
 #
 #   tools/bench/gpu_profile.sh [--model small-deeplabv3plus] [--mode train|infer] [--size 256]
@@ -35,7 +37,7 @@ args=(bench train-step --device cuda --model "$model" --mode "$mode" --size "$si
 if [[ -n "$ncu" ]]; then
   # Warm-up steps are profiled too (ncu cannot skip by time), so the table is per profiled
   # step: all kernels of (1 + warmup + steps) steps, divided by that count.
-  "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+  "$ncu" --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --print-units base \
       "$cbst" "${args[@]}" --steps "$steps" --warmup 1 > "$out/cbst_$tag.csv" 2> "$out/cbst_$tag.ncu.log"
   python3 - "$out/cbst_$tag.csv" $(( steps + 1 )) <<'PY'
 import collections, csv, io, sys
