@@ -16,7 +16,8 @@
 //   dx = dy·γ·invstd,  dγ = Σ dy·x̂,  dβ = Σ dy.
 // CPU: straightforward loops with f64 accumulation. CUDA: cuDNN (spatial mode; the
 // persistent mode is avoided, see reference/performance.md §2); eps must be ≥
-// CUDNN_BN_MIN_EPSILON on the GPU (0 in cuDNN 9, so any eps ≥ 0). Backward in running-statistics mode uses engine ops.
+// CUDNN_BN_MIN_EPSILON on the GPU (0 in cuDNN 9, so any eps ≥ 0). Backward in
+// running-statistics mode uses engine ops.
 //
 // Synchronised statistics (options.sync, a communicator of several ranks; data-parallel
 // training, as torch.nn.SyncBatchNorm): μ and σ² are taken over the global batch, all ranks'

@@ -44,7 +44,7 @@ class BnDescs {
 void check_eps(double eps) {
   CBST_CHECK(eps >= CUDNN_BN_MIN_EPSILON, "batch_norm2d: eps ", eps,
              " is below cuDNN's minimum ", CUDNN_BN_MIN_EPSILON,
-             "; hint: use eps >= ", CUDNN_BN_MIN_EPSILON, " on the GPU (torch's default is 1e-5)");
+             "; hint: use a larger eps (torch's default is 1e-5)");
 }
 
 // cuDNN's blending scalars are float for f32 data and double for f64.

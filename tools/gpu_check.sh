@@ -70,12 +70,8 @@ echo "GPU: $(head -n 1 "$out/gpu.txt")"
   cmake --version | head -n 1; python3 -c 'import torch; print("torch", torch.__version__, torch.backends.cudnn.version())'
 } > "$out/host.txt" 2>&1
 
-cudnn_root="${CUDNN_ROOT:-}"
-if [[ -z "$cudnn_root" ]]; then
-  # nvidia.cudnn is a namespace package in the CUDA 13 wheels (no __init__.py, so no __file__).
-  cudnn_root=$(python3 -c 'import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
-fi
-if [[ -n "$cudnn_root" ]]; then export LD_LIBRARY_PATH="$cudnn_root/lib:${LD_LIBRARY_PATH:-}"; fi
+source tools/gpu_env.sh
+cbst_find_cudnn
 
 # ---- build
 if [[ $skip_build == 0 ]]; then
@@ -111,7 +107,7 @@ if [[ $skip_bench == 0 && -x "$cbst" ]]; then
       --json "$out/bench_labeling.json"
   for row in "fcn8s-vgg16 500 1" "resnet38 500 2" "small-deeplabv3plus 256 16"; do
     read -r model size batch <<< "$row"
-    lr=1e-3; [[ $model == resnet38 ]] && lr=1e-4
+    lr=$(cbst_bench_lr "$model")
     for mode in train infer; do
       tag="${model}_${mode}"
       run "train-step-$tag" "$out/cbst_$tag.log" "$cbst" bench train-step --device cuda --model "$model" \

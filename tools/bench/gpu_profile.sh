@@ -4,8 +4,8 @@
 # with Nsight Compute (ncu, one metric: each kernel's duration; --clock-control none leaves
 # the clocks as they are, --cache-control none keeps the caches warm as in a real step; ncu
 # still runs the kernels one at a time, so launch gaps are not in its numbers), PyTorch's
-# twin with torch.profiler. Prints the kernels of each
-# by summed device time and writes the raw CSV and logs into --out.
+# twin with torch.profiler. Prints the kernels of each by summed device time and writes the
+# raw CSV and logs into --out.
 #
 #   tools/bench/gpu_profile.sh [--model small-deeplabv3plus] [--mode train|infer] [--size 256]
 #                              [--batch 16] [--steps 3] [--build build-gpu] [--out gpu_profile]
@@ -29,9 +29,9 @@ tag="${model}_${mode}_${size}x${batch}"
 cbst="$build/tools/cbst"
 [[ -x "$cbst" ]] || { echo "gpu_profile.sh: error: no $cbst; build it first (tools/gpu_check.sh)" >&2; exit 1; }
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -n 1)
-cudnn_root=$(python3 -c 'import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
-[[ -n "$cudnn_root" ]] && export LD_LIBRARY_PATH="$cudnn_root/lib:${LD_LIBRARY_PATH:-}"
-lr=1e-3; [[ $model == resnet38 ]] && lr=1e-4
+source tools/gpu_env.sh
+cbst_find_cudnn
+lr=$(cbst_bench_lr "$model")
 args=(bench train-step --device cuda --model "$model" --mode "$mode" --size "$size" --batch "$batch" --lr "$lr")
 
 if [[ -n "$ncu" ]]; then
