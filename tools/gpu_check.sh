@@ -80,6 +80,7 @@ if [[ $skip_build == 0 ]]; then
   cfg=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCBST_CUDA=ON -DCBST_WERROR=OFF
        "-DCMAKE_CUDA_ARCHITECTURES=$arch")
   [[ -d .deps ]] && cfg+=("-DCBST_DEPS_DIR=$PWD/.deps")
+  [[ -d .deps/shared ]] && cfg+=("-DCBST_SHARED_DIR=$PWD/.deps/shared")
   [[ -n "$cudnn_root" ]] && cfg+=("-DCUDNN_ROOT=$cudnn_root")
   run configure "$out/configure.log" cmake "${cfg[@]}"
   run build "$out/build.log" cmake --build "$build" -j "$jobs"

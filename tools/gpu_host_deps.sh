@@ -5,6 +5,8 @@
 #                           Debian packages: headers, libraries, and the CMake config files
 #                           through which CMake finds CLI11 and nlohmann_json
 #   .deps/googletest/       GoogleTest sources (googletest)
+#   .deps/shared/           ../shared/fixtures and ../shared/realdata when the checkout has
+#                           them, for the real-data tests
 # On the GPU host, -DCBST_DEPS_DIR=$PWD/.deps makes CMake look there first.
 # See README "Building on a GPU host without a package registry".
 set -euo pipefail
@@ -27,6 +29,14 @@ while IFS= read -r link; do
   fi
 done < <(find "$out/sysroot" -type l -lname '/*')
 rm -rf "$out/debs" "$out/sysroot/usr/share/doc"
+# The real-data tests' files (a few MB), which stay behind otherwise: gpu_check.sh points the
+# tests at this copy (-DCBST_SHARED_DIR).
+for part in fixtures realdata; do
+  if [[ -d ../shared/$part ]]; then
+    mkdir -p "$out/shared"
+    cp -r "../shared/$part" "$out/shared/$part"
+  fi
+done
 du -sh "$out"
 echo "cbst: wrote $out; on the GPU host configure with:"
 echo "  cmake -S . -B build -G Ninja -DCBST_DEPS_DIR=\$PWD/.deps \\"
