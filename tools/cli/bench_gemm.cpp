@@ -6,6 +6,7 @@
 
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
+#include "engine/blas_core.h"
 #include "engine/cuda_context.h"
 #include "engine/json.h"
 #include "engine/kernels.h"
@@ -72,13 +73,14 @@ void run(const GemmBenchOptions& o) {
     set_tf32_enabled(true);
     rows.push_back(time_variant("cuda cublas tf32", ga, gb, ref, o.repeats * 20));
   }
-  std::printf("f32 GEMM %lldx%lldx%lld (%s)\n", (long long)n, (long long)n, (long long)n,
-              cuda_available() ? cuda_device_name().c_str() : "no CUDA device");
+  std::printf("f32 GEMM %lldx%lldx%lld (%s; %s)\n", (long long)n, (long long)n, (long long)n,
+              kern::cpu_gemm_description().c_str(), cuda_available() ? cuda_device_name().c_str() : "no CUDA device");
   std::printf("%-18s %10s %10s %12s\n", "variant", "ms", "GFLOP/s", "max rel err");
   for (const GemmRow& r : rows)
     std::printf("%-18s %10.2f %10.1f %12.2e\n", r.variant.c_str(), r.ms, r.gflops, r.max_rel_err);
   if (!o.json.empty()) {
-    Json js = {{"benchmark", "gemm"}, {"m", n}, {"n", n}, {"k", n}, {"rows", Json::array()}};
+    Json js = {{"benchmark", "gemm"}, {"m", n}, {"n", n}, {"k", n}, {"cpu_gemm", kern::cpu_gemm_description()},
+               {"rows", Json::array()}};
     for (const GemmRow& r : rows)
       js["rows"].push_back({{"variant", r.variant}, {"ms", r.ms}, {"gflops", r.gflops}, {"max_rel_err", r.max_rel_err}});
     write_text_atomic(o.json, json_text(js, 2) + "\n");

@@ -31,6 +31,7 @@
 
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
+#include "engine/blas_core.h"
 #include "engine/json.h"
 #include "engine/kernels.h"
 #include "engine/ops.h"
@@ -285,8 +286,9 @@ void run(const LayersOptions& o) {
   for (const LayerCase& c : cases())
     if (o.filter.empty() || std::string(c.name).find(o.filter) != std::string::npos)
       rows.push_back(bench_case(c, o.repeats));
-  std::printf("layers f32 on the cpu, %d threads, median of %d; sgemm frac = median over "
-              "alternating pairs of (OpenBLAS time of the im2col GEMMs alone / layer time)\n", omp_get_max_threads(), o.repeats);
+  std::printf("layers f32 on the cpu, %d threads, median of %d (%s); sgemm frac = median over "
+              "alternating pairs of (OpenBLAS time of the im2col GEMMs alone / layer time)\n", omp_get_max_threads(),
+              o.repeats, kern::cpu_gemm_description().c_str());
   std::printf("%-16s %-10s %-22s %9s %9s %8s %8s %7s %7s\n", "case", "op", "input (N,C,H,W)", "fwd ms",
               "bwd ms", "fwd GF/s", "bwd GF/s", "fwd frac", "bwd frac");
   for (const LayerRow& r : rows) {
@@ -303,6 +305,7 @@ void run(const LayersOptions& o) {
   }
   if (o.json.empty()) return;
   Json js = {{"benchmark", "layers"}, {"implementation", "cbst"}, {"threads", omp_get_max_threads()},
+             {"cpu_gemm", kern::cpu_gemm_description()},
              {"repeats", o.repeats}, {"rows", Json::array()}};
   for (const LayerRow& r : rows) {
     const LayerCase& c = *r.lc;

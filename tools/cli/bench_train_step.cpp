@@ -36,6 +36,7 @@
 
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
+#include "engine/blas_core.h"
 #include "engine/cuda_context.h"
 #include "engine/json.h"
 #include "engine/ops.h"
@@ -188,6 +189,7 @@ void run(TrainStepOptions o) {
               d.is_cuda() ? cuda_device_name(d.index).c_str() : "cpu",
               d.is_cuda() ? (tf32_enabled() ? ", TF32 on" : ", TF32 off") : "", omp_get_max_threads());
   if (reduced) std::printf("note: cpu run at the reduced size 128 (the GPU benchmark uses 500); set --size\n");
+  if (!d.is_cuda()) std::printf("cpu gemm: %s\n", kern::cpu_gemm_description().c_str());
   std::printf("parameters: %lld (%lld trainable)%s\n", (long long)r.parameters, (long long)r.trainable,
               o.model == "resnet38" ? ", batch norm frozen" : "");
   std::printf("%-12s %6s %6s %6s %6s %10s %10s %12s %17s\n", "model", "device", "size", "batch", "steps",
@@ -200,7 +202,8 @@ void run(TrainStepOptions o) {
                                                                       : "process peak RSS since start (VmHWM; reset refused)");
   if (!o.json.empty()) {
     const Json js = {{"benchmark", "train-step"}, {"mode", o.mode}, {"implementation", "cbst"},
-                     {"threads", omp_get_max_threads()}, {"model", o.model}, {"device", d.is_cuda() ? "cuda" : "cpu"},
+                     {"threads", omp_get_max_threads()}, {"cpu_gemm", kern::cpu_gemm_description()},
+                     {"model", o.model}, {"device", d.is_cuda() ? "cuda" : "cpu"},
                      {"device_name", d.is_cuda() ? cuda_device_name(d.index) : std::string("cpu")}, {"size", o.size},
                      {"batch", o.batch}, {"classes", o.classes}, {"steps", o.steps}, {"warmup", o.warmup},
                      {"tf32", d.is_cuda() && tf32_enabled()}, {"precision", o.precision},

@@ -17,6 +17,7 @@
 
 #include "engine/check.h"
 #include "engine/dist.h"
+#include "engine/blas_core.h"
 #include "selftrain/eval_record.h"  // cbst_version
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
@@ -182,15 +183,29 @@ int main(int argc, char** argv) {
   // we used while OpenBLAS ran threads of its own. Past the spin the thread sleeps, so the
   // data loader's threads and other processes get the cores back (libgomp spins far less
   // when it has more threads than cores). Unless the user chose, run again with that count.
+  bool run_again = false;
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
     setenv("GOMP_SPINCOUNT", "100000", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+    run_again = true;
   }
+  // OpenBLAS, too, reads its one setting, OPENBLAS_CORETYPE, when it loads. Where its CPU
+  // detection fell back to SSE-era kernels on a CPU with AVX2 or AVX-512 (engine/blas_core.h:
+  // OpenBLAS 0.3.21 on Emerald Rapids), half of a demo's time went to an SGEMM without AVX;
+  // unless the user chose, run again with the family the CPU supports.
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    const std::string core = cbst::kern::openblas_core_override(cbst::kern::openblas_core(), cbst::kern::cpu_simd());
+    if (!core.empty()) {
+      setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+      run_again = true;
+    }
+  }
+  if (run_again) execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
   g_default_terminate = std::set_terminate(on_terminate);
   using namespace cbst::cli;
   CLI::App app{"cbst: class-balanced self-training (Zou et al., ECCV 2018) for semantic segmentation"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("cbst ") + cbst::cbst_version());
+  app.set_version_flag("--version", std::string("cbst ") + cbst::cbst_version() + "\nCPU GEMM: " +
+                                        cbst::kern::cpu_gemm_description());
   // Every option can also come from a TOML file: `cbst --config run.toml adapt ...`, with
   // the subcommand's options under [adapt] (as the run folder's config.toml holds them).
   app.set_config("--config", "", "read options from a TOML file")->check(config_file_size);
