@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/blas_core.h"
 #include "engine/check.h"
 #include "engine/dist.h"
-#include "engine/blas_core.h"
 #include "selftrain/eval_record.h"  // cbst_version
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
@@ -188,8 +188,8 @@ int main(int argc, char** argv) {
     setenv("GOMP_SPINCOUNT", "100000", 1);
     run_again = true;
   }
-  // OpenBLAS, too, reads its one setting, OPENBLAS_CORETYPE, when it loads. Where its CPU
-  // detection fell back to SSE-era kernels on a CPU with AVX2 or AVX-512 (engine/blas_core.h:
+  // OpenBLAS, too, reads OPENBLAS_CORETYPE only when it loads. Where its CPU detection fell
+  // back to SSE-era kernels on a CPU with AVX2 or AVX-512 (engine/blas_core.h:
   // OpenBLAS 0.3.21 on Emerald Rapids), half of a demo's time went to an SGEMM without AVX;
   // unless the user chose, run again with the family the CPU supports.
   if (!std::getenv("OPENBLAS_CORETYPE")) {
