@@ -46,23 +46,15 @@ CpuSimd cpu_simd() {
   return s;
 }
 
-std::string openblas_core() {
 #if CBST_HAVE_OPENBLAS
-  const char* name = openblas_get_corename();
-  return name ? std::string(name) : std::string();
+// OpenBLAS returns its static strings; a null one (never seen) reads as "".
+static std::string text(const char* s) { return s ? std::string(s) : std::string(); }
+std::string openblas_core() { return text(openblas_get_corename()); }
+std::string openblas_config() { return text(openblas_get_config()); }
 #else
-  return {};
+std::string openblas_core() { return {}; }
+std::string openblas_config() { return {}; }
 #endif
-}
-
-std::string openblas_config() {
-#if CBST_HAVE_OPENBLAS
-  const char* config = openblas_get_config();
-  return config ? std::string(config) : std::string();
-#else
-  return {};
-#endif
-}
 
 std::string openblas_core_override(const std::string& detected, CpuSimd simd) {
   if (detected.empty()) return {};  // no OpenBLAS

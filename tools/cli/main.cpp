@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <new>
 #include <sstream>
@@ -204,8 +205,11 @@ int main(int argc, char** argv) {
   using namespace cbst::cli;
   CLI::App app{"cbst: class-balanced self-training (Zou et al., ECCV 2018) for semantic segmentation"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("cbst ") + cbst::cbst_version() + "\nCPU GEMM: " +
-                                        cbst::kern::cpu_gemm_description());
+  // The CPU GEMM line is asked of OpenBLAS only when --version is given, not at every start.
+  app.set_version_flag("--version", std::function<std::string()>([] {
+                         return std::string("cbst ") + cbst::cbst_version() + "\nCPU GEMM: " +
+                                cbst::kern::cpu_gemm_description();
+                       }));
   // Every option can also come from a TOML file: `cbst --config run.toml adapt ...`, with
   // the subcommand's options under [adapt] (as the run folder's config.toml holds them).
   app.set_config("--config", "", "read options from a TOML file")->check(config_file_size);
