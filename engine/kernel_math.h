@@ -12,17 +12,6 @@
 
 namespace cbst::kern {
 
-// Element offset of linear index i (row-major over sizes) in a strided operand.
-CBST_HOST_DEVICE int64_t offset_of(const TensorArg& t, int64_t i) {
-  int64_t off = 0;
-  for (int d = t.ndim - 1; d >= 0; --d) {
-    const int64_t s = t.sizes[d];
-    off += (i % s) * t.strides[d];
-    i /= s;
-  }
-  return off;
-}
-
 // Arithmetic runs in float for f32, double for f64 and the integer types.
 template <class T> struct MathType { using type = double; };
 template <> struct MathType<float> { using type = float; };

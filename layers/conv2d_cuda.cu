@@ -10,6 +10,7 @@
 // (x, w, y all CUDNN_DATA_BFLOAT16, compute type CUDNN_DATA_FLOAT: f32 accumulation) always
 // runs with CUDNN_TENSOR_OP_MATH, on tensor cores. The workspace
 // comes from the context's reusable buffer (cuda_workspace), which the caching allocator backs.
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstdio>
@@ -223,24 +224,28 @@ struct Scalars {
 
 // ---- bias kernels
 
+// blockIdx.x is the (image, channel) plane and blockIdx.y a slice of it, so no thread divides.
 template <class T>
-__global__ void add_channel_bias_kernel(T* y, const T* b, int64_t n, int64_t channels,
-                                        int64_t hw) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(blockDim.x) * gridDim.x)
-    y[i] += b[(i / hw) % channels];
+__global__ void add_channel_bias_kernel(T* y, const T* b, int64_t channels, int64_t hw) {
+  const int64_t plane = blockIdx.x;
+  const T bias = b[plane % channels];
+  T* p = y + plane * hw;
+  for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < hw;
+       i += int64_t(blockDim.x) * gridDim.y)
+    p[i] += bias;
 }
 
-// One block per channel; fixed reduction order, so the result is deterministic.
+// One block per channel, walking its planes image by image; fixed reduction order, so the
+// result is deterministic.
 template <class T>
 __global__ void channel_sum_kernel(T* db, const T* dy, int64_t batch, int64_t channels,
                                    int64_t hw) {
   __shared__ double partial[256];
   const int64_t c = blockIdx.x;
   double acc = 0;
-  for (int64_t i = threadIdx.x; i < batch * hw; i += blockDim.x) {
-    const int64_t n = i / hw, p = i % hw;
-    acc += double(dy[(n * channels + c) * hw + p]);
+  for (int64_t n = 0; n < batch; ++n) {
+    const T* p = dy + (n * channels + c) * hw;
+    for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) acc += double(p[i]);
   }
   partial[threadIdx.x] = acc;
   __syncthreads();
@@ -294,14 +299,15 @@ void conv_backward_filter_cuda(const Tensor& dw, const Tensor& dy, const Tensor&
 }
 
 void add_channel_bias_cuda(const Tensor& y, const Tensor& b) {
-  const int64_t n = y.numel(), hw = y.size(2) * y.size(3);
-  if (n == 0) return;
+  const int64_t planes = y.size(0) * y.size(1), hw = y.size(2) * y.size(3);
+  if (planes == 0 || hw == 0) return;
+  const dim3 grid(unsigned(planes), unsigned(std::min<int64_t>(cuda_blocks(hw), 64)));
   if (y.dtype() == DType::f32)
-    add_channel_bias_kernel<<<cuda_blocks(n), 256, 0, cuda_stream()>>>(
-        y.data<float>(), b.data<float>(), n, y.size(1), hw);
+    add_channel_bias_kernel<<<grid, 256, 0, cuda_stream()>>>(y.data<float>(), b.data<float>(),
+                                                             y.size(1), hw);
   else
-    add_channel_bias_kernel<<<cuda_blocks(n), 256, 0, cuda_stream()>>>(
-        y.data<double>(), b.data<double>(), n, y.size(1), hw);
+    add_channel_bias_kernel<<<grid, 256, 0, cuda_stream()>>>(y.data<double>(), b.data<double>(),
+                                                             y.size(1), hw);
   CBST_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,6 +1,9 @@
-// CUDA bilinear upsampling. The per-axis tables are copied to the device on each call
-// (a few KB). Forward: one thread per output. Backward: one thread per input element, a
+// CUDA bilinear upsampling. The per-axis tables (a few KB) are uploaded once per axis and
+// device and kept: an upload is a host-to-device copy that waits for the stream, and
+// uploading fourteen tables on every call stalled each step as many times. Forward: one thread per output. Backward: one thread per input element, a
 // fixed-order sum over the output rows × columns that read it (gather form; no atomics).
+#include <deque>
+#include <mutex>
 #include <vector>
 
 #include "engine/cuda/context.h"
@@ -24,6 +27,27 @@ struct DeviceAxis {
       : i0(upload(a.i0)), i1(upload(a.i1)), l0(upload(a.l0)), l1(upload(a.l1)),
         begin(upload(a.gather_begin)), index(upload(a.gather_index)), weight(upload(a.gather_weight)) {}
 };
+
+// The device tables of `a` on the current device; returned by value (handles), so that an
+// entry evicted later stays alive for this call. The stream orders the reuse of evicted
+// memory after the kernels that read it.
+DeviceAxis device_axis(const BilinearAxis& a) {
+  struct Entry {
+    int device;
+    BilinearAxis host;
+    DeviceAxis tables;
+  };
+  constexpr size_t kMaxEntries = 64;  // a network has a few; evaluation at many sizes, more
+  static std::mutex mutex;
+  static auto* cache = new std::deque<Entry>();  // never destroyed: no CUDA frees at exit
+  const int device = cuda_current_device();
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const Entry& e : *cache)
+    if (e.device == device && e.host == a) return e.tables;
+  if (cache->size() == kMaxEntries) cache->pop_front();
+  cache->push_back({device, a, DeviceAxis(a)});
+  return cache->back().tables;
+}
 
 template <class T>
 __global__ void upsample_forward_kernel(T* y, const T* x, int64_t total, int64_t h, int64_t w,
@@ -67,7 +91,7 @@ __global__ void upsample_backward_kernel(T* dx, const T* dy, int64_t total, int6
 
 void upsample_bilinear_forward(const Tensor& y, const Tensor& x, const BilinearAxis& rows,
                                const BilinearAxis& cols) {
-  const DeviceAxis r(rows), c(cols);
+  const DeviceAxis r = device_axis(rows), c = device_axis(cols);
   const int64_t total = y.numel();
   CBST_DISPATCH_FLOAT_TYPES(x.dtype(), "upsample_bilinear", [&] {
     upsample_forward_kernel<scalar_t><<<cuda_blocks(total, kThreads), kThreads, 0, cuda_stream()>>>(
@@ -80,7 +104,7 @@ void upsample_bilinear_forward(const Tensor& y, const Tensor& x, const BilinearA
 
 void upsample_bilinear_backward(const Tensor& dx, const Tensor& dy, const BilinearAxis& rows,
                                 const BilinearAxis& cols) {
-  const DeviceAxis r(rows), c(cols);
+  const DeviceAxis r = device_axis(rows), c = device_axis(cols);
   const int64_t total = dx.numel();
   CBST_DISPATCH_FLOAT_TYPES(dx.dtype(), "upsample_bilinear_backward", [&] {
     upsample_backward_kernel<scalar_t><<<cuda_blocks(total, kThreads), kThreads, 0, cuda_stream()>>>(

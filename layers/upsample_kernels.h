@@ -16,6 +16,7 @@ struct BilinearAxis {
   std::vector<double> l0, l1;
   std::vector<int64_t> gather_begin, gather_index;
   std::vector<double> gather_weight;
+  bool operator==(const BilinearAxis&) const = default;
 };
 
 // scale: torch's per-axis scale (input/output, or 1/scale_factor); ignored with align_corners.

@@ -2,6 +2,10 @@
 // Skipped (never passed) without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
+#include <vector>
+
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
 #include "tests/engine/op_cases.h"
@@ -85,6 +89,94 @@ TEST(OpsCuda, FillCopyAndStridedViewsMatchCpu) {
   zc.narrow(1, 2, 3).copy_(a.narrow(1, 0, 3));
   CBST_EXPECT_CLOSE("strided copy_", z, zc, 0.0, 0.0);
   CBST_EXPECT_CLOSE("fill", Tensor::full({3, 3}, 2.5, DType::f64, Device::cuda()), Tensor::full({3, 3}, 2.5, DType::f64), 0.0, 0.0);
+}
+
+// Small integers in [-3, 3] as f32: every sum of up to 2^22 of them is exact in f32 whatever
+// the order, so the GPU's reductions must equal the CPU's bit for bit.
+Tensor small_integers(const Shape& shape, Generator& gen) {
+  return rand_uniform(shape, -3.99, 3.99, DType::f32, Device::cpu(), &gen).to(DType::i32).to(DType::f32);
+}
+
+// Each element-wise kernel path (engine/cuda/elementwise.cu): contiguous and 16-byte aligned
+// with a tail, contiguous but misaligned, broadcast, permuted, narrowed, and through every
+// functor (conversion, fill, unary, comparison, binary, select).
+TEST(OpsCuda, ElementwiseKernelPathsMatchCpu) {
+  CBST_REQUIRE_CUDA();
+  Generator gen(19);
+  const Device cu = Device::cuda();
+  const Tensor a = rand_uniform({4099}, -2, 2, DType::f32, Device::cpu(), &gen);
+  const Tensor b = rand_uniform({4099}, -2, 2, DType::f32, Device::cpu(), &gen);
+  const Tensor ga = a.to(cu), gb = b.to(cu);
+  CBST_EXPECT_CLOSE("aligned add with a tail", add(ga, gb), add(a, b), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("aligned relu", relu(ga), relu(a), 0.0, 0.0);
+  // narrow(0, 1, ...) starts 4 bytes past an aligned block: the vector path must step aside.
+  const Tensor ma = a.narrow(0, 1, 4097), mb = b.narrow(0, 2, 4097);
+  CBST_EXPECT_CLOSE("misaligned mul", mul(ga.narrow(0, 1, 4097), gb.narrow(0, 2, 4097)), mul(ma, mb), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("misaligned exp", exp(ga.narrow(0, 3, 4096)), exp(a.narrow(0, 3, 4096)), 1e-6, 0.0);
+  CBST_EXPECT_CLOSE("misaligned gt", gt(ga.narrow(0, 1, 4097), 0.25), gt(ma, 0.25), 0.0, 0.0);
+
+  const Tensor x = rand_uniform({3, 5, 7, 9}, -1, 1, DType::f32, Device::cpu(), &gen);
+  const Tensor bias = rand_uniform({5, 1, 1}, -1, 1, DType::f32, Device::cpu(), &gen);
+  const Tensor gx = x.to(cu), gbias = bias.to(cu);
+  CBST_EXPECT_CLOSE("bias broadcast", add(gx, gbias), add(x, bias), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("row broadcast", sub(gx, gx.narrow(2, 0, 1)), sub(x, x.narrow(2, 0, 1)), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("permuted", mul(gx.permute({3, 1, 0, 2}), 3.0), mul(x.permute({3, 1, 0, 2}), 3.0), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("permuted contiguous", gx.permute({0, 2, 3, 1}).contiguous(), x.permute({0, 2, 3, 1}).contiguous(), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("narrowed compare", lt(gx.narrow(1, 1, 3), gx.narrow(1, 2, 3)), lt(x.narrow(1, 1, 3), x.narrow(1, 2, 3)), 0.0, 0.0);
+  const Tensor cond = gt(x, 0.0), gcond = gt(gx, 0.0);
+  CBST_EXPECT_CLOSE("where contiguous", where(gcond, gx, neg(gx)), where(cond, x, neg(x)), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("where broadcast", where(gcond.narrow(3, 0, 1), gx, gbias), where(cond.narrow(3, 0, 1), x, bias), 0.0, 0.0);
+
+  // Conversions, through the vector path (u8: 16 per load) and the strided one.
+  CBST_EXPECT_CLOSE("f32 to f64", gx.to(DType::f64), x.to(DType::f64), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("f32 to bf16 and back", gx.to(DType::bf16).to(DType::f32), x.to(DType::bf16).to(DType::f32), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("permuted f32 to i64", mul(gx, 10.0).permute({1, 0, 3, 2}).to(DType::i64),
+                    mul(x, 10.0).permute({1, 0, 3, 2}).to(DType::i64), 0.0, 0.0);
+  const Tensor u = cond.to(DType::u8);
+  CBST_EXPECT_CLOSE("u8 add", add(gcond, gcond.permute({0, 1, 3, 2}).contiguous().permute({0, 1, 3, 2})), add(u, u), 0.0, 0.0);
+
+  // Fill: a whole tensor (vector path) and a strided window of one (strided path).
+  Tensor f = Tensor::zeros({6, 10}, DType::f32, cu);
+  f.narrow(1, 3, 5).fill_(1.5);
+  Tensor fc = Tensor::zeros({6, 10});
+  fc.narrow(1, 3, 5).fill_(1.5);
+  CBST_EXPECT_CLOSE("strided fill", f, fc, 0.0, 0.0);
+}
+
+// Each reduction path (engine/cuda/reduce.cu): short rows, one block per row, and few long
+// rows cut into pieces with a second pass; ties and NaN across the pieces' borders.
+TEST(OpsCuda, ReductionPathsMatchCpuExactly) {
+  CBST_REQUIRE_CUDA();
+  Generator gen(29);
+  const Device cu = Device::cuda();
+  for (const Shape& shape : std::vector<Shape>{{1, 3000001}, {5, 200003}, {2000, 1001}, {100003, 19}, {7, 33}}) {
+    const Tensor x = small_integers(shape, gen);
+    const Tensor g = x.to(cu);
+    const std::string s = shape_str(shape);
+    CBST_EXPECT_CLOSE("sum " + s, sum(g, {1}), sum(x, {1}), 0.0, 0.0);
+    CBST_EXPECT_CLOSE("max " + s, max(g, {1}), max(x, {1}), 0.0, 0.0);
+    CBST_EXPECT_CLOSE("min " + s, min(g, {1}), min(x, {1}), 0.0, 0.0);
+    // Small integers tie often: the first maximum's column must win, across pieces too.
+    CBST_EXPECT_CLOSE("argmax " + s, argmax(g, 1), argmax(x, 1), 0.0, 0.0);
+    const Tensor xi = x.to(DType::i64);
+    CBST_EXPECT_CLOSE("i64 sum " + s, sum(xi.to(cu), {1}), sum(xi, {1}), 0.0, 0.0);
+  }
+  const Tensor whole = small_integers({4, 1000, 1003}, gen);
+  CBST_EXPECT_CLOSE("sum of everything", sum(whole.to(cu)), sum(whole), 0.0, 0.0);
+  CBST_EXPECT_CLOSE("sum over dims 0 and 2", sum(whole.to(cu), {0, 2}), sum(whole, {0, 2}), 0.0, 0.0);
+
+  // A constant row: argmax is column 0 however the row is cut. A NaN late in a long row wins
+  // max and argmax; of two NaN, the first.
+  const Tensor flat = Tensor::full({1, 2000000}, 2.0, DType::f32);
+  EXPECT_EQ(argmax(flat.to(cu), 1).item<int64_t>(), 0);
+  std::vector<float> v(2000000, 1.0f);
+  v[1999990] = std::nanf("");
+  v[1500000] = 5.0f;
+  const Tensor withnan = Tensor::from_vector<float>(v, {1, 2000000});
+  EXPECT_EQ(argmax(withnan.to(cu), 1).item<int64_t>(), 1999990);
+  EXPECT_TRUE(std::isnan(max(withnan.to(cu)).item<float>()));
+  v[1000001] = std::nanf("");
+  EXPECT_EQ(argmax(Tensor::from_vector<float>(v, {1, 2000000}).to(cu), 1).item<int64_t>(), 1000001);
 }
 
 TEST(RandomCuda, SameSeedGivesTheSameNumbersAsTheCpu) {
