@@ -24,6 +24,10 @@ struct DirectGeometry {
 // at every call, so that tests can compare both paths).
 bool direct_forward_available();
 
+// Whether the kernel also takes its 512-bit blocks: the CPU has AVX-512F and
+// CBST_CPU_CONV_DIRECT is not "avx2" (read at every call; the bits are the same either way).
+bool direct_wide_kernel();
+
 // Convolution forwards and backward-data passes (whole batches) that took the direct kernel
 // in this process.
 int64_t direct_forward_count();

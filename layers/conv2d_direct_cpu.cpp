@@ -3,7 +3,7 @@
 // Each output is 0 + one chain of fused multiply-adds in im2col's row order,
 //   y[co][p] = 0 + fma(w[co][K−1], x_{K−1}(p), … fma(w[co][0], x_0(p), 0))
 // with k = (ci·kh + i)·kw + j, computed straight from a zero-padded copy of the image, eight
-// pixels per vector: no col matrix. That is what im2col + GEMM computes with a GEMM that sums
+// pixels per 256-bit vector (sixteen per 512-bit one, on CPUs with AVX-512F): no col matrix. That is what im2col + GEMM computes with a GEMM that sums
 // each element of C as one chain in k order when K fits its K block, as OpenBLAS's AVX-512
 // SGEMM kernel does (K ≤ 320 here; checked against the chain for M 3–64, N 1,000–9,216), so
 // there the two paths have the same bits. conv2d_cpu.cpp also runs backward-data through it.
@@ -67,6 +67,41 @@ __attribute__((target("avx2,fma"))) void block_4x24(float* y, const float* xp, c
   store(out + 3 * plane, a9), store(out + 3 * plane + 8, a10), store(out + 3 * plane + 16, a11);
 }
 
+__attribute__((target("avx512f,avx2,fma"))) inline void store(float* p, __m512 v) {
+  _mm512_storeu_ps(p, _mm512_add_ps(_mm512_setzero_ps(), v));
+}
+
+// block_4x24 at twice the width: 4 filters × 48 pixels in 512-bit vectors. Each output is the
+// same chain, so the bits are the same as block_4x24's.
+__attribute__((target("avx512f,avx2,fma"))) void block_4x48(float* y, const float* xp, const float* w,
+                                                            const int64_t* off, const DirectGeometry& q,
+                                                            int64_t co0, int64_t oh, int64_t ow) {
+  const int64_t kt = q.ci * q.kh * q.kw;
+  const float* base = xp + oh * q.wp + ow;
+  const float* w0 = w + co0 * kt;
+  const float *w1 = w0 + kt, *w2 = w1 + kt, *w3 = w2 + kt;
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+         a9 = a0, a10 = a0, a11 = a0;
+  for (int64_t k = 0; k < kt; ++k) {
+    const float* src = base + off[k];
+    const __m512 x0 = _mm512_loadu_ps(src), x1 = _mm512_loadu_ps(src + 16), x2 = _mm512_loadu_ps(src + 32);
+    __m512 v = _mm512_set1_ps(w0[k]);
+    a0 = _mm512_fmadd_ps(v, x0, a0), a1 = _mm512_fmadd_ps(v, x1, a1), a2 = _mm512_fmadd_ps(v, x2, a2);
+    v = _mm512_set1_ps(w1[k]);
+    a3 = _mm512_fmadd_ps(v, x0, a3), a4 = _mm512_fmadd_ps(v, x1, a4), a5 = _mm512_fmadd_ps(v, x2, a5);
+    v = _mm512_set1_ps(w2[k]);
+    a6 = _mm512_fmadd_ps(v, x0, a6), a7 = _mm512_fmadd_ps(v, x1, a7), a8 = _mm512_fmadd_ps(v, x2, a8);
+    v = _mm512_set1_ps(w3[k]);
+    a9 = _mm512_fmadd_ps(v, x0, a9), a10 = _mm512_fmadd_ps(v, x1, a10), a11 = _mm512_fmadd_ps(v, x2, a11);
+  }
+  float* out = y + (co0 * q.ho + oh) * q.wo + ow;
+  const int64_t plane = q.ho * q.wo;
+  store(out, a0), store(out + 16, a1), store(out + 32, a2);
+  store(out + plane, a3), store(out + plane + 16, a4), store(out + plane + 32, a5);
+  store(out + 2 * plane, a6), store(out + 2 * plane + 16, a7), store(out + 2 * plane + 32, a8);
+  store(out + 3 * plane, a9), store(out + 3 * plane + 16, a10), store(out + 3 * plane + 32, a11);
+}
+
 __attribute__((target("avx2,fma"))) void block_4x8(float* y, const float* xp, const float* w, const int64_t* off,
                                                    const DirectGeometry& q, int64_t co0, int64_t oh, int64_t ow) {
   const int64_t kt = q.ci * q.kh * q.kw;
@@ -109,13 +144,16 @@ __attribute__((target("avx2,fma"))) inline void pixel(float* y, const float* xp,
   y[(co * q.ho + oh) * q.wo + ow] = 0.0f + acc;
 }
 
-// Output rows [oh0, oh1) of filters [co0, co0 + 4), or of one filter (four == false).
+// Output rows [oh0, oh1) of filters [co0, co0 + 4), or of one filter (four == false); `wide`:
+// 48-pixel blocks in 512-bit vectors first (the CPU has AVX-512F).
 __attribute__((target("avx2,fma"))) void filter_rows(float* y, const float* xp, const float* w, const int64_t* off,
-                                                     const DirectGeometry& q, int64_t co0, bool four, int64_t oh0,
-                                                     int64_t oh1) {
+                                                     const DirectGeometry& q, int64_t co0, bool four, bool wide,
+                                                     int64_t oh0, int64_t oh1) {
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     int64_t ow = 0;
     if (four) {
+      if (wide)
+        for (; ow + 48 <= q.wo; ow += 48) block_4x48(y, xp, w, off, q, co0, oh, ow);
       for (; ow + 24 <= q.wo; ow += 24) block_4x24(y, xp, w, off, q, co0, oh, ow);
       for (; ow + 8 <= q.wo; ow += 8) block_4x8(y, xp, w, off, q, co0, oh, ow);
     } else {
@@ -127,7 +165,7 @@ __attribute__((target("avx2,fma"))) void filter_rows(float* y, const float* xp, 
 }
 
 __attribute__((target("avx2,fma"))) void rows_avx2(float* y, const float* xp, const float* w,
-                                                   const DirectGeometry& q, int64_t oh0, int64_t oh1) {
+                                                   const DirectGeometry& q, bool wide, int64_t oh0, int64_t oh1) {
   std::vector<int64_t> offsets(size_t(q.ci * q.kh * q.kw));
   size_t k = 0;
   for (int64_t c = 0; c < q.ci; ++c)
@@ -135,8 +173,8 @@ __attribute__((target("avx2,fma"))) void rows_avx2(float* y, const float* xp, co
       for (int64_t j = 0; j < q.kw; ++j) offsets[k++] = (c * q.hp + i * q.dilation) * q.wp + j * q.dilation;
   const int64_t* off = offsets.data();
   int64_t co = 0;
-  for (; co + 4 <= q.co; co += 4) filter_rows(y, xp, w, off, q, co, true, oh0, oh1);
-  for (; co < q.co; ++co) filter_rows(y, xp, w, off, q, co, false, oh0, oh1);
+  for (; co + 4 <= q.co; co += 4) filter_rows(y, xp, w, off, q, co, true, wide, oh0, oh1);
+  for (; co < q.co; ++co) filter_rows(y, xp, w, off, q, co, false, wide, oh0, oh1);
 }
 
 #endif  // CBST_DIRECT_X86
@@ -147,7 +185,17 @@ bool direct_forward_available() {
 #if CBST_DIRECT_X86
   static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const char* env = std::getenv("CBST_CPU_CONV_DIRECT");
-  return cpu && !(env && std::strtol(env, nullptr, 10) == 0);
+  return cpu && !(env && std::strcmp(env, "0") == 0);
+#else
+  return false;
+#endif
+}
+
+bool direct_wide_kernel() {
+#if CBST_DIRECT_X86
+  static const bool cpu = __builtin_cpu_supports("avx512f");
+  const char* env = std::getenv("CBST_CPU_CONV_DIRECT");
+  return cpu && !(env && std::strcmp(env, "avx2") == 0);
 #else
   return false;
 #endif
@@ -163,7 +211,7 @@ void pad_image(float* xp, const float* x, const DirectGeometry& q) {
 void direct_forward_rows(float* y, const float* xp, const float* w, const DirectGeometry& q, int64_t oh0,
                          int64_t oh1) {
 #if CBST_DIRECT_X86
-  rows_avx2(y, xp, w, q, oh0, oh1);
+  rows_avx2(y, xp, w, q, direct_wide_kernel(), oh0, oh1);
 #else
   (void)y, (void)xp, (void)w, (void)q, (void)oh0, (void)oh1;
 #endif

@@ -54,24 +54,33 @@ std::vector<float> fma_chain(const std::vector<float>& x, const std::vector<floa
   return y;
 }
 
+// Both widths of the kernel: "avx2" keeps it to 256-bit vectors; "1" lets it take its 512-bit
+// blocks on a CPU with AVX-512F. Each must give the definition's bits.
 TEST(Conv2dDirect, KernelIsTheChainOfFusedMultiplyAddsOfTheDefinition) {
   if (!conv_detail::direct_forward_available()) GTEST_SKIP() << "no AVX2/FMA: the direct kernel is off";
-  // Filter counts with and without a remainder of 4, widths with 24-, 8- and 1-pixel tails,
-  // dilation, a 5x5 kernel.
+  // Filter counts with and without a remainder of 4, widths with 48-, 24-, 8- and 1-pixel
+  // tails, dilation, a 5x5 kernel.
   const std::vector<Shape2> shapes{{3, 16, 20, 37, 3, 1, 1}, {16, 6, 9, 24, 3, 1, 1}, {5, 7, 11, 13, 3, 2, 2},
-                                   {2, 3, 7, 30, 5, 2, 1},   {1, 1, 4, 4, 3, 1, 1},   {8, 5, 6, 51, 3, 3, 3}};
-  for (const Shape2& s : shapes) {
-    const int64_t ho = s.h + 2 * s.pad - s.dilation * (s.k - 1), wo = s.w + 2 * s.pad - s.dilation * (s.k - 1);
-    const DirectGeometry q{s.ci, s.h, s.w, s.h + 2 * s.pad, s.w + 2 * s.pad, s.co, s.k, s.k, s.pad, s.dilation, ho, wo};
-    const std::vector<float> x = uniform(size_t(s.ci * s.h * s.w), 1), w = uniform(size_t(s.co * s.ci * s.k * s.k), 2);
-    std::vector<float> padded(size_t(q.ci * q.hp * q.wp)), y(size_t(s.co * ho * wo));
-    conv_detail::pad_image(padded.data(), x.data(), q);
-    conv_detail::direct_forward_rows(y.data(), padded.data(), w.data(), q, 0, ho);
-    const std::vector<float> want = fma_chain(x, w, s);
-    int64_t differ = 0;
-    for (size_t i = 0; i < want.size(); ++i) differ += std::memcmp(&want[i], &y[i], sizeof(float)) != 0;
-    EXPECT_EQ(differ, 0) << s.ci << "->" << s.co << " at " << s.h << "x" << s.w << ", k " << s.k << ", dilation "
-                         << s.dilation;
+                                   {2, 3, 7, 30, 5, 2, 1},   {1, 1, 4, 4, 3, 1, 1},   {8, 5, 6, 51, 3, 3, 3},
+                                   {4, 8, 5, 83, 3, 1, 1},   {6, 4, 3, 144, 3, 1, 1}};
+  for (const char* mode : {"avx2", "1"}) {
+    setenv("CBST_CPU_CONV_DIRECT", mode, 1);
+    EXPECT_EQ(conv_detail::direct_wide_kernel(),
+              std::string(mode) == "1" && __builtin_cpu_supports("avx512f")) << mode;
+    for (const Shape2& s : shapes) {
+      const int64_t ho = s.h + 2 * s.pad - s.dilation * (s.k - 1), wo = s.w + 2 * s.pad - s.dilation * (s.k - 1);
+      const DirectGeometry q{s.ci, s.h, s.w, s.h + 2 * s.pad, s.w + 2 * s.pad, s.co, s.k, s.k, s.pad, s.dilation, ho, wo};
+      const std::vector<float> x = uniform(size_t(s.ci * s.h * s.w), 1), w = uniform(size_t(s.co * s.ci * s.k * s.k), 2);
+      std::vector<float> padded(size_t(q.ci * q.hp * q.wp)), y(size_t(s.co * ho * wo));
+      conv_detail::pad_image(padded.data(), x.data(), q);
+      conv_detail::direct_forward_rows(y.data(), padded.data(), w.data(), q, 0, ho);
+      const std::vector<float> want = fma_chain(x, w, s);
+      int64_t differ = 0;
+      for (size_t i = 0; i < want.size(); ++i) differ += std::memcmp(&want[i], &y[i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0) << mode << ": " << s.ci << "->" << s.co << " at " << s.h << "x" << s.w << ", k " << s.k
+                           << ", dilation " << s.dilation;
+    }
+    unsetenv("CBST_CPU_CONV_DIRECT");
   }
 }
 
