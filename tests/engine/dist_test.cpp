@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/autograd.h"
+#include "engine/cuda_context.h"
 #include "engine/ops.h"
 #include "tests/support/expect_close.h"
 #include "tests/support/mpi_environment.h"
@@ -129,6 +130,56 @@ TEST(GradientBuckets, SumGradientsAcrossRanksAndScaleThem) {
     EXPECT_TRUE(testing::identical(params[3].grad(), Tensor::zeros({1})));
   } else {
     EXPECT_FALSE(params[3].grad().defined());
+  }
+}
+
+// CUDA tensors across ranks: through NCCL when cbst was built with it and the process was
+// started by an MPI launcher (ctest's Mpi.engine_dist_test_cuda_on_1_rank on a GPU host runs
+// NCCL's whole path on one rank: bootstrap, streams, events), staged through host memory by
+// MPI without NCCL, nothing to exchange alone. NCCL takes one GPU per rank: more ranks than
+// GPUs skip.
+TEST(DistCuda, DeviceTensorsSumBroadcastAndFillGradientBuckets) {
+  CBST_REQUIRE_CUDA();
+  dist::Communicator& comm = world();
+  const int r = comm.rank(), n = comm.size();
+  if (n > cuda_device_count())
+    GTEST_SKIP() << n << " ranks on " << cuda_device_count() << " GPU(s): NCCL takes one GPU per rank";
+  const Device d = Device::cuda(comm.local_rank());
+  if (dist::launched_by_mpi_launcher() && dist::nccl_built()) {
+    EXPECT_EQ(comm.backend(), "mpi+nccl");
+  }
+  const double ranks_sum = double(n) * (n + 1) / 2;
+  // Written by kernels on the engine's stream just before the collective, which must wait for
+  // them; 2^20 floats, integers below 2^24, so every sum is exact.
+  const int64_t count = int64_t(1) << 20;
+  const Tensor t = mul(Tensor::arange(count, DType::f32, d), double(r + 1));
+  dist::all_reduce_sum(comm, t);
+  CBST_EXPECT_CLOSE("all-reduce", t, mul(Tensor::arange(count), ranks_sum), 0.0, 0.0);
+  const Tensor b = Tensor::full({1000}, double(r + 7), DType::f32, d);
+  dist::broadcast(comm, b, n - 1);
+  CBST_EXPECT_CLOSE("broadcast", b, Tensor::full({1000}, double(n - 1 + 7)), 0.0, 0.0);
+
+  // Gradient buckets of parameters on the GPU, overlapped and not: element k of parameter j's
+  // gradient on rank r is (r + 1)·(j + 1 + k).
+  for (bool overlap : {false, true}) {
+    std::vector<Tensor> params;
+    for (Shape s : {Shape{3000}, Shape{20, 20}, Shape{70000}}) {
+      Tensor p = Tensor::zeros(s, DType::f32, d);
+      p.set_requires_grad(true);
+      params.push_back(p);
+    }
+    dist::GradientBuckets buckets(comm, params,
+                                  {.first_bucket_bytes = 1000 * 4, .bucket_bytes = 50000 * 4, .overlap = overlap});
+    for (size_t j = 0; j < params.size(); ++j) {
+      const Tensor k = Tensor::arange(params[j].numel(), DType::f32, d).reshape(params[j].shape());
+      params[j].set_grad(mul(add(k, double(j + 1)), double(r + 1)));
+    }
+    buckets.finish(1.0);
+    for (size_t j = 0; j < params.size(); ++j) {
+      const Tensor k = Tensor::arange(params[j].numel()).reshape(params[j].shape());
+      CBST_EXPECT_CLOSE("bucketed gradient " + std::to_string(j) + (overlap ? ", overlapped" : ""), params[j].grad(),
+                        mul(add(k, double(j + 1)), ranks_sum), 0.0, 0.0);
+    }
   }
 }
 
