@@ -4,13 +4,16 @@
 # writes one JSON summary. Meant to fit in 8 minutes on an H200 (16 cores).
 #
 #   tools/gpu_check.sh [--out DIR] [--build DIR] [--skip-build] [--skip-tests] [--skip-bench]
-#                      [--jobs N] [--arch 90] [--tests REGEX] [--test-timeout S]
+#                      [--jobs N] [--arch 90] [--tests REGEX] [--test-timeout S] [--profile]
 #
 #   --out DIR     where the logs, the benchmark JSON files and summary.json go (gpu_check)
 #   --build DIR   the build folder (build-gpu); --skip-build reuses it as it is
 #   --arch A      CMAKE_CUDA_ARCHITECTURES (90: H100/H200; one architecture halves nvcc's time)
 #   --tests R     only the tests matching R (ctest -R), e.g. to rerun what failed
 #   --test-timeout S   ctest's limit per test in seconds (180)
+#   --profile     after the benchmarks, tools/bench/gpu_profile.sh on small-deeplabv3plus at
+#                 256x16, inference and training (cbst's kernels by device time beside
+#                 PyTorch's), into OUT/profile (about a minute)
 #
 # Dependencies: what the host has, plus .deps/ when tools/gpu_host_deps.sh made it on a
 # machine with apt (README "Building on a GPU host without a package registry"); cuDNN from
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 out=gpu_check
 build=build-gpu
-skip_build=0 skip_tests=0 skip_bench=0
+skip_build=0 skip_tests=0 skip_bench=0 profile=0
 jobs=$(nproc)
 test_timeout=180
 arch=90
@@ -38,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     --arch) arch="$2"; shift 2 ;;
     --tests) tests_regex="$2"; shift 2 ;;
     --test-timeout) test_timeout="$2"; shift 2 ;;
+    --profile) profile=1; shift ;;
     *) echo "gpu_check.sh: error: unknown argument '$1'; see the header of $0" >&2; exit 2 ;;
   esac
 done
@@ -127,6 +131,14 @@ if [[ $skip_bench == 0 && -x "$cbst" ]]; then
   fi
 else
   record bench skipped 0 "not asked or no cbst at $cbst"
+fi
+
+# ---- where the step's time goes (tools/bench/gpu_profile.sh)
+if [[ $profile == 1 && -x "$cbst" ]]; then
+  for mode in infer train; do
+    run "profile-$mode" "$out/profile_$mode.log" tools/bench/gpu_profile.sh --build "$build" --mode "$mode" \
+        --size 256 --batch 16 --steps 2 --out "$out/profile"
+  done
 fi
 
 total=$(( $(date +%s) - start_all ))
