@@ -343,8 +343,8 @@ void forward_band(T* col, const T* xn, const Phases& ph, T* yn, const T* w, cons
 // (Haswell, Zen up to Zen 3) sums a few columns of each call in another order, so there the
 // two paths differ in the last bits of those columns. Backward-data sums in another order
 // than col2im's (the taps reversed, channel-major), so its last bits differ from the GEMM
-// path's on every CPU. CBST_CPU_CONV_DIRECT=0 turns the direct kernel off (tests compare
-// both ways).
+// path's on every CPU. CBST_CPU_CONV_DIRECT=0 turns the direct kernel off and
+// CBST_CPU_CONV_DIRECT=avx2 keeps it to 256-bit vectors (tests compare each way).
 //
 // Where it pays, as measured on the AVX2 Zen 3 (README "CPU performance"): stride 1, not pointwise,
 // and a GEMM that runs below its rate, which is when its K (the chain: Ci·kh·kw forward,

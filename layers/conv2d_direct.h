@@ -20,8 +20,9 @@ struct DirectGeometry {
   int64_t ho, wo;
 };
 
-// Whether this CPU has the kernel (AVX2 and FMA) and CBST_CPU_CONV_DIRECT is not 0 (read
-// at every call, so that tests can compare both paths).
+// Whether this CPU has the kernel (AVX2 and FMA) and CBST_CPU_CONV_DIRECT does not turn it
+// off: any value that reads as the number 0 does ("0", "off"), except "avx2" (read at every
+// call, so that tests can compare both paths).
 bool direct_forward_available();
 
 // Whether the kernel also takes its 512-bit blocks: the CPU has AVX-512F and

@@ -3,7 +3,8 @@
 // Each output is 0 + one chain of fused multiply-adds in im2col's row order,
 //   y[co][p] = 0 + fma(w[co][K−1], x_{K−1}(p), … fma(w[co][0], x_0(p), 0))
 // with k = (ci·kh + i)·kw + j, computed straight from a zero-padded copy of the image, eight
-// pixels per 256-bit vector (sixteen per 512-bit one, on CPUs with AVX-512F): no col matrix. That is what im2col + GEMM computes with a GEMM that sums
+// pixels per 256-bit vector (sixteen per 512-bit one, on CPUs with AVX-512F): no col matrix.
+// That is what im2col + GEMM computes with a GEMM that sums
 // each element of C as one chain in k order when K fits its K block, as OpenBLAS's AVX-512
 // SGEMM kernel does (K ≤ 320 here; checked against the chain for M 3–64, N 1,000–9,216), so
 // there the two paths have the same bits. conv2d_cpu.cpp also runs backward-data through it.
@@ -184,8 +185,9 @@ __attribute__((target("avx2,fma"))) void rows_avx2(float* y, const float* xp, co
 bool direct_forward_available() {
 #if CBST_DIRECT_X86
   static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // Off for any value that reads as the number 0 ("0", "off", "false"), except "avx2".
   const char* env = std::getenv("CBST_CPU_CONV_DIRECT");
-  return cpu && !(env && std::strcmp(env, "0") == 0);
+  return cpu && !(env && std::strcmp(env, "avx2") != 0 && std::strtol(env, nullptr, 10) == 0);
 #else
   return false;
 #endif

@@ -1,7 +1,8 @@
 // CUDA bilinear upsampling. The per-axis tables (a few KB) are uploaded once per axis and
 // device and kept: an upload is a host-to-device copy that waits for the stream, and
-// uploading fourteen tables on every call stalled each step as many times. Forward: one thread per output. Backward: one thread per input element, a
-// fixed-order sum over the output rows × columns that read it (gather form; no atomics).
+// uploading fourteen tables on every call stalled each step as many times. Forward: one
+// thread per output. Backward: one thread per input element, a fixed-order sum over the
+// output rows × columns that read it (gather form; no atomics).
 #include <deque>
 #include <mutex>
 #include <vector>
@@ -37,7 +38,9 @@ DeviceAxis device_axis(const BilinearAxis& a) {
     BilinearAxis host;
     DeviceAxis tables;
   };
-  constexpr size_t kMaxEntries = 64;  // a network has a few; evaluation at many sizes, more
+  // A network has a few; evaluation at many sizes, more. Oldest out first: beyond 64 sizes in
+  // turn, every call uploads again (as before the cache).
+  constexpr size_t kMaxEntries = 64;
   static std::mutex mutex;
   static auto* cache = new std::deque<Entry>();  // never destroyed: no CUDA frees at exit
   const int device = cuda_current_device();

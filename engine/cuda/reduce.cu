@@ -7,8 +7,9 @@
 // - short rows (cols <= 32, e.g. an argmax over classes per pixel): one thread per row;
 // - enough long rows to fill the GPU: one block per row (a grid-stride loop over rows);
 // - few long rows (a whole-tensor sum has one): each row is cut into `chunks` pieces, one
-//   block each, whose partial results (with their column, for max/min/argmax) land in a
-//   scratch buffer that a second pass reduces like any other rows.
+//   block each, whose partial results (sums in the accumulator's type; values with their
+//   column for max/min/argmax) land in a scratch buffer that a second pass reduces like any
+//   other rows.
 // Within a block each thread keeps four independent accumulators, so four loads are in
 // flight per thread, then a shared-memory tree combines the threads.
 #include <cfloat>
@@ -24,29 +25,34 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kShortRow = 32;       // at most this many columns: one thread per row
 constexpr int64_t kBlocksWanted = 1024;  // split long rows until about this many blocks run
-constexpr int64_t kMinChunk = 8192;      // but give each block at least this many columns
+constexpr int64_t kMinChunk = 8192;      // but give each block about this many columns or more
+// Every piece non-empty: chunks <= cols / kMinChunk and chunks <= kBlocksWanted, so the pieces
+// of ⌈cols / chunks⌉ columns reach past the last one's start only if kMinChunk < kBlocksWanted.
+static_assert(kMinChunk >= kBlocksWanted, "a row's last piece could be empty");
 
 template <class T> struct Acc { using type = double; };
 template <> struct Acc<float> { using type = float; };
 
-// Columns [begin, end) of piece k of a row cut into `chunks` near-equal pieces.
-__device__ __forceinline__ void chunk_range(int64_t cols, int64_t chunks, int64_t k,
-                                            int64_t* begin, int64_t* end) {
+// Columns [begin, end) of piece k of a row cut into `chunks` pieces of ⌈cols / chunks⌉.
+struct Range {
+  int64_t begin, end;
+};
+__device__ __forceinline__ Range chunk_range(int64_t cols, int64_t chunks, int64_t k) {
   const int64_t len = (cols + chunks - 1) / chunks;
-  *begin = k * len;
-  *end = *begin + len < cols ? *begin + len : cols;
+  return {k * len, k * len + len < cols ? k * len + len : cols};
 }
 
-// Block b reduces piece b % chunks of row b / chunks into dst[b].
-template <class T>
-__global__ void sum_pieces_kernel(T* dst, const T* src, int64_t rows, int64_t cols,
+// Block b reduces piece b % chunks of row b / chunks into dst[b], accumulating in A. A first
+// pass writes its partial sums as A (an int32 row's pieces may leave int32 when its total does
+// not); the second reads them and writes T.
+template <class T, class Out>
+__global__ void sum_pieces_kernel(Out* dst, const T* src, int64_t rows, int64_t cols,
                                   int64_t chunks) {
   using A = typename Acc<T>::type;
   __shared__ A partial[kThreads];
   for (int64_t b = blockIdx.x; b < rows * chunks; b += gridDim.x) {
     const T* row = src + (b / chunks) * cols;
-    int64_t begin, end;
-    chunk_range(cols, chunks, b % chunks, &begin, &end);
+    const auto [begin, end] = chunk_range(cols, chunks, b % chunks);
     A acc[4] = {A(0), A(0), A(0), A(0)};
     int64_t c = begin + threadIdx.x;
     for (; c + 3 * kThreads < end; c += 4 * kThreads) {
@@ -60,7 +66,7 @@ __global__ void sum_pieces_kernel(T* dst, const T* src, int64_t rows, int64_t co
       if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
       __syncthreads();
     }
-    if (threadIdx.x == 0) dst[b] = T(partial[0]);
+    if (threadIdx.x == 0) dst[b] = Out(partial[0]);
     __syncthreads();
   }
 }
@@ -96,8 +102,7 @@ __global__ void extremum_pieces_kernel(ReduceOp op, T* values, int64_t* indices,
   __shared__ int64_t best_i[kThreads];
   for (int64_t b = blockIdx.x; b < rows * chunks; b += gridDim.x) {
     const int64_t r = b / chunks;
-    int64_t begin, end;
-    chunk_range(cols, chunks, b % chunks, &begin, &end);
+    const auto [begin, end] = chunk_range(cols, chunks, b % chunks);
     auto column = [&](int64_t c) { return src_index ? src_index[r * cols + c] : c; };
     T v = src[r * cols + begin];
     int64_t vi = column(begin);
@@ -184,11 +189,12 @@ void sum_rows(T* dst, const T* src, int64_t rows, int64_t cols) {
     sum_pieces_kernel<<<grid_for(rows), kThreads, 0, cuda_stream()>>>(dst, src, rows, cols, 1);
     return;
   }
-  const Scratch partial(size_t(rows * chunks) * sizeof(T), "a reduction's partial sums");
+  using A = typename Acc<T>::type;
+  const Scratch partial(size_t(rows * chunks) * sizeof(A), "a reduction's partial sums");
   sum_pieces_kernel<<<grid_for(rows * chunks), kThreads, 0, cuda_stream()>>>(
-      partial.as<T>(), src, rows, cols, chunks);
+      partial.as<A>(), src, rows, cols, chunks);
   CBST_CUDA_LAUNCH_CHECK();
-  sum_pieces_kernel<<<grid_for(rows), kThreads, 0, cuda_stream()>>>(dst, partial.as<T>(), rows,
+  sum_pieces_kernel<<<grid_for(rows), kThreads, 0, cuda_stream()>>>(dst, partial.as<A>(), rows,
                                                                     chunks, 1);
 }
 

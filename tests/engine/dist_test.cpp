@@ -142,8 +142,12 @@ TEST(DistCuda, DeviceTensorsSumBroadcastAndFillGradientBuckets) {
   CBST_REQUIRE_CUDA();
   dist::Communicator& comm = world();
   const int r = comm.rank(), n = comm.size();
-  if (n > cuda_device_count())
-    GTEST_SKIP() << n << " ranks on " << cuda_device_count() << " GPU(s): NCCL takes one GPU per rank";
+  // Each rank takes the GPU of its local rank; all skip together if any lacks one (a rank
+  // alone in a collective would wait for ever).
+  std::vector<int64_t> without_gpu = {comm.local_rank() >= cuda_device_count() ? 1 : 0};
+  comm.all_reduce_sum(without_gpu.data(), 1);
+  if (without_gpu[0] > 0)
+    GTEST_SKIP() << without_gpu[0] << " rank(s) without a GPU of their own: NCCL takes one GPU per rank";
   const Device d = Device::cuda(comm.local_rank());
   if (dist::launched_by_mpi_launcher() && dist::nccl_built()) {
     EXPECT_EQ(comm.backend(), "mpi+nccl");

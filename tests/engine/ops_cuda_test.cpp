@@ -2,6 +2,7 @@
 // Skipped (never passed) without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -161,6 +162,13 @@ TEST(OpsCuda, ReductionPathsMatchCpuExactly) {
     const Tensor xi = x.to(DType::i64);
     CBST_EXPECT_CLOSE("i64 sum " + s, sum(xi.to(cu), {1}), sum(xi, {1}), 0.0, 0.0);
   }
+  // An int32 row whose pieces' sums (8,192 × 300,000 > 2^31) leave int32 while its total (0)
+  // does not: the partial results must keep the accumulator's type, as the CPU's sum does.
+  std::vector<int32_t> big(3000000, 300000);
+  std::fill(big.begin() + 1500000, big.end(), -300000);
+  const Tensor bi = Tensor::from_vector<int32_t>(big, {1, 3000000});
+  CBST_EXPECT_CLOSE("i32 sum with large pieces", sum(bi.to(cu), {1}), sum(bi, {1}), 0.0, 0.0);
+  EXPECT_EQ(sum(bi.to(cu)).to(Device::cpu()).to(DType::i64).item<int64_t>(), 0);
   const Tensor whole = small_integers({4, 1000, 1003}, gen);
   CBST_EXPECT_CLOSE("sum of everything", sum(whole.to(cu)), sum(whole), 0.0, 0.0);
   CBST_EXPECT_CLOSE("sum over dims 0 and 2", sum(whole.to(cu), {0, 2}), sum(whole, {0, 2}), 0.0, 0.0);
