@@ -110,6 +110,7 @@ if [[ $skip_bench == 0 && -x "$cbst" ]]; then
   run bench-conv "$out/bench_conv.log" "$cbst" bench conv --device cuda --json "$out/bench_conv.json"
   run bench-labeling "$out/bench_labeling.log" "$cbst" bench labeling --device cuda --images 8 --prior \
       --json "$out/bench_labeling.json"
+  run bench-ops "$out/bench_ops.log" "$cbst" bench ops --device cuda --json "$out/bench_ops.json"
   for row in "fcn8s-vgg16 500 1" "resnet38 500 2" "small-deeplabv3plus 256 16"; do
     read -r model size batch <<< "$row"
     lr=$(cbst_bench_lr "$model")

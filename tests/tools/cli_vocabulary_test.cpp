@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "engine/cuda_context.h"
 #include "tests/tools/cli_runner.h"
 
 namespace cbst {
@@ -41,9 +42,27 @@ TEST_F(CliVocabulary, BenchmarksRunOnTheCpuUnlessToldOtherwise) {
                           path("step.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(slurp(path("step.json")).find("\"device\": \"cpu\""), std::string::npos) << slurp(path("step.json"));
-  for (const char* sub : {"bench conv", "bench train-step"}) {
+  for (const char* sub : {"bench conv", "bench train-step", "bench ops"}) {
     const auto help = run_cbst(std::string(sub) + " --help", path("h.log"));
     EXPECT_NE(help.output.find("--device TEXT=cpu"), std::string::npos) << sub << " --help shows the default:\n" << help.output;
+  }
+}
+
+// `bench ops` times each op of its table, with the bytes it moves, into its JSON; asked for a
+// GPU that is not there, it says so in one line.
+TEST_F(CliVocabulary, BenchOpsTimesEveryOpAndWritesItsJson) {
+  const auto r = run_cbst("bench ops --batch 1 --repeats 1 --json " + path("ops.json"), path("ops.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string json = slurp(path("ops.json"));
+  for (const char* op : {"relu", "add channel bias", "nchw to nhwc copy", "sum of all", "argmax over classes"})
+    EXPECT_NE(json.find(std::string("\"op\": \"") + op + "\""), std::string::npos) << op << "\n" << json;
+  // relu at batch 1 reads and writes 32 · 128² floats: 2 · 2 MiB.
+  EXPECT_NE(json.find("\"bytes\": 4194304.0"), std::string::npos) << json;
+  if (!cuda_available()) {
+    const auto gpu = run_cbst("bench ops --device cuda", path("gpu.log"));
+    EXPECT_NE(gpu.exit_code, 0);
+    EXPECT_NE(gpu.output.find("cbst: error: bench ops: --device cuda but no CUDA device is available"),
+              std::string::npos) << gpu.output;
   }
 }
 

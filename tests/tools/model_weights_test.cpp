@@ -280,7 +280,7 @@ TEST_F(ModelWeightsCommands, EveryHelpShowsTheDefaults) {
   const std::vector<std::string> commands = {
       "synth", "train", "adapt", "eval", "predict", "priors", "pseudolabel", "demo", "weights inspect",
       "weights convert", "bench gemm", "bench conv", "bench loader", "bench labeling", "bench train-step",
-      "bench layers"};
+      "bench layers", "bench ops"};
   // Inputs and outputs that are off unless given.
   const std::vector<std::string> optional = {
       "--list", "--init", "--eval", "--prior", "--json", "--predictions", "--checkpoint", "--model", "--probs",
