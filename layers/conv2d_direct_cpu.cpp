@@ -16,6 +16,8 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/blas_core.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CBST_DIRECT_X86 1
 #include <immintrin.h>
@@ -184,7 +186,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(float* y, const float* xp, co
 
 bool direct_forward_available() {
 #if CBST_DIRECT_X86
-  static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool cpu = kern::cpu_simd().avx2_fma;
   // Off for any value that reads as the number 0 ("0", "off", "false"), except "avx2".
   const char* env = std::getenv("CBST_CPU_CONV_DIRECT");
   return cpu && !(env && std::strcmp(env, "avx2") != 0 && std::strtol(env, nullptr, 10) == 0);

@@ -55,15 +55,6 @@ struct ConvRow {
   double fwd_ms = 0, bwd_ms = 0, fwd_tflops = 0, bwd_tflops = 0, max_rel_err = 0;
 };
 
-void sync(Device d) {
-  if (d.is_cuda()) cuda_synchronize(d.index);
-}
-
-template <class F>
-double median_ms(Device d, int repeats, F&& f) {
-  return cli::median_ms(repeats, f, [d] { sync(d); });
-}
-
 // Largest relative error of 64 sampled outputs against the definition, in f64.
 double sampled_error(const Tensor& y, const Tensor& x, const Tensor& w, int64_t dil) {
   const Tensor yc = y.to(Device::cpu()), xc = x.to(Device::cpu()), wc = w.to(Device::cpu());
@@ -107,7 +98,7 @@ ConvRow bench_shape(const ConvShape& s, const ConvBenchOptions& o, Device d) {
     NoGradGuard guard;
     const Tensor y = conv2d(x, w, b, opt);  // warm-up: algorithm choice, workspace
     row.max_rel_err = sampled_error(y, x, w, s.dilation);
-    row.fwd_ms = median_ms(d, o.repeats, [&] { conv2d(x, w, b, opt); });
+    row.fwd_ms = cli::device_median_ms(d, o.repeats, [&] { conv2d(x, w, b, opt); });
   }
   x.set_requires_grad(true);
   w.set_requires_grad(true);
@@ -115,7 +106,7 @@ ConvRow bench_shape(const ConvShape& s, const ConvBenchOptions& o, Device d) {
   const Tensor y = conv2d(x, w, b, opt);
   const Tensor dy = Tensor::ones(y.shape(), DType::f32, d);
   y.backward(dy, /*retain_graph=*/true);  // warm-up
-  row.bwd_ms = median_ms(d, o.repeats, [&] { y.backward(dy, true); });
+  row.bwd_ms = cli::device_median_ms(d, o.repeats, [&] { y.backward(dy, true); });
   const double flops = 2.0 * double(o.batch * s.co * hw * hw * s.ci * s.k * s.k);
   row.fwd_tflops = flops / (row.fwd_ms * 1e-3) / 1e12;
   row.bwd_tflops = 2 * flops / (row.bwd_ms * 1e-3) / 1e12;
@@ -132,7 +123,7 @@ double measured_tf32_tflops() {
   const Tensor a = rand_uniform({n, n}, -1, 1, DType::f32, Device::cuda(), &gen);
   const Tensor b = rand_uniform({n, n}, -1, 1, DType::f32, Device::cuda(), &gen);
   matmul(a, b);
-  const double ms = median_ms(Device::cuda(), 10, [&] { matmul(a, b); });
+  const double ms = cli::device_median_ms(Device::cuda(), 10, [&] { matmul(a, b); });
   set_tf32_enabled(was);
   return 2.0 * double(n) * n * n / (ms * 1e-3) / 1e12;
 }

@@ -75,9 +75,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 template <class F>
 double time_ms(Device device, int repeats, F&& f) {
   f();  // warm-up (and first allocation of scratch)
-  return cli::median_ms(repeats, f, [device] {
-    if (device.is_cuda()) cuda_synchronize(device.index);
-  });
+  return cli::device_median_ms(device, repeats, f);
 }
 
 void check_against_cpu(const Tensor& probs, const Tensor& prior, const ThresholdParams& tp,

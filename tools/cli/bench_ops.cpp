@@ -127,9 +127,7 @@ void run(const BenchOpsOptions& o) {
                  " away from the CPU's result (allowed ", c.rtol, "); the kernel is wrong, not timing it");
     }
     Tensor out = c.run(inputs);  // warm-up
-    const double ms = cli::median_ms(repeats, [&] { out = c.run(inputs); }, [device] {
-      if (device.is_cuda()) cuda_synchronize(device.index);
-    });
+    const double ms = cli::device_median_ms(device, repeats, [&] { out = c.run(inputs); });
     const double gbs = c.bytes / (ms * 1e-3) / 1e9;
     const double fraction = copy_gbs > 0 ? gbs / copy_gbs : 0.0;
     const std::string percent = copy_gbs > 0 ? std::to_string(int(100.0 * fraction + 0.5)) : "-";

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <vector>
 
+#include "engine/cuda_context.h"
+#include "engine/tensor.h"
+
 namespace cbst::cli {
 
 // Seconds on the steady clock (differences only).
@@ -31,6 +34,14 @@ double median_ms(int repeats, F&& f, Sync&& sync) {
     t.push_back((now_s() - t0) * 1e3);
   }
   return median(t);
+}
+
+// median_ms on a device: each run between two synchronisations of the device (none on the CPU).
+template <class F>
+double device_median_ms(Device d, int repeats, F&& f) {
+  return median_ms(repeats, f, [d] {
+    if (d.is_cuda()) cuda_synchronize(d.index);
+  });
 }
 
 }  // namespace cbst::cli
