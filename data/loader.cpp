@@ -82,6 +82,8 @@ struct Loader::State {
     hb.indices = std::move(indices);
     hb.n = int64_t(hb.indices.size());
     try {
+      std::vector<LoadedSample> samples;
+      samples.reserve(size_t(hb.n));
       for (int64_t k = 0; k < hb.n; ++k) {
         const int64_t index = hb.indices[k];
         LoadedSample s = load(index);
@@ -103,21 +105,44 @@ struct Loader::State {
         } else {
           d.scaled_width = d.out_width = s.image.width;
           d.scaled_height = d.out_height = s.image.height;
+          if (k > 0 && (d.out_height != hb.draws[0].out_height || d.out_width != hb.draws[0].out_width))
+            CBST_THROW("loader: images of one batch differ in size: ", image_path(hb.indices[0]), " is ",
+                       hb.draws[0].out_width, "x", hb.draws[0].out_height, " but ", image_path(index), " is ",
+                       d.out_width, "x", d.out_height, "; use batch size 1");
         }
-        if (k == 0) {
-          hb.h = d.out_height;
-          hb.w = d.out_width;
-          hb.images.resize(size_t(hb.n) * 3 * hb.h * hb.w);
-          hb.labels.resize(size_t(hb.n) * hb.h * hb.w);
-        } else if (d.out_height != hb.h || d.out_width != hb.w) {
-          CBST_THROW("loader: samples of one batch differ in size: ", image_path(hb.indices[0]),
-                     " gives ", hb.w, "x", hb.h, " but ", image_path(index), " gives ",
-                     d.out_width, "x", d.out_height, "; use a crop size or batch size 1");
-        }
+        hb.h = std::max<int64_t>(hb.h, d.out_height);
+        hb.w = std::max<int64_t>(hb.w, d.out_width);
         hb.draws.push_back(d);
-        augment_sample(hb.images.data() + size_t(k) * 3 * hb.h * hb.w,
-                       hb.labels.data() + size_t(k) * hb.h * hb.w, s.image,
-                       s.labels.ids.empty() ? nullptr : &s.labels, d, options.normalization);
+        samples.push_back(std::move(s));
+      }
+      // Augmented samples of unequal size (random scale without a crop) are padded at the
+      // bottom and right to the batch's largest, as mmseg's stack_batch: image 0 after
+      // normalisation (the mean colour), labels 255. Equal sizes take the direct path.
+      const size_t plane = size_t(hb.h * hb.w);
+      hb.images.assign(size_t(hb.n) * 3 * plane, 0.0f);
+      hb.labels.assign(size_t(hb.n) * plane, uint8_t(255));
+      std::vector<float> image_tmp;
+      std::vector<uint8_t> label_tmp;
+      for (int64_t k = 0; k < hb.n; ++k) {
+        const AugmentDraw& d = hb.draws[size_t(k)];
+        const LoadedSample& s = samples[size_t(k)];
+        const Labels* labels = s.labels.ids.empty() ? nullptr : &s.labels;
+        float* image_out = hb.images.data() + size_t(k) * 3 * plane;
+        uint8_t* labels_out = hb.labels.data() + size_t(k) * plane;
+        if (d.out_height == hb.h && d.out_width == hb.w) {
+          augment_sample(image_out, labels_out, s.image, labels, d, options.normalization);
+          continue;
+        }
+        const size_t oh = size_t(d.out_height), ow = size_t(d.out_width);
+        image_tmp.resize(3 * oh * ow);
+        label_tmp.resize(oh * ow);
+        augment_sample(image_tmp.data(), label_tmp.data(), s.image, labels, d, options.normalization);
+        for (size_t c = 0; c < 3; ++c)
+          for (size_t y = 0; y < oh; ++y)
+            std::memcpy(image_out + c * plane + y * size_t(hb.w), image_tmp.data() + (c * oh + y) * ow,
+                        ow * sizeof(float));
+        for (size_t y = 0; y < oh; ++y)
+          std::memcpy(labels_out + y * size_t(hb.w), label_tmp.data() + y * ow, ow);
       }
     } catch (...) {
       hb.error = std::current_exception();

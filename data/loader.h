@@ -35,7 +35,10 @@ struct LoaderOptions {
   // size. Needs drop_last when shard_count > 1 (every rank gets a full slice).
   int shard_index = 0;
   int shard_count = 1;
-  bool augment = true;        // false: no scale/crop/flip (evaluation); images of a batch must match
+  // false: no scale/crop/flip (evaluation); the images of a batch must match in size. With
+  // augmentation, samples of unequal size (random scale without a crop) are padded at the
+  // bottom and right to the batch's largest: image 0 after normalisation, label 255.
+  bool augment = true;
   uint64_t seed = 0;
   ClassSpace classes = ClassSpace::cityscapes19;  // the label space of the batches
   AugmentParams augment_params = {};

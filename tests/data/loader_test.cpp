@@ -122,6 +122,47 @@ TEST(BadInput, UnequalSizesWithoutCropNameBothFiles) {
   }
 }
 
+// Random scale without a crop gives samples of unequal size: they are padded at the bottom and
+// right to the batch's largest (mmseg's stack_batch), each sample's own pixels exactly what it
+// gives alone in a batch of one, the padding 0 (the mean colour) and label 255.
+TEST(Loader, UnequalAugmentedSamplesArePaddedToTheBatchsLargest) {
+  TempDir d;
+  const Dataset ds = open_gta5(tu::write_gta_tree(d, 4));
+  const AugmentParams scale_only = {.min_scale = 0.5, .max_scale = 2.0, .crop_width = 0, .crop_height = 0};
+  Loader batched(ds, {.batch_size = 4, .workers = 1, .shuffle = false, .seed = 5, .augment_params = scale_only});
+  Loader single(ds, {.batch_size = 1, .workers = 1, .shuffle = false, .seed = 5, .augment_params = scale_only});
+  batched.start_epoch(0);
+  single.start_epoch(0);
+  auto b = batched.next();
+  ASSERT_TRUE(b.has_value());
+  const int64_t h = b->images.size(2), w = b->images.size(3);
+  const std::vector<float> images = b->images.to_vector<float>();
+  const std::vector<uint8_t> labels = b->labels.to_vector<uint8_t>();
+  int64_t padded_samples = 0;
+  for (int64_t k = 0; k < 4; ++k) {
+    auto one = single.next();
+    ASSERT_TRUE(one.has_value());
+    ASSERT_EQ(one->indices, std::vector<int64_t>{b->indices[size_t(k)]});
+    const int64_t oh = one->images.size(2), ow = one->images.size(3);
+    ASSERT_LE(oh, h);
+    ASSERT_LE(ow, w);
+    padded_samples += oh < h || ow < w;
+    const std::vector<float> im = one->images.to_vector<float>();
+    const std::vector<uint8_t> lab = one->labels.to_vector<uint8_t>();
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        const bool inside = y < oh && x < ow;
+        const uint8_t got = labels[size_t((k * h + y) * w + x)];
+        ASSERT_EQ(got, inside ? lab[size_t(y * ow + x)] : uint8_t(255)) << "sample " << k << " at " << y << "," << x;
+        for (int64_t c = 0; c < 3; ++c)
+          ASSERT_EQ(images[size_t(((k * 3 + c) * h + y) * w + x)], inside ? im[size_t((c * oh + y) * ow + x)] : 0.0f)
+              << "sample " << k << " channel " << c << " at " << y << "," << x;
+      }
+  }
+  EXPECT_GE(padded_samples, 1) << "the scales drawn should differ, or this test checks nothing";
+  EXPECT_EQ(b->draws.size(), 4u);
+}
+
 // Colour jitter and blur change only the images of the parts they are asked for, and no other draw:
 // labels (crop, scale, flip) stay bit-identical.
 TEST(Loader, PhotometricAugmentationTouchesOnlyTheChosenPartsAndNoOtherDraw) {
