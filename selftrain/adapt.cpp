@@ -162,6 +162,7 @@ void run_adaptation(const AdaptConfig& cfg) {
   run.log("  source : " + source.describe());
   run.log("  target : " + target.describe());
   if (eval_set) run.log("  eval   : " + eval_set->describe());
+  if (!cfg.recipe_note.empty()) run.log("  recipe : " + cfg.recipe_note);
 
   // Round r's share of the source set; with the target set, the images it trains on.
   auto source_images = [&](int64_t r) {

@@ -78,6 +78,7 @@ struct AdaptConfig {
   bool adabn = false;  // re-estimate batch-norm statistics on the target before each labelling (above)
   int64_t previews = 4;
   std::string config_text;  // the effective options, written to config.toml
+  std::string recipe_note;  // the model recipe's options the command line left out (tools/cli/recipe.h), logged
 };
 
 void run_adaptation(const AdaptConfig& config);

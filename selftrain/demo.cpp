@@ -62,7 +62,9 @@ std::string num(double v) { return format_g(v); }
 // run folder's config.toml (what `cbst --config FILE SUBCOMMAND` reads back).
 struct StepOptions {
   std::string subcommand;
-  std::vector<std::pair<std::string, std::string>> options;  // --name value; value "" = flag
+  // --name value; value "" = a flag given, "false" = a flag turned off (--name=false), which
+  // keeps a line reproducible where the model's recipe turns the flag on (tools/cli/recipe.h)
+  std::vector<std::pair<std::string, std::string>> options;
 
   StepOptions& add(const std::string& name, const std::string& value) {
     options.emplace_back(name, value);
@@ -70,14 +72,14 @@ struct StepOptions {
   }
   std::string command() const {
     std::string s = "cbst " + subcommand;
-    for (auto& [k, v] : options) s += " --" + k + (v.empty() ? "" : " " + v);
+    for (auto& [k, v] : options) s += " --" + k + (v.empty() ? "" : v == "false" ? "=false" : " " + v);
     return s;
   }
   std::string toml() const {
     std::string s = "# written by cbst demo\n[" + subcommand + "]\n";
     for (auto& [k, v] : options) {
       const bool number = !v.empty() && v.find_first_not_of("0123456789.-e") == std::string::npos;
-      s += k + " = " + (v.empty() ? "true" : number ? v : json_text(v)) + "\n";  // a JSON string is a TOML one
+      s += k + " = " + (v.empty() ? "true" : v == "false" ? v : number ? v : json_text(v)) + "\n";  // a JSON string is a TOML one
     }
     return s;
   }
@@ -177,10 +179,12 @@ void run_demo(const DemoConfig& cfg) {
   auto training_flags = [&](StepOptions& s, double lr, bool jitter, int64_t crop) {
     s.add("model", cfg.model).add("batch", std::to_string(cfg.batch)).add("crop", std::to_string(crop))
         .add("scale-range", num(cfg.min_scale) + "," + num(cfg.max_scale)).add("lr", num(lr));
-    if (jitter && cfg.color_jitter.enabled()) s.add("color-jitter", cfg.color_jitter.str());
+    // Jitter and rare-class sampling are spelt out even when off: the model's recipe gives
+    // them values where a command line leaves them out.
+    s.add("color-jitter", jitter && cfg.color_jitter.enabled() ? cfg.color_jitter.str() : "0");
     if (jitter && cfg.blur.enabled()) s.add("blur", cfg.blur.str());
     if (cfg.class_weights != "none") s.add("class-weights", cfg.class_weights);
-    if (cfg.rare_class_sampling > 0) s.add("rare-class-sampling", num(cfg.rare_class_sampling));
+    s.add("rare-class-sampling", num(cfg.rare_class_sampling));
     s.add("log-every", std::to_string(cfg.log_every)).add("workers", std::to_string(cfg.workers))
         .add("device", device).add("seed", seed);
   };
@@ -290,8 +294,8 @@ void run_demo(const DemoConfig& cfg) {
     s.add("rounds", std::to_string(cfg.rounds)).add("round-schedule", cfg.round_schedule).add("portion", portion)
         .add("source-portion", source_portion)
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
-    if (round_adabn) s.add("adabn", "");
-    if (cfg.adapt_flip) s.add("flip", "");
+    s.add("adabn", round_adabn ? "" : "false");
+    s.add("flip", cfg.adapt_flip ? "" : "false");
     if (cfg.adapt_scales != std::vector<double>{1.0}) s.add("scales", scales_text(cfg.adapt_scales));
     if (cfg.regularizer != "none") {
       s.add("regularizer", cfg.regularizer);

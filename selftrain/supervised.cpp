@@ -73,6 +73,7 @@ void run_supervised(const SupervisedConfig& cfg) {
           precision_note(cfg.train.precision));
   run.log("  model : " + built.description);
   run.log("  data  : " + dataset.describe());
+  if (!cfg.recipe_note.empty()) run.log("  recipe: " + cfg.recipe_note);
 
   run.started();  // validated: from here on a failure keeps the folder (and its log)
   int64_t done_epochs = 0, global_step = 0;

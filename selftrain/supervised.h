@@ -29,6 +29,7 @@ struct SupervisedConfig {
   bool resume = false;
   bool keep_checkpoints = false;  // keep every epoch's resumable checkpoint, not only the newest
   std::string config_text;
+  std::string recipe_note;  // the model recipe's options the command line left out (tools/cli/recipe.h), logged
 };
 
 void run_supervised(const SupervisedConfig& config);

@@ -205,6 +205,10 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
     EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 40\n"), std::string::npos) << m;
   for (const char* m : {"source-only", "oracle"})
     EXPECT_NE(read_text(out / m / "config.toml").find("\ncrop = 48\n"), std::string::npos) << m;
+  // What the model's recipe would otherwise fill in (tools/cli/recipe.h) is spelt out, so the
+  // report's command lines rerun what ran: the oracle's jitter is off.
+  EXPECT_NE(read_text(out / "oracle" / "config.toml").find("\ncolor-jitter = 0\n"), std::string::npos);
+  EXPECT_NE(commands.find("--color-jitter 0 "), std::string::npos);
 
   // report.html: well-formed, the table with the five rows and the class names, the
   // charts and panels inline, nothing loaded from elsewhere.

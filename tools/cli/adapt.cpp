@@ -1,6 +1,7 @@
 // cbst adapt: self-training rounds (ST, CBST, CBST-SP) from a source model.
 #include "selftrain/adapt.h"
 #include "tools/cli/model_options.h"
+#include "tools/cli/recipe.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
 #include "tools/cli/training_options.h"
@@ -22,7 +23,9 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_option("--target-split", *target_split,
                                   "split of --target to self-train on (default train; the same as --target KIND=PATH:SPLIT)");
                    cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
-                   cmd.add_option("--model", c->model, "the network")->check(CLI::IsMember(model_names()));
+                   cmd.add_option("--model", c->model,
+                                  "the network; small-deeplabv3plus brings its recipe (the demo's) to the options not "
+                                  "given, the others the plain defaults (README, \"The training recipe\")")->check(CLI::IsMember(model_names()));
                    cli::add_classes_option(cmd, c->num_classes);
                    cmd.add_option("--init", c->init, "source model: a cbst checkpoint (from cbst train) or external weights");
                    cli::add_allow_partial_flag(cmd, c->allow_partial);
@@ -71,6 +74,15 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, eval_scales, &cmd] {
                      std::tie(c->target, c->target_split) =
                          cli::dataset_and_split(c->target, *target_split, "train", "--target", "--target-split");
+                     // The recipe's self-training crop is the target images' shorter side.
+                     const bool crop_given = cmd.count("--crop") > 0;
+                     const int adapt_crop = crop_given || cli::model_recipe(c->model, "adapt").empty()
+                                                ? 0
+                                                : cli::shorter_image_side(c->target, c->target_split,
+                                                                          c->train.resize_long_side);
+                     const auto recipe = cli::apply_recipe(cmd, cli::model_recipe(c->model, "adapt", adapt_crop));
+                     if (!recipe.empty())
+                       c->recipe_note = c->model + "'s for the options not given: " + cli::recipe_text(recipe);
                      c->method = adapt_method_from_name(*method);
                      c->portion = PortionSchedule::parse(*portion);
                      c->source_portion = PortionSchedule::parse(*source_portion);

@@ -1,6 +1,7 @@
 // cbst train: supervised training (source-only models, target oracles).
 #include "selftrain/supervised.h"
 #include "tools/cli/model_options.h"
+#include "tools/cli/recipe.h"
 #include "tools/cli/registry.h"
 #include "tools/cli/validators.h"
 #include "tools/cli/training_options.h"
@@ -17,7 +18,9 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cmd.add_option("--split", *split, "split of --data (default train; the same as --data KIND=PATH:SPLIT)");
                    cmd.add_option("--list", c->list, "list file restricting --data");
                    cmd.add_option("--eval", c->eval, "evaluation set KIND=PATH[:SPLIT] (split default val)");
-                   cmd.add_option("--model", c->model, "the network")->check(CLI::IsMember(model_names()));
+                   cmd.add_option("--model", c->model,
+                                  "the network; small-deeplabv3plus brings its recipe (the demo's) to the options not "
+                                  "given, the others the plain defaults (README, \"The training recipe\")")->check(CLI::IsMember(model_names()));
                    cli::add_classes_option(cmd, c->num_classes);
                    cmd.add_option("--init", c->init, "initial weights: a cbst checkpoint or .pth/.params/.caffemodel/.safetensors");
                    cli::add_allow_partial_flag(cmd, c->allow_partial);
@@ -30,6 +33,9 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cmd.add_flag("--keep-checkpoints", c->keep_checkpoints, "keep every epoch's checkpoint");
                    cmd.callback([c, f, split, &cmd] {
                      std::tie(c->data, c->split) = cli::dataset_and_split(c->data, *split, "train", "--data", "--split");
+                     const auto recipe = cli::apply_recipe(cmd, cli::model_recipe(c->model, "train"));
+                     if (!recipe.empty())
+                       c->recipe_note = c->model + "'s for the options not given: " + cli::recipe_text(recipe);
                      cli::finish_training_options(c->train, *f, c->inference);
                      c->config_text = "[train]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads
                      run_supervised(*c);

@@ -1,0 +1,100 @@
+#include "tools/cli/recipe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "data/dataset.h"
+#include "data/image.h"
+#include "engine/check.h"
+#include "selftrain/demo.h"
+
+namespace cbst::cli {
+
+namespace {
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+std::string schedule(const PortionSchedule& p) {
+  return number(p.start) + "," + number(p.step) + "," + number(p.max);
+}
+
+}  // namespace
+
+std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop) {
+  if (model != "small-deeplabv3plus") return {};
+  const DemoConfig d = demo_defaults(false);
+  std::vector<RecipeOption> r = {
+      {"--batch", std::to_string(d.batch)},
+      {"--scale-range", number(d.min_scale) + "," + number(d.max_scale)},
+      {"--color-jitter", d.color_jitter.str()},
+      {"--rare-class-sampling", number(d.rare_class_sampling)},
+  };
+  if (command == "train") {
+    r.insert(r.end(), {{"--epochs", std::to_string(d.source_epochs)},
+                       {"--poly", "true"},
+                       {"--warmup-iters", std::to_string(d.warmup_iters)},
+                       {"--crop", std::to_string(d.crop)},
+                       {"--lr", number(d.lr)}});
+  } else {
+    CBST_CHECK(command == "adapt", "no recipe for cbst ", command);
+    r.insert(r.end(), {{"--rounds", std::to_string(d.rounds)},
+                       {"--round-schedule", d.round_schedule},
+                       {"--portion", schedule(d.portion)},
+                       {"--source-portion", schedule(d.source_portion)},
+                       {"--epochs-per-round", std::to_string(d.epochs_per_round)},
+                       {"--lr", number(d.adapt_lr)}});
+    if (adapt_crop > 0) r.push_back({"--crop", std::to_string(adapt_crop)});
+    if (d.adapt_adabn == "rounds") r.push_back({"--adabn", "true"});
+    if (d.adapt_flip) r.push_back({"--flip", "true"});
+  }
+  return r;
+}
+
+int shorter_image_side(const std::string& spec, const std::string& split, int resize_long_side) {
+  const data::Dataset ds = data::open_dataset(spec, {.split = split});
+  CBST_CHECK(ds.size() > 0, "the dataset is empty: ", ds.describe());
+  const std::string& path = ds.sample(0).image;
+  int w = 0, h = 0;
+  if (data::is_png_file(path)) {
+    const data::PngHeader header = data::read_png_header(path);
+    w = header.width;
+    h = header.height;
+  } else {
+    const data::Image image = data::read_image_rgb(path);
+    w = image.width;
+    h = image.height;
+  }
+  int side = std::min(w, h);
+  if (resize_long_side > 0 && std::max(w, h) > 0)
+    side = std::max(1, int(std::lround(double(side) * resize_long_side / std::max(w, h))));
+  return side;
+}
+
+std::vector<RecipeOption> apply_recipe(CLI::App& cmd, const std::vector<RecipeOption>& recipe) {
+  std::vector<RecipeOption> applied;
+  for (const RecipeOption& r : recipe) {
+    CLI::Option* option = cmd.get_option(r.flag);
+    if (option->count() > 0) continue;
+    option->add_result(r.value);
+    option->run_callback();
+    applied.push_back(r);
+  }
+  return applied;
+}
+
+std::string recipe_text(const std::vector<RecipeOption>& options) {
+  std::string s;
+  for (const RecipeOption& r : options) {
+    if (!s.empty()) s += ' ';
+    s += r.flag;
+    if (r.value != "true") s += " " + r.value;
+  }
+  return s;
+}
+
+}  // namespace cbst::cli

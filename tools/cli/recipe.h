@@ -1,0 +1,33 @@
+// The recipe a model brings to `cbst train` and `cbst adapt`: values for the options a user
+// leaves out (on the command line and in a --config file), as an mmseg config brings its
+// schedule with the model. Only `small-deeplabv3plus` has one, the demo's (DemoConfig's
+// defaults, README "The training recipe"); the paper's networks keep the plain defaults,
+// which are the authors'. A flag the recipe turns on is turned off with --flag=false.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace cbst::cli {
+
+struct RecipeOption {
+  std::string flag;   // "--lr"
+  std::string value;  // "0.1"; "true" for a flag
+};
+
+// The recipe of `model` for `command` ("train" or "adapt"); empty for a model without one.
+// `adapt_crop`: the square crop self-training takes, the target images' shorter side.
+std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop = 0);
+
+// The shorter side of the first image of `spec` (KIND=PATH) in `split`, after `resize_long_side`.
+int shorter_image_side(const std::string& spec, const std::string& split, int resize_long_side);
+
+// Gives each option of `recipe` that `cmd` read no value for its recipe value, through the
+// option's own parser and checks, as if it had been typed; returns those given.
+std::vector<RecipeOption> apply_recipe(CLI::App& cmd, const std::vector<RecipeOption>& recipe);
+
+// "--epochs 30 --poly ..." for a log line.
+std::string recipe_text(const std::vector<RecipeOption>& options);
+
+}  // namespace cbst::cli
