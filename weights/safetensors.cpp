@@ -124,13 +124,12 @@ void append_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out += char((v >> (8 * i)) & 0xff);
 }
 
-}  // namespace
-
-TensorMap read_safetensors(const ByteSource& src) {
+// The header: its length checked against the limit and the file, parsed as a JSON object.
+nlohmann::json read_header(const ByteSource& src, uint64_t& n) {
   const uint64_t size = src.size();
   if (size < 8) CBST_THROW("safetensors: file is ", size, " bytes, too small for the 8-byte header length");
   Cursor cur(src);
-  const uint64_t n = cur.u64();
+  n = cur.u64();
   if (n > kSafetensorsMaxHeader)
     CBST_THROW("safetensors: header length ", n, " exceeds the limit of ", kSafetensorsMaxHeader,
                " bytes; the file is corrupt or not safetensors");
@@ -145,17 +144,43 @@ TensorMap read_safetensors(const ByteSource& src) {
     rethrow_with_context(e, "safetensors: header: ");
   }
   if (!root.is_object()) CBST_THROW("safetensors: header is a JSON ", root.type_name(), ", not an object");
+  return root;
+}
+
+void read_metadata(const nlohmann::json& value, std::map<std::string, std::string>& out) {
+  if (!value.is_object()) CBST_THROW("safetensors: __metadata__ is not an object");
+  for (const auto& [mk, mv] : value.items()) {
+    if (!mv.is_string()) CBST_THROW("safetensors: __metadata__ value of '", printable(mk), "' is not a string");
+    out[mk] = mv.get<std::string>();
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> read_safetensors_metadata(const ByteSource& src) {
+  uint64_t n = 0;
+  const nlohmann::json root = read_header(src, n);
+  std::map<std::string, std::string> metadata;
+  if (const auto it = root.find("__metadata__"); it != root.end()) read_metadata(*it, metadata);
+  return metadata;
+}
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  FileSource src(path);
+  return reading_file(path, "reading its safetensors header", [&] { return read_safetensors_metadata(src); });
+}
+
+TensorMap read_safetensors(const ByteSource& src) {
+  const uint64_t size = src.size();
+  uint64_t n = 0;
+  const nlohmann::json root = read_header(src, n);
 
   TensorMap map;
   map.format = "safetensors";
   std::vector<Span> spans;
   for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
-      if (!value.is_object()) CBST_THROW("safetensors: __metadata__ is not an object");
-      for (const auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) CBST_THROW("safetensors: __metadata__ value of '", printable(mk), "' is not a string");
-        map.metadata[mk] = mv.get<std::string>();
-      }
+      read_metadata(value, map.metadata);
       continue;
     }
     spans.push_back(parse_entry(key, value));

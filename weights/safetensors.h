@@ -9,6 +9,7 @@
 // (weights/raw_dtype.h); fp8/fp4/complex are refused by name.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;
 
 TensorMap read_safetensors(const ByteSource& src);
 TensorMap read_safetensors(const std::string& path);
+// The `__metadata__` of a file alone: its header read and checked, no tensor read (a
+// checkpoint's model name before the model is built).
+std::map<std::string, std::string> read_safetensors_metadata(const ByteSource& src);
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
 
 // Writes atomically: a temporary file in the destination folder, fsync, rename, fsync of the
 // folder. A crash leaves either the old file or the new one, never a half-written file.

@@ -51,10 +51,10 @@ class Recipe : public ::testing::Test {
     return "train --data gta5=" + path("data/gta5") + " --model " + model + " --epochs 1 --crop 32 --workers 1 " +
            extra + " --run " + path(run);
   }
-  static std::string adapt(const std::string& init, const std::string& extra, const std::string& run) {
-    return "adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" + path("data/cityscapes") +
-           " --model small-deeplabv3plus --init " + path(init) + " --method cbst --rounds 1 --workers 1 " + extra +
-           " --run " + path(run);
+  static std::string adapt(const std::string& init, const std::string& extra, const std::string& run,
+                           const std::string& model = "--model small-deeplabv3plus") {
+    return "adapt --source gta5=" + path("data/gta5") + " --target cityscapes=" + path("data/cityscapes") + " " +
+           model + " --init " + path(init) + " --method cbst --rounds 1 --workers 1 " + extra + " --run " + path(run);
   }
   static fs::path dir_;
 };
@@ -123,6 +123,14 @@ TEST_F(Recipe, AdaptCropsTheTargetsShorterSideAndRunsAdaBNAndTheFlip) {
   EXPECT_TRUE(has_setting(config, "flip", "false")) << config;
   EXPECT_TRUE(has_setting(config, "crop", "16")) << config;
   EXPECT_TRUE(has_setting(config, "adabn", "true")) << config;
+
+  // --model left out: the checkpoint's model, and with it the recipe, as if typed.
+  r = run_cbst(adapt("source/checkpoints/final.safetensors", "", "adapt_nomodel", ""), path("adapt_nomodel.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  config = read_text(path("adapt_nomodel/config.toml"));
+  EXPECT_TRUE(has_setting(config, "model", "small-deeplabv3plus")) << config;
+  EXPECT_TRUE(has_setting(config, "lr", "0.00625")) << config;
+  EXPECT_NE(read_text(path("adapt_nomodel/log.txt")).find("recipe : small-deeplabv3plus's"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -223,6 +224,35 @@ TEST(Safetensors, RejectsMalformedHeaders) {
   EXPECT_NE(err("{\"__metadata__\":{\"k\":1}}", 0).find("not a string"), std::string::npos);
   EXPECT_NE(err("[1,2]", 0).find("not an object"), std::string::npos);
   EXPECT_NE(err(std::string(200, '[') + std::string(200, ']'), 0).find("nesting"), std::string::npos);
+}
+
+// The header alone: the metadata of a file (a checkpoint's model name) without reading a
+// tensor, with the whole reader's header checks.
+TEST(Safetensors, MetadataAloneReadsTheHeaderOnly) {
+  TensorMap m = every_dtype();
+  m.metadata["model"] = "small-deeplabv3plus";
+  m.metadata["num_classes"] = "19";
+  const Bytes bytes = encode_safetensors(m);
+  MemorySource whole(bytes);
+  EXPECT_EQ(read_safetensors_metadata(whole), m.metadata);
+  // The tensors' bytes are never read: the header alone, with the data cut off, gives the same.
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const Bytes header_only(bytes.begin(), bytes.begin() + 8 + std::ptrdiff_t(n));
+  MemorySource head(header_only);
+  EXPECT_EQ(read_safetensors_metadata(head), m.metadata);
+  EXPECT_THROW(read(header_only), Error) << "the whole reader needs the data";
+  auto err = [](const Bytes& b) {
+    return ::cbst::testing::error_of([&] {
+      MemorySource src(b);
+      read_safetensors_metadata(src);
+    });
+  };
+  EXPECT_NE(err(with_header("{\"__metadata__\":{\"k\":1}}", 0)).find("not a string"), std::string::npos);
+  EXPECT_NE(err(with_header("[1,2]", 0)).find("not an object"), std::string::npos);
+  EXPECT_NE(err(with_header("{}", 0, 1000)).find("does not fit"), std::string::npos);
+  EXPECT_NE(err(Bytes{1, 2, 3}).find("too small"), std::string::npos);
+  EXPECT_TRUE(read_safetensors_metadata(MemorySource(with_header("{}", 0))).empty());
 }
 
 // A zero dimension makes a tensor empty whatever its other dimensions; computing their

@@ -8,6 +8,7 @@
 #include "data/image.h"
 #include "engine/check.h"
 #include "selftrain/demo.h"
+#include "weights/safetensors.h"
 
 namespace cbst::cli {
 
@@ -24,6 +25,13 @@ std::string schedule(const PortionSchedule& p) {
 }
 
 }  // namespace
+
+std::string model_of_init(const std::string& init, const std::string& fallback) {
+  if (!init.ends_with(".safetensors")) return fallback;
+  const std::map<std::string, std::string> metadata = weights::read_safetensors_metadata(init);
+  const auto model = metadata.find("model");
+  return model != metadata.end() && metadata.count("num_classes") ? model->second : fallback;
+}
 
 std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop) {
   if (model != "small-deeplabv3plus") return {};

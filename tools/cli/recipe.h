@@ -16,6 +16,11 @@ struct RecipeOption {
   std::string value;  // "0.1"; "true" for a flag
 };
 
+// The model a cbst checkpoint (`--init`, a .safetensors file that records its model and class
+// count) holds, or `fallback` for any other file or none: `--model` left out takes it, so
+// that the recipe follows the checkpoint's model.
+std::string model_of_init(const std::string& init, const std::string& fallback);
+
 // The recipe of `model` for `command` ("train" or "adapt"); empty for a model without one.
 // `adapt_crop`: the square crop self-training takes, the target images' shorter side.
 std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop = 0);
