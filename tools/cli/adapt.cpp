@@ -72,12 +72,7 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                                 "re-estimate the batch-norm statistics on the target images (AdaBN) before round 1's "
                                 "pseudo-labels and after every round's training");
                    cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, eval_scales, &cmd] {
-                     // --model left out: the model a cbst checkpoint given as --init records,
-                     // as if typed (config.toml and --resume then name it too).
-                     if (cmd.count("--model") == 0) {
-                       const std::string recorded = cli::model_of_init(c->init, c->model);
-                       if (recorded != c->model) cli::apply_recipe(cmd, {{"--model", recorded}});
-                     }
+                     cli::take_model_of_init(cmd, c->init, c->model);  // --model left out
                      std::tie(c->target, c->target_split) =
                          cli::dataset_and_split(c->target, *target_split, "train", "--target", "--target-split");
                      // The recipe's self-training crop is the target images' shorter side.

@@ -33,6 +33,12 @@ std::string model_of_init(const std::string& init, const std::string& fallback) 
   return model != metadata.end() && metadata.count("num_classes") ? model->second : fallback;
 }
 
+void take_model_of_init(CLI::App& cmd, const std::string& init, const std::string& model) {
+  if (cmd.count("--model") > 0) return;
+  const std::string recorded = model_of_init(init, model);
+  if (recorded != model) apply_recipe(cmd, {{"--model", recorded}});
+}
+
 std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop) {
   if (model != "small-deeplabv3plus") return {};
   const DemoConfig d = demo_defaults(false);

@@ -20,6 +20,9 @@ struct RecipeOption {
 // count) holds, or `fallback` for any other file or none: `--model` left out takes it, so
 // that the recipe follows the checkpoint's model.
 std::string model_of_init(const std::string& init, const std::string& fallback);
+// Where `cmd` read no --model: sets it to model_of_init(init, model) as if typed, so that
+// config.toml and --resume name it too.
+void take_model_of_init(CLI::App& cmd, const std::string& init, const std::string& model);
 
 // The recipe of `model` for `command` ("train" or "adapt"); empty for a model without one.
 // `adapt_crop`: the square crop self-training takes, the target images' shorter side.

@@ -32,12 +32,7 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cmd.add_flag("--resume", c->resume, "continue the run in --run after its last epoch");
                    cmd.add_flag("--keep-checkpoints", c->keep_checkpoints, "keep every epoch's checkpoint");
                    cmd.callback([c, f, split, &cmd] {
-                     // --model left out: the model a cbst checkpoint given as --init records,
-                     // as if typed (config.toml and --resume then name it too).
-                     if (cmd.count("--model") == 0) {
-                       const std::string recorded = cli::model_of_init(c->init, c->model);
-                       if (recorded != c->model) cli::apply_recipe(cmd, {{"--model", recorded}});
-                     }
+                     cli::take_model_of_init(cmd, c->init, c->model);  // --model left out
                      std::tie(c->data, c->split) = cli::dataset_and_split(c->data, *split, "train", "--data", "--split");
                      const auto recipe = cli::apply_recipe(cmd, cli::model_recipe(c->model, "train"));
                      if (!recipe.empty())
