@@ -60,6 +60,10 @@ PortionSchedule PortionSchedule::parse(const std::string& text) {
   return s;
 }
 
+std::string PortionSchedule::str() const {
+  return format_g(start) + "," + format_g(step) + "," + format_g(max);
+}
+
 namespace {
 
 std::vector<double> eval_ious(const data::EvalResult& e) {

@@ -34,6 +34,7 @@ struct PortionSchedule {
   double start = 0.2, step = 0.05, max = 0.5;
   double at(int64_t round) const;
   static PortionSchedule parse(const std::string& text);  // "P0,STEP,MAX"
+  std::string str() const;                                 // "P0,STEP,MAX", as parse reads it
 };
 
 struct AdaptConfig {

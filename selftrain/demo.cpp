@@ -285,14 +285,11 @@ void run_demo(const DemoConfig& cfg) {
     const std::string name = adapt_method_name(method);
     stage(stage_index++, kStages, label + ": " + std::to_string(cfg.rounds) + " self-training rounds");
     const bool sp = method == AdaptMethod::cbst_sp;
-    const std::string portion = num(cfg.portion.start) + "," + num(cfg.portion.step) + "," + num(cfg.portion.max);
     StepOptions s{"adapt", {}};
     s.add("source", source).add("target", target).add("eval", eval).add("init", adapt_init).add("method", name);
     if (sp) s.add("prior", at("prior.safetensors"));
-    const std::string source_portion = num(cfg.source_portion.start) + "," + num(cfg.source_portion.step) + "," +
-                                       num(cfg.source_portion.max);
-    s.add("rounds", std::to_string(cfg.rounds)).add("round-schedule", cfg.round_schedule).add("portion", portion)
-        .add("source-portion", source_portion)
+    s.add("rounds", std::to_string(cfg.rounds)).add("round-schedule", cfg.round_schedule).add("portion", cfg.portion.str())
+        .add("source-portion", cfg.source_portion.str())
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
     s.add("adabn", round_adabn ? "" : "false");
     s.add("flip", cfg.adapt_flip ? "" : "false");

@@ -16,6 +16,14 @@ struct CliResult {
   std::string output;
 };
 
+// A whole file as text ("" when it cannot be read).
+inline std::string read_text(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 inline std::filesystem::path cbst_binary() {
   return std::filesystem::path(CBST_BINARY_DIR) / "tools" / "cbst";
 }
@@ -24,10 +32,7 @@ inline std::filesystem::path cbst_binary() {
 inline CliResult run_cbst(const std::string& args, const std::string& log, const std::string& env = "") {
   const std::string cmd = (env.empty() ? "" : env + " ") + cbst_binary().string() + " " + args + " > " + log + " 2>&1";
   const int status = std::system(cmd.c_str());
-  std::ifstream f(log);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(log)};
 }
 
 }  // namespace cbst::testing

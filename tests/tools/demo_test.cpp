@@ -22,14 +22,8 @@ namespace cbst {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_text;
 using testing::run_cbst;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // A small well-formedness check of HTML as the report writes it: every non-void element is
 // closed in order, attribute values are quoted, and no raw '<' hides in text. Returns an

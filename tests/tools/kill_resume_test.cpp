@@ -25,12 +25,8 @@ namespace cbst {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_text;
 using testing::run_cbst;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 // Runs `cbst args` (output appended to `log`) and sends SIGKILL after `delay` unless it has
 // ended by then. Returns the exit code, or -1 when it was killed.

@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -17,14 +15,8 @@ namespace cbst {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_text;
 using testing::run_cbst;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 using Settings = std::initializer_list<std::pair<const char*, const char*>>;
 

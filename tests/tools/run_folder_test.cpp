@@ -25,15 +25,9 @@ namespace cbst {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_text;
 using testing::run_cbst;
 using nlohmann::json;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 json read_json(const fs::path& p) { return weights::parse_json(read_text(p)); }
 

@@ -75,15 +75,11 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                      cli::take_model_of_init(cmd, c->init, c->model);  // --model left out
                      std::tie(c->target, c->target_split) =
                          cli::dataset_and_split(c->target, *target_split, "train", "--target", "--target-split");
-                     // The recipe's self-training crop is the target images' shorter side.
-                     const bool crop_given = cmd.count("--crop") > 0;
-                     const int adapt_crop = crop_given || cli::model_recipe(c->model, "adapt").empty()
-                                                ? 0
-                                                : cli::shorter_image_side(c->target, c->target_split,
-                                                                          c->train.resize_long_side);
-                     const auto recipe = cli::apply_recipe(cmd, cli::model_recipe(c->model, "adapt", adapt_crop));
-                     if (!recipe.empty())
-                       c->recipe_note = c->model + "'s for the options not given: " + cli::recipe_text(recipe);
+                     std::vector<cli::RecipeOption> recipe = cli::model_recipe(c->model, "adapt");
+                     if (!recipe.empty() && cmd.count("--crop") == 0)  // crops as tall as the target images
+                       recipe.push_back({"--crop", std::to_string(cli::shorter_image_side(
+                                                       c->target, c->target_split, c->train.resize_long_side))});
+                     c->recipe_note = cli::recipe_note(c->model, cli::apply_recipe(cmd, recipe));
                      c->method = adapt_method_from_name(*method);
                      c->portion = PortionSchedule::parse(*portion);
                      c->source_portion = PortionSchedule::parse(*source_portion);

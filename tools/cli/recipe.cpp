@@ -2,29 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 #include "data/dataset.h"
 #include "data/image.h"
 #include "engine/check.h"
+#include "engine/format.h"
 #include "selftrain/demo.h"
 #include "weights/safetensors.h"
 
 namespace cbst::cli {
-
-namespace {
-
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
-
-std::string schedule(const PortionSchedule& p) {
-  return number(p.start) + "," + number(p.step) + "," + number(p.max);
-}
-
-}  // namespace
 
 std::string model_of_init(const std::string& init, const std::string& fallback) {
   if (!init.ends_with(".safetensors")) return fallback;
@@ -39,30 +25,29 @@ void take_model_of_init(CLI::App& cmd, const std::string& init, const std::strin
   if (recorded != model) apply_recipe(cmd, {{"--model", recorded}});
 }
 
-std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop) {
+std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command) {
   if (model != "small-deeplabv3plus") return {};
   const DemoConfig d = demo_defaults(false);
   std::vector<RecipeOption> r = {
       {"--batch", std::to_string(d.batch)},
-      {"--scale-range", number(d.min_scale) + "," + number(d.max_scale)},
+      {"--scale-range", format_g(d.min_scale) + "," + format_g(d.max_scale)},
       {"--color-jitter", d.color_jitter.str()},
-      {"--rare-class-sampling", number(d.rare_class_sampling)},
+      {"--rare-class-sampling", format_g(d.rare_class_sampling)},
   };
   if (command == "train") {
     r.insert(r.end(), {{"--epochs", std::to_string(d.source_epochs)},
                        {"--poly", "true"},
                        {"--warmup-iters", std::to_string(d.warmup_iters)},
                        {"--crop", std::to_string(d.crop)},
-                       {"--lr", number(d.lr)}});
+                       {"--lr", format_g(d.lr)}});
   } else {
     CBST_CHECK(command == "adapt", "no recipe for cbst ", command);
     r.insert(r.end(), {{"--rounds", std::to_string(d.rounds)},
                        {"--round-schedule", d.round_schedule},
-                       {"--portion", schedule(d.portion)},
-                       {"--source-portion", schedule(d.source_portion)},
+                       {"--portion", d.portion.str()},
+                       {"--source-portion", d.source_portion.str()},
                        {"--epochs-per-round", std::to_string(d.epochs_per_round)},
-                       {"--lr", number(d.adapt_lr)}});
-    if (adapt_crop > 0) r.push_back({"--crop", std::to_string(adapt_crop)});
+                       {"--lr", format_g(d.adapt_lr)}});
     if (d.adapt_adabn == "rounds") r.push_back({"--adabn", "true"});
     if (d.adapt_flip) r.push_back({"--flip", "true"});
   }
@@ -101,11 +86,11 @@ std::vector<RecipeOption> apply_recipe(CLI::App& cmd, const std::vector<RecipeOp
   return applied;
 }
 
-std::string recipe_text(const std::vector<RecipeOption>& options) {
-  std::string s;
-  for (const RecipeOption& r : options) {
-    if (!s.empty()) s += ' ';
-    s += r.flag;
+std::string recipe_note(const std::string& model, const std::vector<RecipeOption>& applied) {
+  if (applied.empty()) return "";
+  std::string s = model + "'s for the options not given:";
+  for (const RecipeOption& r : applied) {
+    s += ' ' + r.flag;
     if (r.value != "true") s += " " + r.value;
   }
   return s;

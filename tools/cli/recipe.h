@@ -25,8 +25,8 @@ std::string model_of_init(const std::string& init, const std::string& fallback);
 void take_model_of_init(CLI::App& cmd, const std::string& init, const std::string& model);
 
 // The recipe of `model` for `command` ("train" or "adapt"); empty for a model without one.
-// `adapt_crop`: the square crop self-training takes, the target images' shorter side.
-std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command, int adapt_crop = 0);
+// Self-training's crop, the target images' shorter side, is the caller's to add.
+std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command);
 
 // The shorter side of the first image of `spec` (KIND=PATH) in `split`, after `resize_long_side`.
 int shorter_image_side(const std::string& spec, const std::string& split, int resize_long_side);
@@ -35,7 +35,8 @@ int shorter_image_side(const std::string& spec, const std::string& split, int re
 // option's own parser and checks, as if it had been typed; returns those given.
 std::vector<RecipeOption> apply_recipe(CLI::App& cmd, const std::vector<RecipeOption>& recipe);
 
-// "--epochs 30 --poly ..." for a log line.
-std::string recipe_text(const std::vector<RecipeOption>& options);
+// "MODEL's for the options not given: --epochs 30 --poly ..." for the log; empty when
+// nothing was applied.
+std::string recipe_note(const std::string& model, const std::vector<RecipeOption>& applied);
 
 }  // namespace cbst::cli

@@ -34,9 +34,8 @@ cli::Command reg({.parent = "", .name = "train", .help = "Supervised training: s
                    cmd.callback([c, f, split, &cmd] {
                      cli::take_model_of_init(cmd, c->init, c->model);  // --model left out
                      std::tie(c->data, c->split) = cli::dataset_and_split(c->data, *split, "train", "--data", "--split");
-                     const auto recipe = cli::apply_recipe(cmd, cli::model_recipe(c->model, "train"));
-                     if (!recipe.empty())
-                       c->recipe_note = c->model + "'s for the options not given: " + cli::recipe_text(recipe);
+                     c->recipe_note =
+                         cli::recipe_note(c->model, cli::apply_recipe(cmd, cli::model_recipe(c->model, "train")));
                      cli::finish_training_options(c->train, *f, c->inference);
                      c->config_text = "[train]\n" + cmd.config_to_str(true, false);  // the section `cbst --config` reads
                      run_supervised(*c);
