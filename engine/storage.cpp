@@ -12,6 +12,7 @@
 #include "engine/cuda/memory.h"
 #include "engine/cuda_context.h"
 #include "engine/dispatch.h"
+#include "engine/sanitizers.h"
 
 namespace cbst {
 
@@ -25,7 +26,7 @@ constexpr size_t kHugeMin = size_t(4) << 20, kHugeAlign = size_t(2) << 20;
 // Beyond this many cached bytes a freed block goes back to the system (CBST_CPU_CACHE_MB).
 size_t cache_limit() {
   static const size_t limit = [] {
-#if defined(__SANITIZE_ADDRESS__)
+#if CBST_ASAN
     return size_t(0);  // let AddressSanitizer see every use after free
 #endif
     const char* env = std::getenv("CBST_CPU_CACHE_MB");
@@ -82,7 +83,9 @@ class CpuBlockCache {
 
   CpuCacheStats stats() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    CpuCacheStats s = stats_;
+    s.limit_bytes = cache_limit();
+    return s;
   }
 
  private:

@@ -34,6 +34,7 @@ class Storage {
 struct CpuCacheStats {
   size_t cached_bytes = 0;
   int64_t hits = 0, misses = 0;
+  size_t limit_bytes = 0;  // the most it keeps: 0 (off) under AddressSanitizer or CBST_CPU_CACHE_MB=0
 };
 CpuCacheStats cpu_cache_stats();
 void cpu_cache_release();  // returns every cached block to the system

@@ -15,16 +15,10 @@
 #include <sstream>
 #include <string>
 
+#include "engine/sanitizers.h"
 #include "tests/tools/cli_runner.h"
 #include "weights/safetensors.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CBST_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CBST_TEST_ASAN 1
-#endif
-#endif
 
 namespace cbst {
 namespace {
@@ -43,7 +37,7 @@ struct CappedRun {
 class CliOutOfMemory : public ::testing::Test {
  protected:
   void SetUp() override {
-#ifdef CBST_TEST_ASAN
+#if CBST_ASAN
     GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space: no RLIMIT_AS run is possible";
 #endif
     dir_ = fs::temp_directory_path() / ("cbst_oom_" + std::to_string(::getpid()));
