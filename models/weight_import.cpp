@@ -290,6 +290,11 @@ void check_import_complete(const WeightImport& r, const SegmentationModel& model
   throw Error(msg);
 }
 
+std::string checkpoint_model(const std::map<std::string, std::string>& metadata) {
+  const auto model = metadata.find("model");
+  return model != metadata.end() && metadata.count("num_classes") ? model->second : std::string();
+}
+
 int64_t classes_in_weights(const TensorMap& source, std::string* where) {
   auto found = [&](const std::string& what, int64_t n) {
     if (where) *where = what;
@@ -339,13 +344,12 @@ LoadedModel load_model(const std::string& path, const ModelRequest& q) {
                " classes");
   const int64_t classes = q.num_classes > 0 ? q.num_classes : file_classes > 0 ? file_classes : q.default_classes;
 
-  auto recorded = m.metadata.find("model");
-  if (recorded != m.metadata.end() && m.metadata.count("num_classes")) {
+  if (const std::string recorded = checkpoint_model(m.metadata); !recorded.empty()) {
     // A cbst checkpoint: the model it records, loaded strictly.
-    if (!q.model.empty() && q.model != recorded->second)
-      CBST_THROW(path, " holds a ", recorded->second, " checkpoint, not ", q.model, "; pass --model ",
-                 recorded->second, " (or leave --model out), or another checkpoint");
-    out.model = create_model(recorded->second, {.num_classes = classes, .seed = q.seed, .initialize = false});
+    if (!q.model.empty() && q.model != recorded)
+      CBST_THROW(path, " holds a ", recorded, " checkpoint, not ", q.model, "; pass --model ", recorded,
+                 " (or leave --model out), or another checkpoint");
+    out.model = create_model(recorded, {.num_classes = classes, .seed = q.seed, .initialize = false});
     std::map<std::string, Tensor> state;
     // Training checkpoints also hold the optimizer's state under "optimizer."; not the model's.
     for (auto& [n, t] : m)
@@ -399,13 +403,13 @@ std::shared_ptr<SegmentationModel> load_model_checkpoint(const std::string& path
                                                          const std::string& expected_model,
                                                          std::string* input_convention) {
   const TensorMap m = weights::load_checkpoint(path);
-  auto it = m.metadata.find("model");
-  CBST_CHECK(it != m.metadata.end() && m.metadata.count("num_classes"), path,
+  const std::string recorded = checkpoint_model(m.metadata);
+  CBST_CHECK(!recorded.empty(), path,
              ": not a cbst model checkpoint (no model/num_classes metadata); convert external "
              "weights with `cbst weights convert IN OUT.safetensors --model NAME`");
-  CBST_CHECK(expected_model.empty() || expected_model == it->second, path, " holds a ",
-             it->second, " checkpoint, not ", expected_model);
-  auto model = create_model(it->second, {.num_classes = std::stoll(m.metadata.at("num_classes")),
+  CBST_CHECK(expected_model.empty() || expected_model == recorded, path, " holds a ",
+             recorded, " checkpoint, not ", expected_model);
+  auto model = create_model(recorded, {.num_classes = std::stoll(m.metadata.at("num_classes")),
                                          .seed = 0, .initialize = false});
   std::map<std::string, Tensor> state;
   // Training checkpoints also hold the optimizer's state under "optimizer."; not the model's.

@@ -25,6 +25,7 @@
 // was trained with: load_model refuses such a file unless the import may be partial.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,10 @@ WeightImport import_weights(const weights::TensorMap& source, SegmentationModel&
 // (ours, psa's ResNet-38), or an MXNet `linear{C}_weight` other than ImageNet's linear1000.
 // `where` receives the tensor or key it came from.
 int64_t classes_in_weights(const weights::TensorMap& source, std::string* where = nullptr);
+
+// The model a cbst checkpoint records in its metadata (`model`, with `num_classes`); empty for
+// any other weights file.
+std::string checkpoint_model(const std::map<std::string, std::string>& metadata);
 
 // What a command asks for when it loads a model from a file (or none).
 struct ModelRequest {

@@ -7,22 +7,16 @@
 #include "data/image.h"
 #include "engine/check.h"
 #include "engine/format.h"
+#include "models/weight_import.h"
 #include "selftrain/demo.h"
 #include "weights/safetensors.h"
 
 namespace cbst::cli {
 
-std::string model_of_init(const std::string& init, const std::string& fallback) {
-  if (!init.ends_with(".safetensors")) return fallback;
-  const std::map<std::string, std::string> metadata = weights::read_safetensors_metadata(init);
-  const auto model = metadata.find("model");
-  return model != metadata.end() && metadata.count("num_classes") ? model->second : fallback;
-}
-
 void take_model_of_init(CLI::App& cmd, const std::string& init, const std::string& model) {
-  if (cmd.count("--model") > 0) return;
-  const std::string recorded = model_of_init(init, model);
-  if (recorded != model) apply_recipe(cmd, {{"--model", recorded}});
+  if (cmd.count("--model") > 0 || !init.ends_with(".safetensors")) return;
+  const std::string recorded = checkpoint_model(weights::read_safetensors_metadata(init));
+  if (!recorded.empty() && recorded != model) apply_recipe(cmd, {{"--model", recorded}});
 }
 
 std::vector<RecipeOption> model_recipe(const std::string& model, const std::string& command) {

@@ -16,12 +16,9 @@ struct RecipeOption {
   std::string value;  // "0.1"; "true" for a flag
 };
 
-// The model a cbst checkpoint (`--init`, a .safetensors file that records its model and class
-// count) holds, or `fallback` for any other file or none: `--model` left out takes it, so
-// that the recipe follows the checkpoint's model.
-std::string model_of_init(const std::string& init, const std::string& fallback);
-// Where `cmd` read no --model: sets it to model_of_init(init, model) as if typed, so that
-// config.toml and --resume name it too.
+// Where `cmd` read no --model and `init` is a cbst checkpoint (a .safetensors file that records
+// its model and class count): sets --model to the checkpoint's model as if typed, so that the
+// recipe follows it and config.toml and --resume name it too.
 void take_model_of_init(CLI::App& cmd, const std::string& init, const std::string& model);
 
 // The recipe of `model` for `command` ("train" or "adapt"); empty for a model without one.
