@@ -1,5 +1,6 @@
 // `cbst priors` end to end: writes a tiny GTA5 tree, runs the program, and compares its file
-// with the library's compute_spatial_prior; a bad --size must fail with a one-line error.
+// with the library's compute_spatial_prior; without --size the grid is the first label map's
+// size, reduced past 512; a bad --size must fail with a one-line error.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -89,6 +90,33 @@ TEST_F(PriorsCommand, SixteenClassesAndTheDefaultSigma) {
   EXPECT_EQ(got.prior.shape(), (Shape{16, 3, 5}));
   EXPECT_EQ(got.metadata.sigma, 70.0 / 6);
   EXPECT_EQ(got.metadata.class_space, "synthia16");
+}
+
+TEST_F(PriorsCommand, WithoutSizeTheGridIsTheFirstLabelMapsSize) {
+  const std::string out = dir_.file("default.safetensors");
+  const std::string data = "gta5=" + dir_.path() + "/gta";
+  ASSERT_EQ(run("priors --data " + data + " --out " + out), 0) << output_;
+  EXPECT_NE(output_.find("grid 16x24: the first label map's size (16x24); --size to choose another"),
+            std::string::npos)
+      << output_;
+  const SpatialPrior got = load_spatial_prior(out);
+  ASSERT_EQ(got.prior.shape(), (Shape{19, 16, 24}));
+  const Tensor want =
+      compute_spatial_prior(data::open_dataset(data), {.height = 16, .width = 24, .num_classes = 19});
+  EXPECT_EQ(got.prior.to_vector<float>(), want.to_vector<float>());
+}
+
+TEST_F(PriorsCommand, WithoutSizeALargeMapIsDividedToAtMost512) {
+  // 520x1030: the smallest whole factor bringing 1030 to <= 512 is 3, so 174x344 (rounded up).
+  const int h = 520, w = 1030;
+  std::vector<uint8_t> ids(size_t(h * w), 7);
+  data::write_png(dir_.file("big/images/00001.png"), data::test_util::pattern_image(w, h, 1));
+  data::test_util::write_palette_png(dir_.file("big/labels/00001.png"), w, h, ids);
+  const std::string out = dir_.file("big.safetensors");
+  ASSERT_EQ(run("priors --data gta5=" + dir_.path() + "/big --out " + out), 0) << output_;
+  EXPECT_NE(output_.find("grid 174x344: the first label map's size (520x1030) divided by 3"), std::string::npos)
+      << output_;
+  EXPECT_EQ(load_spatial_prior(out).prior.shape(), (Shape{19, 174, 344}));
 }
 
 TEST_F(PriorsCommand, BadSizeFailsWithOneLine) {

@@ -1,7 +1,12 @@
 // `cbst priors`: class-wise spatial priors from a labelled (source) dataset (DESIGN §7.5).
 //
-//   cbst priors --data KIND=PATH --size HxW [--sigma S] [--support S] [--list FILE]
+//   cbst priors --data KIND=PATH [--size HxW] [--sigma S] [--support S] [--list FILE]
 //        [--split NAME] [--classes 19|16|13] [--workers N] --out prior.safetensors
+//
+// Without --size the grid is the first label map's size, divided by the smallest whole
+// factor that brings its longer side to at most kDefaultGridSide: the prior is smooth (the
+// 70-pixel kernel) and `adapt` resizes it to the target's labels anyway, so a full-size GTA5
+// grid (19 planes of 1052×1914) would only cost memory.
 //
 // Writes `prior` f32 (C, H, W) (selftrain/spatial_prior.h) for `cbst pseudolabel --prior`
 // and the CBST-SP methods, and prints one line per class: full-resolution pixels seen, their
@@ -76,12 +81,28 @@ void print_summary(const SpatialPriorResult& r, data::ClassSpace space) {
   }
 }
 
+constexpr int64_t kDefaultGridSide = 512;
+
+// The grid without --size, as the header says; says on stderr what it chose.
+cli::Size2 default_grid(const data::Dataset& ds) {
+  if (ds.size() == 0) CBST_THROW(ds.describe(), " has no label maps to count");
+  const data::RawLabels first = ds.read_raw_labels(0);
+  const int64_t h = first.height, w = first.width;
+  const int64_t factor = (std::max(h, w) + kDefaultGridSide - 1) / kDefaultGridSide;
+  const cli::Size2 grid{.height = (h + factor - 1) / factor, .width = (w + factor - 1) / factor};
+  std::fprintf(stderr, "grid %lldx%lld: the first label map's size (%lldx%lld)%s; --size to choose another\n",
+               (long long)grid.height, (long long)grid.width, (long long)h, (long long)w,
+               factor > 1 ? (" divided by " + std::to_string(factor)).c_str() : "");
+  return grid;
+}
+
 void run(PriorsOptions o) {
-  const cli::Size2 grid = cli::parse_size(o.size, "--size", 1, 1 << 16, "128x256");
-  const int64_t h = grid.height, w = grid.width;
   if (!o.sigma_given) o.sigma = o.support / 6;
   const auto [spec, split] = cli::dataset_and_split(o.data, o.split, "train", "--data", "--split");
   const data::Dataset ds = data::open_dataset(spec, {.split = split, .list_file = o.list_file});
+  const cli::Size2 grid =
+      o.size.empty() ? default_grid(ds) : cli::parse_size(o.size, "--size", 1, 1 << 16, "128x256");
+  const int64_t h = grid.height, w = grid.width;
   const int classes = o.classes != 0 ? o.classes : int(default_num_classes(ds));
   const data::ClassSpace space = data::class_space_for(classes);
   std::fprintf(stderr, "counting %s into a %lldx%lld grid, %d classes (%s)\n", ds.describe().c_str(),
@@ -122,8 +143,9 @@ const cbst::cli::Command reg(
                      "Labelled source dataset as KIND=PATH[:SPLIT]: gta5=, synthia=, cityscapes=, bdd=, "
                      "list[:ENC]=IMAGES,LABELS")
           ->required();
-      cmd.add_option("--size", o->size, "the prior's grid N or HxW, e.g. 128x256 (smooth: a reduced grid suffices)")
-          ->required();
+      cmd.add_option("--size", o->size,
+                     "the prior's grid N or HxW, e.g. 128x256 (smooth: a reduced grid suffices); default: the "
+                     "first label map's size, divided by a whole factor to a longer side of at most 512");
       cmd.add_option("--sigma", o->sigma,
                      "Gaussian sigma in full-resolution pixels (default: support/6, i.e. 70/6)");
       cmd.add_option("--support", o->support, "Gaussian support (full width) in full-resolution pixels")
