@@ -31,8 +31,20 @@ struct HostBatch {
 
 // Stream numbers for SampleRng's index slot that no dataset index reaches.
 constexpr uint64_t kOrderStream = ~uint64_t(0);
-// Seed offset of the colour-jitter stream ("jitter" in ASCII).
+// Seed offsets of the colour-jitter stream, crop placement and class-first draws ("jitter",
+// "mining", "rcs" in ASCII).
 constexpr uint64_t kJitterSeed = 0x6a6974746572ull;
+constexpr uint64_t kCropSeed = 0x6d696e696e67ull;
+constexpr uint64_t kClassFirstSeed = 0x726373ull;
+
+// One place in an epoch: the sample, the key its augmentation draws are made from (its index,
+// or for a class-first draw a number past every index), and the class its crop is centred
+// on (-1: none forced).
+struct Slot {
+  int64_t index = 0;
+  uint64_t key = 0;
+  int centre = -1;
+};
 
 }  // namespace
 
@@ -48,7 +60,7 @@ struct Loader::State {
   uint64_t generation = 0;     // bumps on start_epoch; stale work is discarded
   bool active = false;
   int64_t epoch = 0;
-  std::vector<int64_t> order;  // this epoch's sample order
+  std::vector<Slot> order;     // this epoch's samples
   int64_t total = 0;           // batches this epoch
   int64_t claimed = 0;         // next batch a worker may take
   int64_t consumed = 0;        // next batch the consumer takes
@@ -77,31 +89,72 @@ struct Loader::State {
     return parts[p].sample(size_t(index - offsets[p])).image;
   }
 
-  HostBatch build(int64_t epoch_index, std::vector<int64_t> indices) const {
+  // The epoch's slots: the (shuffled) order, then the class-first replacements.
+  std::vector<Slot> plan(int64_t epoch) const {
+    const int64_t n = size();
+    std::vector<Slot> slots(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) slots[size_t(i)] = {.index = i, .key = uint64_t(i)};
+    if (options.shuffle) {
+      SampleRng rng(options.seed, uint64_t(epoch), kOrderStream);
+      for (int64_t i = n - 1; i > 0; --i) std::swap(slots[size_t(i)], slots[size_t(rng.below(uint64_t(i + 1)))]);
+    }
+    const ClassFirstSampling& cf = options.class_first;
+    if (cf.probability <= 0) return slots;
+    std::vector<double> weight(cf.class_weight.size(), 0.0);
+    double sum = 0;
+    for (size_t c = 0; c < weight.size(); ++c)
+      if (c < cf.images_with_class.size() && !cf.images_with_class[c].empty() && cf.class_weight[c] > 0)
+        sum += weight[c] = cf.class_weight[c];
+    if (!(sum > 0)) return slots;
+    for (int64_t k = 0; k < n; ++k) {
+      Slot& slot = slots[size_t(k)];
+      SampleRng rng(options.seed ^ kClassFirstSeed, uint64_t(epoch), uint64_t(k));
+      const double u_pick = rng.uniform(), u_class = rng.uniform();
+      if (slot.index >= cf.end_index || u_pick >= cf.probability) continue;
+      // The first class whose cumulative weight passes u·sum (the last drawable one, should
+      // rounding leave the sum short).
+      size_t c = 0;
+      double acc = 0;
+      for (size_t j = 0; j < weight.size(); ++j) {
+        if (weight[j] <= 0) continue;
+        c = j;
+        if ((acc += weight[j]) > u_class * sum) break;
+      }
+      const std::vector<int64_t>& images = cf.images_with_class[c];
+      slot = {.index = images[size_t(rng.below(uint64_t(images.size())))],
+              .key = uint64_t(n) + uint64_t(k),
+              .centre = int(c)};
+    }
+    return slots;
+  }
+
+  HostBatch build(int64_t epoch_index, const std::vector<Slot>& slots) const {
     HostBatch hb;
-    hb.indices = std::move(indices);
-    hb.n = int64_t(hb.indices.size());
+    hb.n = int64_t(slots.size());
+    for (const Slot& slot : slots) hb.indices.push_back(slot.index);
     try {
       std::vector<LoadedSample> samples;
       samples.reserve(size_t(hb.n));
       for (int64_t k = 0; k < hb.n; ++k) {
         const int64_t index = hb.indices[k];
+        const Slot& slot = slots[size_t(k)];
         LoadedSample s = load(index);
         AugmentDraw d;
         if (options.augment && (options.color_jitter.enabled() || options.blur.enabled())) {
           const size_t part = part_of(index);
           if (options.photometric_parts.empty() ||
               (part < options.photometric_parts.size() && options.photometric_parts[part])) {
-            SampleRng jitter_rng(options.seed ^ kJitterSeed, uint64_t(epoch_index), uint64_t(index));
+            SampleRng jitter_rng(options.seed ^ kJitterSeed, uint64_t(epoch_index), slot.key);
             if (options.color_jitter.enabled()) color_jitter(s.image, options.color_jitter, jitter_rng);
             if (options.blur.enabled()) gaussian_blur(s.image, options.blur, jitter_rng);
           }
         }
         if (options.augment) {
-          SampleRng rng(options.seed, uint64_t(epoch_index), uint64_t(index));
+          SampleRng rng(options.seed, uint64_t(epoch_index), slot.key);
           d = draw_augment(options.augment_params, s.image.width, s.image.height, rng);
-          if (options.crop_center && !s.labels.ids.empty() && options.augment_params.crop_width > 0)
-            place_crop(d, index, epoch_index, s);
+          if ((options.crop_center || slot.centre >= 0) && !s.labels.ids.empty() &&
+              options.augment_params.crop_width > 0)
+            place_crop(d, slot, epoch_index, s);
         } else {
           d.scaled_width = d.out_width = s.image.width;
           d.scaled_height = d.out_height = s.image.height;
@@ -150,12 +203,17 @@ struct Loader::State {
     return hb;
   }
 
-  // Re-centres the crop of `d` where options.crop_center asks, clamped inside the scaled image.
-  void place_crop(AugmentDraw& d, int64_t index, int64_t epoch_index, const LoadedSample& s) const {
+  // Re-centres the crop of `d` on the slot's class, or where options.crop_center asks,
+  // clamped inside the scaled image.
+  void place_crop(AugmentDraw& d, const Slot& slot, int64_t epoch_index, const LoadedSample& s) const {
     // A stream of its own (seed offset), so mining never shifts the other draws.
-    SampleRng rng(options.seed ^ 0x6d696e696e67ull, uint64_t(epoch_index), uint64_t(index));
+    SampleRng rng(options.seed ^ kCropSeed, uint64_t(epoch_index), slot.key);
     int cx = 0, cy = 0;
-    if (!options.crop_center(index, s.labels, rng, cx, cy)) return;
+    if (slot.centre >= 0) {
+      if (!pixel_of_class(s.labels, slot.centre, rng.uniform(), cx, cy)) return;
+    } else if (!options.crop_center(slot.index, s.labels, rng, cx, cy)) {
+      return;
+    }
     const double sx = double(d.scaled_width) / s.image.width, sy = double(d.scaled_height) / s.image.height;
     auto origin = [](double centre, int crop, int scaled) {
       const int o = int(std::lround(centre - crop / 2.0));
@@ -165,11 +223,11 @@ struct Loader::State {
     d.y0 = origin((cy + 0.5) * sy, d.out_height, d.scaled_height);
   }
 
-  std::vector<int64_t> batch_indices(int64_t b) const {
+  std::vector<Slot> batch_slots(int64_t b) const {
     const int64_t bs = options.batch_size;
     const int64_t begin = (b * options.shard_count + options.shard_index) * bs;
     const int64_t end = std::min<int64_t>(begin + bs, int64_t(order.size()));
-    return std::vector<int64_t>(order.begin() + begin, order.begin() + end);
+    return std::vector<Slot>(order.begin() + begin, order.begin() + end);
   }
 
   void worker() {
@@ -182,9 +240,9 @@ struct Loader::State {
       const int64_t b = claimed++;
       const uint64_t gen = generation;
       const int64_t ep = epoch;
-      std::vector<int64_t> indices = batch_indices(b);
+      const std::vector<Slot> slots = batch_slots(b);
       lock.unlock();
-      HostBatch hb = build(ep, std::move(indices));
+      HostBatch hb = build(ep, slots);
       lock.lock();
       if (gen == generation) ready.emplace(b, std::move(hb));
       cv.notify_all();
@@ -228,18 +286,13 @@ int64_t Loader::batches_per_epoch() const {
 }
 
 std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
-  const int64_t n = state_->size();
-  std::vector<int64_t> order(n);
-  for (int64_t i = 0; i < n; ++i) order[i] = i;
-  if (state_->options.shuffle) {
-    SampleRng rng(state_->options.seed, uint64_t(epoch), kOrderStream);
-    for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[int64_t(rng.below(uint64_t(i + 1)))]);
-  }
+  std::vector<int64_t> order;
+  for (const Slot& slot : state_->plan(epoch)) order.push_back(slot.index);
   return order;
 }
 
 void Loader::start_epoch(int64_t epoch) {
-  std::vector<int64_t> order = epoch_order(epoch);
+  std::vector<Slot> order = state_->plan(epoch);
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     ++state_->generation;
@@ -263,10 +316,10 @@ std::optional<Batch> Loader::next() {
     const int64_t b = s.consumed;
     if (s.threads.empty()) {
       const int64_t ep = s.epoch;
-      std::vector<int64_t> indices = s.batch_indices(b);
+      const std::vector<Slot> slots = s.batch_slots(b);
       ++s.claimed;
       lock.unlock();
-      hb = s.build(ep, std::move(indices));
+      hb = s.build(ep, slots);
       lock.lock();
     } else {
       s.cv.wait(lock, [&] { return s.ready.count(b) > 0; });
@@ -287,6 +340,20 @@ std::optional<Batch> Loader::next() {
     batch.labels = batch.labels.to(s.options.device);
   }
   return batch;
+}
+
+bool pixel_of_class(const Labels& labels, int c, double u, int& cx, int& cy) {
+  if (c < 0 || c > 255) return false;
+  const int64_t count = std::count(labels.ids.begin(), labels.ids.end(), uint8_t(c));
+  if (count == 0) return false;
+  int64_t rank = std::min<int64_t>(count - 1, int64_t(u * double(count)));
+  for (size_t i = 0; i < labels.ids.size(); ++i)
+    if (labels.ids[i] == uint8_t(c) && rank-- == 0) {
+      cx = int(i % size_t(labels.width));
+      cy = int(i / size_t(labels.width));
+      return true;
+    }
+  return false;
 }
 
 }  // namespace cbst::data

@@ -23,6 +23,20 @@
 
 namespace cbst::data {
 
+// Class-first rare-class sampling, DAFormer's RCS (Hoyer et al., CVPR 2022): with
+// probability `probability` each slot of an epoch whose scheduled sample lies below
+// `end_index` is replaced by a draw of its own: a class c with probability ∝ class_weight[c],
+// then one of images_with_class[c] uniformly, and its crop is centred on a random pixel of c
+// (where the loader crops). A replaced slot's augmentation is keyed by the slot rather than
+// the image, so an image drawn twice in an epoch is augmented twice; every other slot keeps
+// the draws it has without this. Classes with weight 0 or no image are never drawn.
+struct ClassFirstSampling {
+  double probability = 0.0;  // 0: off
+  int64_t end_index = 0;
+  std::vector<double> class_weight;                  // per class id
+  std::vector<std::vector<int64_t>> images_with_class;  // per class id: indices below end_index
+};
+
 struct LoaderOptions {
   int batch_size = 1;
   int workers = 2;            // 0: decode on the consumer's thread
@@ -58,6 +72,9 @@ struct LoaderOptions {
   // thread-safe and depend only on its arguments, so batches stay deterministic.
   std::function<bool(int64_t index, const Labels& labels, SampleRng& rng, int& cx, int& cy)>
       crop_center = {};
+  // Class-first rare-class sampling (above); a replaced slot's crop is centred by it, not by
+  // crop_center.
+  ClassFirstSampling class_first = {};
 };
 
 struct Batch {
@@ -80,7 +97,8 @@ class Loader {
   const Dataset& dataset() const;  // the first part
   int64_t size() const;             // samples over all parts
   int64_t batches_per_epoch() const;  // global batches (each rank gets its slice of each)
-  // The epoch's sample order (a permutation of the dataset when shuffling).
+  // The epoch's sample order: a permutation of the dataset when shuffling, with the slots
+  // class-first rare-class sampling replaced.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Starts (or restarts) prefetching `epoch`; batches of an unfinished epoch are dropped.
   void start_epoch(int64_t epoch);
@@ -92,5 +110,9 @@ class Loader {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// A crop centre on class `c`: the pixel of `labels` holding c at raster rank ⌊u·count⌋
+// (u in [0, 1)), in (cx, cy); false when no pixel holds c.
+bool pixel_of_class(const Labels& labels, int c, double u, int& cx, int& cy);
 
 }  // namespace cbst::data

@@ -173,6 +173,7 @@ void run_demo(const DemoConfig& cfg) {
   train.log_every = cfg.log_every;
   train.class_weights = cfg.class_weights;
   train.rare_class_sampling = cfg.rare_class_sampling;
+  train.rare_class_draw = cfg.rare_class_draw;
   train.workers = cfg.workers;
   train.device = cfg.device;
   train.seed = cfg.seed;
@@ -184,7 +185,7 @@ void run_demo(const DemoConfig& cfg) {
     s.add("color-jitter", jitter && cfg.color_jitter.enabled() ? cfg.color_jitter.str() : "0");
     if (jitter && cfg.blur.enabled()) s.add("blur", cfg.blur.str());
     if (cfg.class_weights != "none") s.add("class-weights", cfg.class_weights);
-    s.add("rare-class-sampling", num(cfg.rare_class_sampling));
+    s.add("rare-class-sampling", num(cfg.rare_class_sampling)).add("rare-class-draw", cfg.rare_class_draw);
     s.add("log-every", std::to_string(cfg.log_every)).add("workers", std::to_string(cfg.workers))
         .add("device", device).add("seed", seed);
   };

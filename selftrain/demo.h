@@ -59,6 +59,7 @@ struct DemoConfig {
   int64_t warmup_iters = 50;
   std::string class_weights = "none";   // every run: source-only, ST, CBST, CBST-SP, oracle
   double rare_class_sampling = 0.5;     // every run's labelled crops (the target's are mined)
+  std::string rare_class_draw = "image";  // image or class (TrainingOptions::rare_class_draw)
   // Half torchvision's usual 0.4,0.4,0.4,0.1: it held the paper's full ordering on all four dev
   // seeds (11, 12, 21, 22), the stronger jitter on one; on the fresh seeds 25-30 it held on
   // none (docs/demo-runs.md; README "The demo's benchmark", the jitter table).

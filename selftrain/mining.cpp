@@ -6,20 +6,6 @@
 
 namespace cbst {
 
-namespace {
-// (cx, cy) = the pixel of class c (which has `count` pixels) at raster rank ⌊u·count⌋.
-bool place_on_pixel(const data::Labels& labels, int c, int64_t count, double u, int& cx, int& cy) {
-  int64_t k = std::min<int64_t>(count - 1, int64_t(u * double(count)));
-  for (size_t i = 0; i < labels.ids.size(); ++i)
-    if (labels.ids[i] == c && k-- == 0) {
-      cx = int(int64_t(i) % labels.width);
-      cy = int(int64_t(i) / labels.width);
-      return true;
-    }
-  return false;
-}
-}  // namespace
-
 std::vector<int> rare_classes(const std::vector<int64_t>& predicted, const MiningOptions& o) {
   const int64_t total = std::accumulate(predicted.begin(), predicted.end(), int64_t(0));
   std::vector<int> rare;
@@ -49,19 +35,24 @@ std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> 
       if (count[size_t(c)] > 0) present.push_back(c);
     if (present.empty()) return false;
     const int c = present[std::min(present.size() - 1, size_t(u_class * double(present.size())))];
-    return place_on_pixel(labels, c, count[size_t(c)], u_pixel, cx, cy);
+    return data::pixel_of_class(labels, c, u_pixel, cx, cy);
   };
 }
 
-std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> rare_class_crop_center(
-    const std::vector<int64_t>& class_pixels, int64_t end_index, const RareClassSampling& o) {
+std::vector<double> rare_class_weights(const std::vector<int64_t>& class_pixels, double temperature) {
   const int64_t total = std::accumulate(class_pixels.begin(), class_pixels.end(), int64_t(0));
   std::vector<double> weight(class_pixels.size(), 0.0);
   // exp((1 − f)/T) relative to the most frequent class's, so it cannot overflow.
   double f_max = 0;
   for (int64_t n : class_pixels) f_max = std::max(f_max, total ? double(n) / double(total) : 0.0);
   for (size_t c = 0; c < class_pixels.size(); ++c)
-    weight[c] = std::exp((f_max - (total ? double(class_pixels[c]) / double(total) : 0.0)) / o.temperature);
+    weight[c] = std::exp((f_max - (total ? double(class_pixels[c]) / double(total) : 0.0)) / temperature);
+  return weight;
+}
+
+std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> rare_class_crop_center(
+    const std::vector<int64_t>& class_pixels, int64_t end_index, const RareClassSampling& o) {
+  const std::vector<double> weight = rare_class_weights(class_pixels, o.temperature);
   return [weight, end_index, o](int64_t index, const data::Labels& labels, data::SampleRng& rng, int& cx, int& cy) {
     const double u_pick = rng.uniform(), u_class = rng.uniform(), u_pixel = rng.uniform();
     if (index >= end_index || u_pick >= o.probability) return false;
@@ -76,8 +67,32 @@ std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> 
     for (size_t c = 0; c < weight.size() && chosen < 0; ++c)
       if (count[c] > 0 && (acc += weight[c]) >= u_class * sum) chosen = int(c);
     if (chosen < 0) return false;
-    return place_on_pixel(labels, chosen, count[size_t(chosen)], u_pixel, cx, cy);
+    return data::pixel_of_class(labels, chosen, u_pixel, cx, cy);
   };
+}
+
+data::ClassFirstSampling rare_class_first(const data::Dataset& labelled, data::ClassSpace space,
+                                          const RareClassSampling& o) {
+  const int classes = data::num_classes(space);
+  const data::LabelMap map = labelled.label_map(space);
+  std::vector<int64_t> pixels(size_t(classes), 0);
+  data::ClassFirstSampling out;
+  out.probability = o.probability;
+  out.end_index = int64_t(labelled.size());
+  out.images_with_class.resize(size_t(classes));
+  for (size_t i = 0; i < labelled.size(); ++i) {
+    if (labelled.sample(i).label.empty()) continue;
+    std::vector<int64_t> count(size_t(classes), 0);
+    for (uint8_t id : map.apply(labelled.read_raw_labels(i)).ids)
+      if (id < classes) ++count[id];
+    for (size_t c = 0; c < size_t(classes); ++c)
+      if (count[c] > 0) {
+        pixels[c] += count[c];
+        out.images_with_class[c].push_back(int64_t(i));
+      }
+  }
+  out.class_weight = rare_class_weights(pixels, o.temperature);
+  return out;
 }
 
 CropCenterHook combine_crop_centers(CropCenterHook labelled, int64_t split, CropCenterHook target) {

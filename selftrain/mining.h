@@ -27,19 +27,33 @@ std::vector<int> rare_classes(const std::vector<int64_t>& predicted_pixels, cons
 std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> mining_crop_center(
     std::vector<int> rare, int64_t first_target_index, const MiningOptions& options);
 
-// Rare-class sampling of labelled crops (Hoyer et al., DAFormer, CVPR 2022, "RCS"): with
-// probability `probability` a crop of a sample with index < `end_index` is centred on a random
-// pixel of one class present in its labels, drawn with P(c) ∝ exp((1 − f_c) / T) over the
-// present classes, where f_c is the class's pixel frequency in the labelled set and T = 0.01
-// (DAFormer's): the rarest class present is almost always chosen. A network that never sees
-// a pole in a CPU budget of crops cannot learn one, and unlike a weighted loss this leaves the
-// scores' calibration, which CBST's thresholds rely on, close to the data's.
+// Rare-class sampling of labelled crops (after Hoyer et al., DAFormer, CVPR 2022, "RCS"),
+// drawing the image first: with probability `probability` a crop of a sample with index <
+// `end_index` is centred on a random pixel of one class present in its labels, drawn with
+// P(c) ∝ exp((1 − f_c) / T) over the present classes, where f_c is the class's pixel
+// frequency in the labelled set and T = 0.01 (DAFormer's). The frequent classes are all but
+// never drawn; among the rare ones T spreads the choice (f of 0.1% and 0.9%: 0.69 and 0.31).
+// A network that never sees a pole in a CPU budget of crops cannot learn one, and unlike a
+// weighted loss this leaves the scores' calibration, which CBST's thresholds rely on, close
+// to the data's.
 struct RareClassSampling {
   double probability = 0.0;  // 0: off
   double temperature = 0.01;
 };
 std::function<bool(int64_t, const data::Labels&, data::SampleRng&, int&, int&)> rare_class_crop_center(
     const std::vector<int64_t>& class_pixels, int64_t end_index, const RareClassSampling& options);
+
+// The weights above, exp((1 − f_c)/T) up to a common factor, from per-class pixel counts.
+std::vector<double> rare_class_weights(const std::vector<int64_t>& class_pixels, double temperature);
+
+// DAFormer's own order of the draws (data::ClassFirstSampling), for a loader whose first
+// part is `labelled`: a class first, P(c) ∝ exp((1 − f_c)/T) over the classes `labelled`
+// holds, then an image holding it. Image-first (the hook above) favours the rare classes
+// that most images hold (on `cbst synth`, traffic lights and signs); class-first gives each
+// rare class about the same share of crops, however few images hold it. One pass over the
+// labels.
+data::ClassFirstSampling rare_class_first(const data::Dataset& labelled, data::ClassSpace space,
+                                          const RareClassSampling& options);
 
 // Both hooks in one: samples below `split` go to `labelled`, the others to `target`; either
 // may be empty (no re-centring there).

@@ -204,3 +204,142 @@ TEST(Loader, PhotometricAugmentationTouchesOnlyTheChosenPartsAndNoOtherDraw) {
   }
   EXPECT_GT(fired, 0);
 }
+
+namespace {
+
+// A GTA5-layout tree of 40x24 images, road (labelId 7) everywhere but a 3x3 block of the
+// given labelId (0: none) at a place that moves with the image. Returns its root.
+std::string write_block_tree(const TempDir& d, const std::vector<uint8_t>& block_ids) {
+  const int w = 40, h = 24;
+  for (size_t i = 0; i < block_ids.size(); ++i) {
+    const std::string stem = "0000" + std::to_string(i + 1);
+    write_png(d.file("blocks/images/" + stem + ".png"), tu::pattern_image(w, h, int(i)));
+    std::vector<uint8_t> ids(size_t(w * h), 7);
+    const int x0 = 3 + int(i) * 5, y0 = 2 + int(i) * 3;
+    if (block_ids[i] != 0)
+      for (int y = y0; y < y0 + 3; ++y)
+        for (int x = x0; x < x0 + 3; ++x) ids[size_t(y * w + x)] = block_ids[i];
+    tu::write_palette_png(d.file("blocks/labels/" + stem + ".png"), w, h, ids);
+  }
+  return d.path() + "/blocks";
+}
+
+constexpr uint8_t kCar = 13, kBicycle = 18;  // trainIds of labelIds 26 and 33
+
+ClassFirstSampling car_and_bicycle(double probability, int64_t end_index, std::vector<int64_t> car,
+                                   std::vector<int64_t> bicycle, double car_weight = 1, double bicycle_weight = 3) {
+  ClassFirstSampling cf;
+  cf.probability = probability;
+  cf.end_index = end_index;
+  cf.class_weight.assign(19, 0.0);
+  cf.class_weight[kCar] = car_weight;
+  cf.class_weight[kBicycle] = bicycle_weight;
+  cf.class_weight[0] = 5;  // road: no images listed, so never drawn
+  cf.images_with_class.resize(19);
+  cf.images_with_class[kCar] = std::move(car);
+  cf.images_with_class[kBicycle] = std::move(bicycle);
+  return cf;
+}
+
+}  // namespace
+
+// DAFormer's order of draws: a class with probability ∝ its weight, then an image holding it,
+// the crop centred on the class.
+TEST(Loader, ClassFirstSamplingDrawsAClassThenAnImageHoldingItAndCentresOnIt) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_block_tree(d, {26, 26, 26, 33, 0, 0}));
+  LoaderOptions o{.batch_size = 1, .workers = 2, .drop_last = false, .seed = 5,
+                  .augment_params = {.min_scale = 0.75, .max_scale = 1.5, .crop_width = 8, .crop_height = 8}};
+  o.class_first = car_and_bicycle(1.0, 6, {0, 1, 2}, {3});
+  Loader loader(ds, o);
+  std::vector<int> drawn(6, 0);
+  for (int64_t e = 0; e < 300; ++e)
+    for (int64_t index : loader.epoch_order(e)) ++drawn[size_t(index)];
+  const double total = 300 * 6;
+  EXPECT_NEAR(drawn[3] / total, 0.75, 0.04) << "bicycle, weight 3 of 4";
+  for (int i : {0, 1, 2}) EXPECT_NEAR(drawn[size_t(i)] / total, 0.25 / 3, 0.03) << "car image " << i;
+  EXPECT_EQ(drawn[4] + drawn[5], 0) << "road is weighted but lists no image";
+  for (int64_t e = 0; e < 5; ++e) {
+    loader.start_epoch(e);
+    while (auto b = loader.next()) {
+      const std::vector<uint8_t> l = b->labels.to_vector<uint8_t>();
+      const uint8_t want = b->indices[0] == 3 ? kBicycle : kCar;
+      EXPECT_NE(std::find(l.begin(), l.end(), want), l.end())
+          << "epoch " << e << ": the crop of image " << b->indices[0] << " misses its class";
+    }
+  }
+}
+
+// Only slots scheduled below end_index are replaced, about `probability` of them, and every
+// slot left alone is bit for bit what the loader gives without class-first sampling.
+TEST(Loader, ClassFirstSamplingLeavesTheOtherSlotsAsTheyWere) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_block_tree(d, {26, 0, 0, 33, 0, 0}));
+  auto run = [&](bool class_first) {
+    LoaderOptions o{.batch_size = 1, .workers = 2, .drop_last = false, .seed = 9,
+                    .augment_params = {.crop_width = 16, .crop_height = 12}};
+    if (class_first) o.class_first = car_and_bicycle(0.5, 6, {0}, {3});
+    Loader loader(std::vector<Dataset>{ds, ds}, o);  // indices 6-11: the "target" part
+    std::vector<Epoch> epochs;
+    for (int64_t e = 0; e < 20; ++e) {
+      loader.start_epoch(e);
+      Epoch out;
+      while (auto b = loader.next()) {
+        out.images.push_back(b->images.to_vector<float>());
+        out.labels.push_back(b->labels.to_vector<uint8_t>());
+        out.indices.push_back(b->indices[0]);
+      }
+      epochs.push_back(std::move(out));
+    }
+    return epochs;
+  };
+  const std::vector<Epoch> plain = run(false), sampled = run(true);
+  int replaced = 0, eligible = 0;
+  for (size_t e = 0; e < plain.size(); ++e)
+    for (size_t k = 0; k < 12; ++k) {
+      const int64_t was = plain[e].indices[k], now = sampled[e].indices[k];
+      if (was >= 6) {
+        EXPECT_EQ(now, was) << "slot " << k << " of epoch " << e << " is past end_index";
+      } else if (was != 0 && was != 3) {
+        ++eligible;
+        replaced += now != was;
+      }
+      if (now == was && (was >= 6 || (was != 0 && was != 3))) {
+        EXPECT_EQ(sampled[e].labels[k], plain[e].labels[k]) << "slot " << k << " of epoch " << e;
+        EXPECT_EQ(sampled[e].images[k], plain[e].images[k]) << "slot " << k << " of epoch " << e;
+      }
+      if (now != was) EXPECT_TRUE(now == 0 || now == 3) << "a replaced slot holds car or bicycle";
+    }
+  EXPECT_NEAR(double(replaced) / eligible, 0.5, 0.1) << replaced << " of " << eligible;
+}
+
+// Class-first batches do not depend on the number of workers, and an image drawn twice in
+// one epoch is augmented twice.
+TEST(Loader, ClassFirstSamplingIsWorkerIndependentAndAugmentsARepeatAnew) {
+  TempDir d;
+  const Dataset ds = open_gta5(write_block_tree(d, {0, 0, 33, 0}));
+  auto run = [&](int workers) {
+    LoaderOptions o{.batch_size = 2, .workers = workers, .prefetch_batches = 2, .drop_last = false, .seed = 4,
+                    .augment_params = {.min_scale = 0.75, .max_scale = 1.5, .crop_width = 12, .crop_height = 10}};
+    o.class_first = car_and_bicycle(1.0, 4, {}, {2});
+    Loader loader(ds, o);
+    loader.start_epoch(3);
+    Epoch out;
+    while (auto b = loader.next()) {
+      out.images.push_back(b->images.to_vector<float>());
+      out.indices.insert(out.indices.end(), b->indices.begin(), b->indices.end());
+    }
+    return out;
+  };
+  const Epoch ref = run(0);
+  EXPECT_EQ(ref.indices, (std::vector<int64_t>{2, 2, 2, 2}));
+  for (int workers : {1, 3}) {
+    const Epoch e = run(workers);
+    EXPECT_EQ(e.indices, ref.indices);
+    EXPECT_EQ(e.images, ref.images) << workers << " workers";
+  }
+  const size_t half = ref.images[0].size() / 2;
+  const std::vector<float> a(ref.images[0].begin(), ref.images[0].begin() + long(half)),
+      b(ref.images[0].begin() + long(half), ref.images[0].end());
+  EXPECT_NE(a, b) << "two draws of image 2 in one batch got the same augmentation";
+}

@@ -100,6 +100,10 @@ cli::Command reg(
       cmd.add_option("--rare-class-sampling", g.rare_class_sampling,
                      "probability that a labelled crop is centred on its rarest class (default " +
                          numbers({full.rare_class_sampling}) + ")")->check(cbst::cli::InRange(0.0, 1.0));
+      cmd.add_option("--rare-class-draw", g.rare_class_draw,
+                     "rare-class sampling draws first: image or class (DAFormer's) (default " + full.rare_class_draw +
+                         ")")
+          ->check(CLI::IsMember({"image", "class"}));
       cmd.add_option("--portion", f->portion, "pseudo-label portion P0,STEP,MAX (default 0.2,0.05,0.5)");
       cmd.add_option("--source-portion", f->source_portion,
                      "share of the source set mixed into each round P0,STEP,MAX (default " +
@@ -177,6 +181,7 @@ cli::Command reg(
         take("--warmup-iters", c.warmup_iters, g.warmup_iters);
         take("--class-weights", c.class_weights, g.class_weights);
         take("--rare-class-sampling", c.rare_class_sampling, g.rare_class_sampling);
+        take("--rare-class-draw", c.rare_class_draw, g.rare_class_draw);
         take("--regularizer", c.regularizer, g.regularizer);
         take("--reg-weight", c.reg_weight, g.reg_weight);
         take("--prior-support", c.prior_support, g.prior_support);

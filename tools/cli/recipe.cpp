@@ -27,6 +27,7 @@ std::vector<RecipeOption> model_recipe(const std::string& model, const std::stri
       {"--scale-range", format_g(d.min_scale) + "," + format_g(d.max_scale)},
       {"--color-jitter", d.color_jitter.str()},
       {"--rare-class-sampling", format_g(d.rare_class_sampling)},
+      {"--rare-class-draw", d.rare_class_draw},
   };
   if (command == "train") {
     r.insert(r.end(), {{"--epochs", std::to_string(d.source_epochs)},

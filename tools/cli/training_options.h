@@ -54,8 +54,13 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
   cmd.add_option("--warmup-iters", o.warmup_iters, "linear learning-rate warm-up over the first N steps (0: none)")
       ->check(cbst::cli::InRange(int64_t(0), int64_t(1) << 40))->capture_default_str();
   cmd.add_option("--rare-class-sampling", o.rare_class_sampling,
-                 "probability that a labelled crop is centred on the rarest class it holds (DAFormer's RCS, T 0.01); 0: off")
+                 "probability that a labelled crop is centred on a rare class, P(c) ~ exp((1-f_c)/0.01) (DAFormer's RCS); "
+                 "0: off")
       ->check(cbst::cli::InRange(0.0, 1.0))->capture_default_str();
+  cmd.add_option("--rare-class-draw", o.rare_class_draw,
+                 "rare-class sampling draws first: image (the loader's, then its rarest class) or class (DAFormer's: "
+                 "a class over the whole set, then an image holding it)")
+      ->check(CLI::IsMember({"image", "class"}))->capture_default_str();
   cmd.add_option("--class-weights", o.class_weights,
                  "cross-entropy: none, or balanced (ENet weights 1/ln(1.02+f) from the training labels)")
       ->check(CLI::IsMember({"none", "balanced"}))->capture_default_str();
