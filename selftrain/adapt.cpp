@@ -277,13 +277,7 @@ void run_adaptation(const AdaptConfig& cfg) {
       soft_targets = labels.soft_targets;
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
     }
-    if (cfg.train.rare_class_sampling > 0 && cfg.train.rare_class_draw == "class")
-      lo.class_first = rare_class_first(parts[0], space, {.probability = cfg.train.rare_class_sampling});
-    else if (cfg.train.rare_class_sampling > 0)
-      lo.crop_center = combine_crop_centers(
-          rare_class_crop_center(class_pixel_counts({parts[0]}, space), int64_t(n_source),
-                                 {.probability = cfg.train.rare_class_sampling}),
-          int64_t(n_source), lo.crop_center);
+    add_rare_class_sampling(lo, parts[0], space, cfg.train.rare_class_sampling, cfg.train.rare_class_draw);
     // Photometric jitter is for the labelled source only: the pseudo-labelled target images
     // are the domain the model is adapting to.
     lo.photometric_parts.assign(parts.size(), false);

@@ -1,5 +1,7 @@
 #include "selftrain/mining.h"
 
+#include "selftrain/class_weights.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -93,6 +95,18 @@ data::ClassFirstSampling rare_class_first(const data::Dataset& labelled, data::C
   }
   out.class_weight = rare_class_weights(pixels, o.temperature);
   return out;
+}
+
+void add_rare_class_sampling(data::LoaderOptions& lo, const data::Dataset& labelled, data::ClassSpace space,
+                             double probability, const std::string& draw) {
+  if (probability <= 0) return;
+  const int64_t end = int64_t(labelled.size());
+  if (draw == "class")
+    lo.class_first = rare_class_first(labelled, space, {.probability = probability});
+  else
+    lo.crop_center = combine_crop_centers(
+        rare_class_crop_center(class_pixel_counts({labelled}, space), end, {.probability = probability}), end,
+        lo.crop_center);
 }
 
 CropCenterHook combine_crop_centers(CropCenterHook labelled, int64_t split, CropCenterHook target) {

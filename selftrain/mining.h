@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "data/loader.h"
@@ -54,6 +55,12 @@ std::vector<double> rare_class_weights(const std::vector<int64_t>& class_pixels,
 // labels.
 data::ClassFirstSampling rare_class_first(const data::Dataset& labelled, data::ClassSpace space,
                                           const RareClassSampling& options);
+
+// Rare-class sampling of a loader's labelled samples, those of its first part `labelled`,
+// drawn as `draw` says: "image" (rare_class_crop_center, combined with a crop_center already
+// set for the later samples) or "class" (rare_class_first). Probability 0: left as it is.
+void add_rare_class_sampling(data::LoaderOptions& lo, const data::Dataset& labelled, data::ClassSpace space,
+                             double probability, const std::string& draw);
 
 // Both hooks in one: samples below `split` go to `labelled`, the others to `target`; either
 // may be empty (no re-centring there).

@@ -61,11 +61,7 @@ void run_supervised(const SupervisedConfig& cfg) {
   prepare_data_parallel(model);
 
   data::LoaderOptions lo = loader_options(cfg.train, space, built.input_convention, cfg.train.seed);
-  if (cfg.train.rare_class_sampling > 0 && cfg.train.rare_class_draw == "class")
-    lo.class_first = rare_class_first(dataset, space, {.probability = cfg.train.rare_class_sampling});
-  else if (cfg.train.rare_class_sampling > 0)
-    lo.crop_center = rare_class_crop_center(class_pixel_counts({dataset}, space), int64_t(dataset.size()),
-                                            {.probability = cfg.train.rare_class_sampling});
+  add_rare_class_sampling(lo, dataset, space, cfg.train.rare_class_sampling, cfg.train.rare_class_draw);
   require_full_batch(int64_t(dataset.size()), cfg.train, "--data");
   data::Loader loader(dataset, lo);
   Sgd optimizer = make_optimizer(model, cfg.train, cfg.train.lr,

@@ -37,9 +37,9 @@ struct TrainingOptions {
   // pixel frequencies (selftrain/class_weights.h).
   std::string class_weights = "none";
   // Rare-class sampling of labelled crops (selftrain/mining.h): the probability that a crop
-  // is centred on the rarest class present. 0: off.
+  // is centred on a rare class, P(c) ∝ exp((1 − f_c)/0.01). 0: off.
   double rare_class_sampling = 0.0;
-  // Which is drawn first: "image" (the loader's image, then the rarest class it holds) or
+  // Which is drawn first: "image" (the loader's image, then one of the classes it holds) or
   // "class" (DAFormer's: a class over the whole set, then an image holding it).
   std::string rare_class_draw = "image";
   int64_t log_every = 20;  // steps between metrics.jsonl loss records

@@ -98,7 +98,7 @@ cli::Command reg(
                                                              full.class_weights + ")")
           ->check(CLI::IsMember({"none", "balanced"}));
       cmd.add_option("--rare-class-sampling", g.rare_class_sampling,
-                     "probability that a labelled crop is centred on its rarest class (default " +
+                     "probability that a labelled crop is centred on a rare class it holds (default " +
                          numbers({full.rare_class_sampling}) + ")")->check(cbst::cli::InRange(0.0, 1.0));
       cmd.add_option("--rare-class-draw", g.rare_class_draw,
                      "rare-class sampling draws first: image or class (DAFormer's) (default " + full.rare_class_draw +

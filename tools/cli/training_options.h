@@ -58,7 +58,7 @@ inline void add_training_options(CLI::App& cmd, TrainingOptions& o, TrainingFlag
                  "0: off")
       ->check(cbst::cli::InRange(0.0, 1.0))->capture_default_str();
   cmd.add_option("--rare-class-draw", o.rare_class_draw,
-                 "rare-class sampling draws first: image (the loader's, then its rarest class) or class (DAFormer's: "
+                 "rare-class sampling draws first: image (the loader's, then one of its classes) or class (DAFormer's: "
                  "a class over the whole set, then an image holding it)")
       ->check(CLI::IsMember({"image", "class"}))->capture_default_str();
   cmd.add_option("--class-weights", o.class_weights,
