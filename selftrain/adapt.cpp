@@ -278,9 +278,9 @@ void run_adaptation(const AdaptConfig& cfg) {
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
     }
     add_rare_class_sampling(lo, parts[0], space, cfg.train.rare_class_sampling, cfg.train.rare_class_draw);
-    // Photometric jitter is for the labelled source only: the pseudo-labelled target images
-    // are the domain the model is adapting to.
-    lo.photometric_parts.assign(parts.size(), false);
+    // Photometric jitter is for the labelled source only unless asked for the target too: the
+    // pseudo-labelled target images are the domain the model is adapting to.
+    lo.photometric_parts.assign(parts.size(), cfg.target_photometric);
     lo.photometric_parts[0] = true;
     const Tensor class_weights = class_weights_for(cfg.train.class_weights, parts, space, cfg.train.device);
     data::Loader loader(parts, lo);
@@ -318,6 +318,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     round_info["train_images"] = loader.size();
     if (cfg.adabn) target_statistics("round " + std::to_string(r) + "/" + std::to_string(cfg.rounds));
     round_info["adabn"] = cfg.adabn;
+    round_info["target_jitter"] = cfg.target_photometric;
     // Rank 0 evaluates and writes; the other ranks go on to the next round's labelling.
     if (!run.writer()) {
       eta.unit_done();

@@ -77,6 +77,10 @@ struct AdaptConfig {
   bool resume = false;
   bool keep_checkpoints = false;
   bool adabn = false;  // re-estimate batch-norm statistics on the target before each labelling (above)
+  // Photometric augmentation (train.color_jitter, train.blur) of the pseudo-labelled target
+  // images as well as the source's: the student sees jittered target crops while the
+  // pseudo-labels come from the plain images (the strong augmentation of DACS and DAFormer).
+  bool target_photometric = false;
   int64_t previews = 4;
   std::string config_text;  // the effective options, written to config.toml
   std::string recipe_note;  // the model recipe's options the command line left out (tools/cli/recipe.h), logged

@@ -294,6 +294,7 @@ void run_demo(const DemoConfig& cfg) {
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
     s.add("adabn", round_adabn ? "" : "false");
     s.add("flip", cfg.adapt_flip ? "" : "false");
+    if (cfg.adapt_target_jitter) s.add("target-jitter", "");
     if (cfg.adapt_scales != std::vector<double>{1.0}) s.add("scales", scales_text(cfg.adapt_scales));
     if (cfg.regularizer != "none") {
       s.add("regularizer", cfg.regularizer);
@@ -309,6 +310,7 @@ void run_demo(const DemoConfig& cfg) {
     a.init = adapt_init;
     a.adabn = round_adabn;
     a.inference.flip = cfg.adapt_flip;
+    a.target_photometric = cfg.adapt_target_jitter;
     a.inference.scales = cfg.adapt_scales;
     a.method = method;
     if (sp) a.prior = at("prior.safetensors");

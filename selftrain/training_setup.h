@@ -24,7 +24,8 @@ struct TrainingOptions {
   bool flip = true;
   int64_t resize_long_side = 0;
   // Photometric jitter of the labelled source images (supervised training: the whole
-  // dataset; self-training: the source part only, never the pseudo-labelled target).
+  // dataset; self-training: the source part, and the pseudo-labelled target only with
+  // AdaptConfig::target_photometric).
   data::ColorJitter color_jitter = {};
   data::GaussianBlur blur = {};  // likewise
   double lr = 0.01;

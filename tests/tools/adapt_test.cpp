@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "engine/json.h"
 #include "tests/support/expect_close.h"
@@ -199,11 +200,11 @@ TEST_F(AdaptCommand, SpatialPriorMethodsNeedAPrior) {
 // unless --eval-flip and --eval-scales say otherwise, so a run's last round is what `cbst eval`
 // gives its final weights with its defaults. The evaluation's options change no weight.
 TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
-  auto one_round = [](const std::string& run) {
+  auto no_previews = [](const std::string& run) {
     std::string args = adapt_args("cbst", run);
     return args.replace(args.find(" --rounds 2 "), 12, " --rounds 1 ") + " --flip --scales 0.75,1";
   };
-  auto r = run_cbst(one_round("tta_plain_eval"), path("tta_plain_eval.log"));
+  auto r = run_cbst(no_previews("tta_plain_eval"), path("tta_plain_eval.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json plain = weights::parse_json(read("tta_plain_eval/eval/final.json"));
   EXPECT_EQ(plain["scales"], nlohmann::json::array({1.0}));
@@ -214,7 +215,7 @@ TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(weights::parse_json(read("tta_plain_eval.json")).value("miou", -1.0), plain.value("miou", -2.0));
 
-  r = run_cbst(one_round("tta_eval") + " --eval-flip --eval-scales 0.75,1", path("tta_eval.log"));
+  r = run_cbst(no_previews("tta_eval") + " --eval-flip --eval-scales 0.75,1", path("tta_eval.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json averaged = weights::parse_json(read("tta_eval/eval/final.json"));
   EXPECT_EQ(averaged["scales"], nlohmann::json::array({0.75, 1.0}));
@@ -225,7 +226,7 @@ TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
   const auto b = weights::load_checkpoint(path("tta_eval/checkpoints/final.safetensors"));
   for (auto& [name, t] : a) CBST_EXPECT_CLOSE(name, b.at(name), t, 0.0, 0.0);
 
-  r = run_cbst(one_round("tta_bad") + " --eval-scales 1,,2", path("tta_bad.log"));
+  r = run_cbst(no_previews("tta_bad") + " --eval-scales 1,,2", path("tta_bad.log"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--eval-scales"), std::string::npos) << r.output;
 }
@@ -303,6 +304,32 @@ TEST_F(AdaptCommand, AdabnLeavesEveryRoundWithTheTargetsStatistics) {
   EXPECT_EQ(r.output.rfind("cbst: error: --adabn re-estimates batch-norm statistics", 0), 0u) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   EXPECT_FALSE(fs::exists(path("adabn_fcn/summary.json")));
+}
+
+TEST_F(AdaptCommand, TargetJitterAugmentsThePseudoLabelledImagesToo) {
+  // The photometric draws are keyed by the sample, so the source images are
+  // jittered alike in the two jittered runs, and they can differ only by the target's crops.
+  const std::string no_previews = " --previews 0";
+  const std::string jitter = " --color-jitter 0.4,0.4,0.4,0.1";
+  const std::vector<std::pair<std::string, std::string>> runs = {
+      {"tj_plain", ""}, {"tj_flag", " --target-jitter"}, {"tj_source", jitter}, {"tj_both", jitter + " --target-jitter"}};
+  std::map<std::string, weights::TensorMap> finals;
+  for (const auto& [run, extra] : runs) {
+    const auto r = run_cbst(adapt_args("cbst", run) + no_previews + extra, path(run + ".log"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    finals[run] = weights::load_checkpoint(path(run + "/checkpoints/final.safetensors"));
+    const nlohmann::json summary = weights::parse_json(read(run + "/summary.json"));
+    EXPECT_EQ(summary["rounds"][0].value("target_jitter", false), extra.ends_with("--target-jitter")) << summary;
+  }
+  int differing = 0;
+  for (auto& [name, t] : finals["tj_plain"]) {
+    // Without a jitter to apply, the flag changes nothing.
+    CBST_EXPECT_CLOSE(name, finals["tj_flag"].at(name), t, 0.0, 0.0);
+    if (t.dtype() == DType::f32 &&
+        finals["tj_both"].at(name).to_vector<float>() != finals["tj_source"].at(name).to_vector<float>())
+      ++differing;
+  }
+  EXPECT_GT(differing, 0) << "--target-jitter left the pseudo-labelled crops as they were";
 }
 
 TEST_F(AdaptCommand, ADivergingLossStopsTheRunNamingTheStep) {

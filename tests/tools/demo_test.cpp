@@ -113,7 +113,7 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   EXPECT_FALSE(fs::exists(out));
   const auto r = run_cbst("demo --quick --device cpu --style-gap 0.5 --blur 0.5 --source-portion 0.3,0.1,0.5 "
                           "--scale-range 0.75,1.5 --round-schedule constant --adapt-crop 40 --prior-support 33 "
-                          "--adapt-scales 0.9,1.2 "
+                          "--adapt-scales 0.9,1.2 --adapt-target-jitter on "
                           "--out " +
                               out.string(),
                           (dir / "demo.log").string());
@@ -177,21 +177,24 @@ TEST(DemoSlow, QuickRunWritesTheTableAndASelfContainedReport) {
   for (const char* m : {"st", "cbst", "cbst-sp"})
     EXPECT_NE(read_text(out / m / "config.toml").find("adabn.safetensors\"\n"), std::string::npos) << m;
   EXPECT_NE(commands.find("cbst adabn --checkpoint"), std::string::npos);
-  // The defaults --adapt-adabn rounds and --adapt-flip on, with --adapt-scales 0.9,1.2 (off by
-  // default): every self-training run re-estimates its statistics each round too, and its
-  // pseudo-labels average the mirrored image and the two scales, while its rounds'
-  // evaluations, like the table, score the image alone: each run's last round is its row.
+  // The defaults --adapt-adabn rounds and --adapt-flip on, with --adapt-scales 0.9,1.2 and
+  // --adapt-target-jitter on (both off by default): every self-training run re-estimates its
+  // statistics each round too, its pseudo-labels average the mirrored image and the two
+  // scales, and it jitters its target crops, while its rounds' evaluations, like the table,
+  // score the image alone: each run's last round is its row.
   for (const char* m : {"st", "cbst", "cbst-sp"}) {
     const std::string config = read_text(out / m / "config.toml");
     EXPECT_NE(config.find("\nadabn = true\n"), std::string::npos) << m;
     EXPECT_NE(config.find("\nflip = true\n"), std::string::npos) << m;
     EXPECT_NE(config.find("\nscales = \"0.9,1.2\"\n"), std::string::npos) << m;
+    EXPECT_NE(config.find("\ntarget-jitter = true\n"), std::string::npos) << m;
     EXPECT_NE(read_text(out / m / "log.txt").find("round 2/2: AdaBN,"), std::string::npos) << m;
   }
-  EXPECT_NE(commands.find("--previews 2 --adabn --flip --scales 0.9,1.2"), std::string::npos);
+  EXPECT_NE(commands.find("--previews 2 --adabn --flip --target-jitter --scales 0.9,1.2"), std::string::npos);
   for (size_t i = 2; i <= 4; ++i) {
     const nlohmann::json summary = weights::parse_json(read_text(out / methods[i] / "summary.json"));
     EXPECT_EQ(summary["final"].value("miou", -1.0), ms[i]["eval"].value("miou", -2.0)) << methods[i];
+    EXPECT_TRUE(summary["rounds"][0].value("target_jitter", false)) << methods[i];
   }
   EXPECT_EQ(commands.find("averaged in"), std::string::npos);
   EXPECT_NE(r.output.find("AdaBN (the target's batch-norm statistics, no labels) scores"), std::string::npos);

@@ -71,6 +71,9 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_flag("--adabn", c->adabn,
                                 "re-estimate the batch-norm statistics on the target images (AdaBN) before round 1's "
                                 "pseudo-labels and after every round's training");
+                   cmd.add_flag("--target-jitter", c->target_photometric,
+                                "apply --color-jitter and --blur to the pseudo-labelled target images as well (the "
+                                "pseudo-labels still come from the plain images; DACS's and DAFormer's strong augmentation)");
                    cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, eval_scales, &cmd] {
                      cli::take_model_of_init(cmd, c->init, c->model);  // --model left out
                      std::tie(c->target, c->target_split) =

@@ -6,7 +6,8 @@
 //             [--batch N] [--crop N] [--adapt-crop N] [--panels N] [--model NAME] [--color-jitter B,C,S,H[,P]]
 //             [--blur P,SMIN,SMAX] [--style-gap G|LO,HI]
 //             [--warmup-iters N] [--prior-support PX] [--adapt-init adabn|source]
-//             [--adapt-adabn start|rounds] [--adapt-flip on|off] [--adapt-scales S,S,...]
+//             [--adapt-adabn start|rounds] [--adapt-flip on|off] [--adapt-target-jitter on|off]
+//             [--adapt-scales S,S,...]
 //
 // Options left out take the defaults of the full demo or, with --quick, of the smoke run.
 #include <cstdio>
@@ -35,6 +36,7 @@ struct DemoFlags {
   std::string blur;
   std::string style_gap;
   std::string adapt_flip;  // on or off
+  std::string adapt_target_jitter;  // on or off
   std::string adapt_scales;
   DemoConfig given;  // values of the options the user passed
 };
@@ -145,6 +147,11 @@ cli::Command reg(
                      "whether ST, CBST and CBST-SP average the mirrored image into their pseudo-labels: on or off "
                      "(default " + std::string(full.adapt_flip ? "on" : "off") + ")")
           ->check(CLI::IsMember({"on", "off"}));
+      cmd.add_option("--adapt-target-jitter", f->adapt_target_jitter,
+                     "whether ST, CBST and CBST-SP jitter the pseudo-labelled target crops with the source's colour "
+                     "jitter too (cbst adapt --target-jitter): on or off (default " +
+                         std::string(full.adapt_target_jitter ? "on" : "off") + ")")
+          ->check(CLI::IsMember({"on", "off"}));
       cmd.add_option("--adapt-scales", f->adapt_scales,
                      "the scales ST, CBST and CBST-SP average their pseudo-labels over, e.g. 0.9,1,1.2; 1: one "
                      "scale (default " + scales_text(full.adapt_scales) + ")")
@@ -188,6 +195,7 @@ cli::Command reg(
         take("--adapt-init", c.adapt_init, g.adapt_init);
         take("--adapt-adabn", c.adapt_adabn, g.adapt_adabn);
         if (cmd.count("--adapt-flip")) c.adapt_flip = f->adapt_flip == "on";
+        if (cmd.count("--adapt-target-jitter")) c.adapt_target_jitter = f->adapt_target_jitter == "on";
         if (cmd.count("--adapt-scales")) c.adapt_scales = cli::parse_scales(f->adapt_scales, "--adapt-scales");
         if (!f->color_jitter.empty()) c.color_jitter = data::ColorJitter::parse(f->color_jitter);
         if (!f->blur.empty()) c.blur = data::GaussianBlur::parse(f->blur);

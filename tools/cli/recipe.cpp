@@ -45,6 +45,7 @@ std::vector<RecipeOption> model_recipe(const std::string& model, const std::stri
                        {"--lr", format_g(d.adapt_lr)}});
     if (d.adapt_adabn == "rounds") r.push_back({"--adabn", "true"});
     if (d.adapt_flip) r.push_back({"--flip", "true"});
+    if (d.adapt_target_jitter) r.push_back({"--target-jitter", "true"});
   }
   return r;
 }
