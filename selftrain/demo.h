@@ -121,8 +121,9 @@ struct DemoConfig {
   std::vector<double> adapt_scales = {1.0};
   // Whether their training jitters the pseudo-labelled target crops too, with the source's
   // colour jitter (`cbst adapt --target-jitter`). Off: on twelve seen seeds of both benchmarks
-  // it raised CBST more than CBST-SP, so CBST-SP fell below CBST on four of the six demo seeds
-  // that had held the ordering (docs/demo-runs.md, measurement 17).
+  // it raised CBST more than CBST-SP (on the demo's seeds +0.7 against +0.2 mIoU on average),
+  // so CBST <= CBST-SP held on 3 of them instead of 10, and the full ordering on 2 instead of 7
+  // (docs/demo-runs.md, measurement 17).
   bool adapt_target_jitter = false;
   int panels = 4;  // sample panels in the report
   int workers = 2;

@@ -200,11 +200,11 @@ TEST_F(AdaptCommand, SpatialPriorMethodsNeedAPrior) {
 // unless --eval-flip and --eval-scales say otherwise, so a run's last round is what `cbst eval`
 // gives its final weights with its defaults. The evaluation's options change no weight.
 TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
-  auto no_previews = [](const std::string& run) {
+  auto one_round = [](const std::string& run) {
     std::string args = adapt_args("cbst", run);
     return args.replace(args.find(" --rounds 2 "), 12, " --rounds 1 ") + " --flip --scales 0.75,1";
   };
-  auto r = run_cbst(no_previews("tta_plain_eval"), path("tta_plain_eval.log"));
+  auto r = run_cbst(one_round("tta_plain_eval"), path("tta_plain_eval.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json plain = weights::parse_json(read("tta_plain_eval/eval/final.json"));
   EXPECT_EQ(plain["scales"], nlohmann::json::array({1.0}));
@@ -215,7 +215,7 @@ TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(weights::parse_json(read("tta_plain_eval.json")).value("miou", -1.0), plain.value("miou", -2.0));
 
-  r = run_cbst(no_previews("tta_eval") + " --eval-flip --eval-scales 0.75,1", path("tta_eval.log"));
+  r = run_cbst(one_round("tta_eval") + " --eval-flip --eval-scales 0.75,1", path("tta_eval.log"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json averaged = weights::parse_json(read("tta_eval/eval/final.json"));
   EXPECT_EQ(averaged["scales"], nlohmann::json::array({0.75, 1.0}));
@@ -226,7 +226,7 @@ TEST_F(AdaptCommand, FlipAndScalesLabelWhileTheEvaluationsHaveTheirOwnOptions) {
   const auto b = weights::load_checkpoint(path("tta_eval/checkpoints/final.safetensors"));
   for (auto& [name, t] : a) CBST_EXPECT_CLOSE(name, b.at(name), t, 0.0, 0.0);
 
-  r = run_cbst(no_previews("tta_bad") + " --eval-scales 1,,2", path("tta_bad.log"));
+  r = run_cbst(one_round("tta_bad") + " --eval-scales 1,,2", path("tta_bad.log"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--eval-scales"), std::string::npos) << r.output;
 }
@@ -307,8 +307,8 @@ TEST_F(AdaptCommand, AdabnLeavesEveryRoundWithTheTargetsStatistics) {
 }
 
 TEST_F(AdaptCommand, TargetJitterAugmentsThePseudoLabelledImagesToo) {
-  // The photometric draws are keyed by the sample, so the source images are
-  // jittered alike in the two jittered runs, and they can differ only by the target's crops.
+  // The photometric draws are keyed by the sample, so the source images are jittered alike in
+  // the two jittered runs, and those can differ only by the target's crops.
   const std::string no_previews = " --previews 0";
   const std::string jitter = " --color-jitter 0.4,0.4,0.4,0.1";
   const std::vector<std::pair<std::string, std::string>> runs = {
