@@ -134,9 +134,18 @@ void run_adaptation(const AdaptConfig& cfg) {
   if (regularizer == Regularizer::lrent && cfg.train.class_weights != "none")
     CBST_THROW("--class-weights ", cfg.train.class_weights, " does not apply to LRENT's soft ",
                "pseudo-labels; use --class-weights none with --regularizer lrent");
+  if (cfg.label_oracle && !adapt)
+    CBST_THROW("--label-oracle gives the pseudo-labelled pixels their true labels, and --method source-only ",
+               "labels none; use st, cbst, st-sp or cbst-sp");
+  if (cfg.label_oracle && regularizer == Regularizer::lrent)
+    CBST_THROW("--label-oracle replaces the hard pseudo-labels, and LRENT trains on soft ones; use it with ",
+               "--regularizer none or mrkld");
   const auto [source_spec, source_split] = split_eval_spec(cfg.source, "train");
   const data::Dataset source = data::open_dataset(source_spec, {.split = source_split});
   const data::Dataset target = data::open_dataset(cfg.target, {.split = cfg.target_split});
+  if (cfg.label_oracle && !target.all_labelled())
+    CBST_THROW("--label-oracle needs the target's true labels, and ", target.describe(), " has images without ",
+               "label files; drop --label-oracle");
   std::optional<data::Dataset> eval_set;
   if (!cfg.eval.empty()) {
     auto [spec, split] = split_eval_spec(cfg.eval);
@@ -249,7 +258,8 @@ void run_adaptation(const AdaptConfig& cfg) {
            .lrent_alpha = regularizer == Regularizer::lrent ? reg_weight : 0.0, .inference = cfg.inference,
            .input_convention = built.input_convention, .device = cfg.train.device, .space = space,
            .previews = cfg.previews,
-           .cache = prob_cache_from_name(cfg.prob_cache_memory, cfg.prob_cache_precision, cfg.train.device)},
+           .cache = prob_cache_from_name(cfg.prob_cache_memory, cfg.prob_cache_precision, cfg.train.device),
+           .true_labels = cfg.label_oracle},
           run, r);
       std::vector<double> coverage, accuracy;
       int64_t labelled = 0, checked = 0, correct = 0;
@@ -272,7 +282,8 @@ void run_adaptation(const AdaptConfig& cfg) {
       round_info["thresholds"] = labels.thresholds;
       run.log("round " + std::to_string(r) + "/" + std::to_string(cfg.rounds) + ": portion " + format_fixed(portion, 2) + ", pseudo-labels cover " +
               format_fixed(100.0 * double(labelled) / double(labels.pixels), 1) + "% of target pixels" +
-              (checked ? ", " + format_fixed(100.0 * double(correct) / double(checked), 1) + "% correct" : ""));
+              (checked ? ", " + format_fixed(100.0 * double(correct) / double(checked), 1) + "% correct" : "") +
+              (cfg.label_oracle ? "; training on their true labels (--label-oracle)" : ""));
       parts.push_back(labels.dataset);
       soft_targets = labels.soft_targets;
       lo.crop_center = mining_crop_center(rare, int64_t(n_source), cfg.mining);
@@ -319,6 +330,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     if (cfg.adabn) target_statistics("round " + std::to_string(r) + "/" + std::to_string(cfg.rounds));
     round_info["adabn"] = cfg.adabn;
     round_info["target_jitter"] = cfg.target_photometric;
+    if (cfg.label_oracle) round_info["label_oracle"] = true;
     // Rank 0 evaluates and writes; the other ranks go on to the next round's labelling.
     if (!run.writer()) {
       eta.unit_done();

@@ -81,6 +81,10 @@ struct AdaptConfig {
   // images as well as the source's: the student sees jittered target crops while the
   // pseudo-labels come from the plain images (the strong augmentation of DACS and DAFormer).
   bool target_photometric = false;
+  // A diagnostic (RoundLabelOptions::true_labels): the pixels each round's rule labels take
+  // the target's true labels, to tell what the rule's choice of pixels is worth from what its
+  // wrong labels cost. Needs a labelled target.
+  bool label_oracle = false;
   int64_t previews = 4;
   std::string config_text;  // the effective options, written to config.toml
   std::string recipe_note;  // the model recipe's options the command line left out (tools/cli/recipe.h), logged

@@ -98,6 +98,9 @@ RoundLabels label_dataset(SegmentationModel& model, const data::Dataset& target,
           ++r.checked[map.ids[k]];
           r.correct[map.ids[k]] += map.ids[k] == gt.ids[k];
         }
+      if (o.true_labels)
+        for (size_t k = 0; k < map.ids.size(); ++k)
+          if (map.ids[k] != 255) map.ids[k] = gt.ids[k];
     }
     data::write_png_grey((dir / (s.stem + ".png")).string(), map);
     if (i < o.previews) data::write_png((dir / (s.stem + "_color.png")).string(), data::colorize(map, o.space));

@@ -34,6 +34,10 @@ struct RoundLabelOptions {
   data::ClassSpace space = data::ClassSpace::cityscapes19;
   int64_t previews = 4;
   ProbCacheOptions cache = {};
+  // A diagnostic, for a target with labels: each pixel the rule labels takes its true label
+  // instead (void where the truth is void), so a run trains on the pixels its rule chose,
+  // every one of them right. The counts below still describe the rule's own labels.
+  bool true_labels = false;
 };
 
 struct RoundLabels {

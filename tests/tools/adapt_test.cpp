@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 
+#include "data/dataset.h"
+#include "data/image.h"
 #include "engine/json.h"
 #include "tests/support/expect_close.h"
 #include "tests/tools/cli_runner.h"
@@ -330,6 +332,69 @@ TEST_F(AdaptCommand, TargetJitterAugmentsThePseudoLabelledImagesToo) {
       ++differing;
   }
   EXPECT_GT(differing, 0) << "--target-jitter left the pseudo-labelled crops as they were";
+}
+
+// --label-oracle: round 1 chooses the same pixels with and without it (the same model labels
+// the same images), and with it each chosen pixel carries its true label.
+TEST_F(AdaptCommand, LabelOracleTrainsOnTheTrueLabelsOfThePixelsTheRuleChose) {
+  auto one_round = [](const std::string& run) {
+    std::string args = adapt_args("cbst", run);
+    return args.replace(args.find(" --rounds 2 "), 12, " --rounds 1 ");
+  };
+  auto r = run_cbst(one_round("lo_plain"), path("lo_plain.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cbst(one_round("lo_true") + " --label-oracle", path("lo_true.log"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("training on their true labels (--label-oracle)"), std::string::npos) << r.output;
+  const nlohmann::json plain = weights::parse_json(read("lo_plain/summary.json"))["rounds"][0];
+  const nlohmann::json oracle = weights::parse_json(read("lo_true/summary.json"))["rounds"][0];
+  EXPECT_TRUE(oracle.value("label_oracle", false)) << oracle;
+  EXPECT_FALSE(plain.contains("label_oracle")) << plain;
+  // The counts describe the rule's own labels, the same in both runs.
+  EXPECT_EQ(oracle["pseudo_accuracy"], plain["pseudo_accuracy"]);
+  EXPECT_EQ(oracle["pseudo_coverage"], plain["pseudo_coverage"]);
+
+  const data::Dataset target = data::open_dataset("cityscapes=" + path("data/cityscapes"), {.split = "train"});
+  const data::LabelMap map = target.label_map(data::ClassSpace::cityscapes19);
+  int64_t labelled = 0, wrong = 0, mismatched = 0;
+  for (size_t i = 0; i < target.size(); ++i) {
+    const std::string stem = target.sample(i).stem;
+    const data::Labels truth = map.apply(target.read_raw_labels(i));
+    const data::RawLabels rule = data::read_label_values(path("lo_plain/rounds/1/pseudo/" + stem + ".png"));
+    const data::RawLabels trained = data::read_label_values(path("lo_true/rounds/1/pseudo/" + stem + ".png"));
+    ASSERT_EQ(rule.values.size(), truth.ids.size());
+    ASSERT_EQ(trained.values.size(), truth.ids.size());
+    for (size_t k = 0; k < truth.ids.size(); ++k) {
+      const uint16_t expected = rule.values[k] == 255 ? 255 : truth.ids[k];
+      mismatched += trained.values[k] != expected;
+      labelled += rule.values[k] != 255;
+      wrong += rule.values[k] != 255 && truth.ids[k] != 255 && rule.values[k] != truth.ids[k];
+    }
+  }
+  EXPECT_EQ(mismatched, 0);
+  EXPECT_GT(labelled, 0);
+  EXPECT_GT(wrong, 0) << "the rule's labels were all right, so the two runs cannot be told apart";
+
+  // Misuse: nothing to label, soft labels to replace, or no truth to take.
+  r = run_cbst(adapt_args("source-only", "lo_source") + " --label-oracle", path("lo_source.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.rfind("cbst: error: --label-oracle gives the pseudo-labelled pixels their true labels", 0), 0u)
+      << r.output;
+  r = run_cbst(adapt_args("cbst", "lo_lrent") + " --label-oracle --regularizer lrent", path("lo_lrent.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("LRENT trains on soft ones"), std::string::npos) << r.output;
+  fs::create_directories(path("unlabelled"));
+  fs::copy(path("data/cityscapes/leftImg8bit"), path("unlabelled/leftImg8bit"), fs::copy_options::recursive);
+  std::string args = adapt_args("cbst", "lo_unlabelled");
+  args.replace(args.find("--target cityscapes=" + path("data/cityscapes")),
+               std::string("--target cityscapes=" + path("data/cityscapes")).size(),
+               "--target cityscapes=" + path("unlabelled"));
+  r = run_cbst(args + " --label-oracle", path("lo_unlabelled.log"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--label-oracle needs the target's true labels"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  for (const char* run : {"lo_source", "lo_lrent", "lo_unlabelled"})
+    EXPECT_FALSE(fs::exists(path(std::string(run) + "/summary.json"))) << run;
 }
 
 TEST_F(AdaptCommand, ADivergingLossStopsTheRunNamingTheStep) {

@@ -74,6 +74,10 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_flag("--target-jitter", c->target_photometric,
                                 "apply --color-jitter and --blur to the pseudo-labelled target images as well (the "
                                 "pseudo-labels still come from the plain images; DACS's and DAFormer's strong augmentation)");
+                   cmd.add_flag("--label-oracle", c->label_oracle,
+                                "a diagnostic for a labelled target: every pixel a round's rule labels takes its true "
+                                "label, so the run shows what the rule's choice of pixels would give if each label it "
+                                "gave were right");
                    cmd.callback([c, f, method, portion, source_portion, target_split, pool_stride, eval_scales, &cmd] {
                      cli::take_model_of_init(cmd, c->init, c->model);  // --model left out
                      std::tie(c->target, c->target_split) =
