@@ -291,7 +291,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     add_rare_class_sampling(lo, parts[0], space, cfg.train.rare_class_sampling, cfg.train.rare_class_draw);
     // Photometric jitter is for the labelled source only unless asked for the target too: the
     // pseudo-labelled target images are the domain the model is adapting to.
-    lo.photometric_parts.assign(parts.size(), cfg.target_photometric);
+    lo.photometric_parts.assign(parts.size(), cfg.target_jitter);
     lo.photometric_parts[0] = true;
     const Tensor class_weights = class_weights_for(cfg.train.class_weights, parts, space, cfg.train.device);
     data::Loader loader(parts, lo);
@@ -329,7 +329,7 @@ void run_adaptation(const AdaptConfig& cfg) {
     round_info["train_images"] = loader.size();
     if (cfg.adabn) target_statistics("round " + std::to_string(r) + "/" + std::to_string(cfg.rounds));
     round_info["adabn"] = cfg.adabn;
-    round_info["target_jitter"] = cfg.target_photometric;
+    round_info["target_jitter"] = cfg.target_jitter;
     if (cfg.label_oracle) round_info["label_oracle"] = true;
     // Rank 0 evaluates and writes; the other ranks go on to the next round's labelling.
     if (!run.writer()) {

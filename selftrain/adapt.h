@@ -80,7 +80,7 @@ struct AdaptConfig {
   // Photometric augmentation (train.color_jitter, train.blur) of the pseudo-labelled target
   // images as well as the source's: the student sees jittered target crops while the
   // pseudo-labels come from the plain images (the strong augmentation of DACS and DAFormer).
-  bool target_photometric = false;
+  bool target_jitter = false;
   // A diagnostic (RoundLabelOptions::true_labels): the pixels each round's rule labels take
   // the target's true labels, to tell what the rule's choice of pixels is worth from what its
   // wrong labels cost. Needs a labelled target.

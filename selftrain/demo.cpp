@@ -310,7 +310,7 @@ void run_demo(const DemoConfig& cfg) {
     a.init = adapt_init;
     a.adabn = round_adabn;
     a.inference.flip = cfg.adapt_flip;
-    a.target_photometric = cfg.adapt_target_jitter;
+    a.target_jitter = cfg.adapt_target_jitter;
     a.inference.scales = cfg.adapt_scales;
     a.method = method;
     if (sp) a.prior = at("prior.safetensors");

@@ -25,7 +25,7 @@ struct TrainingOptions {
   int64_t resize_long_side = 0;
   // Photometric jitter of the labelled source images (supervised training: the whole
   // dataset; self-training: the source part, and the pseudo-labelled target only with
-  // AdaptConfig::target_photometric).
+  // AdaptConfig::target_jitter).
   data::ColorJitter color_jitter = {};
   data::GaussianBlur blur = {};  // likewise
   double lr = 0.01;

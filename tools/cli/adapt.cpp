@@ -71,7 +71,7 @@ cli::Command reg({.parent = "", .name = "adapt", .help = "Self-training rounds: 
                    cmd.add_flag("--adabn", c->adabn,
                                 "re-estimate the batch-norm statistics on the target images (AdaBN) before round 1's "
                                 "pseudo-labels and after every round's training");
-                   cmd.add_flag("--target-jitter", c->target_photometric,
+                   cmd.add_flag("--target-jitter", c->target_jitter,
                                 "apply --color-jitter and --blur to the pseudo-labelled target images as well (the "
                                 "pseudo-labels still come from the plain images; DACS's and DAFormer's strong augmentation)");
                    cmd.add_flag("--label-oracle", c->label_oracle,
