@@ -1,10 +1,10 @@
 #include "selftrain/mining.h"
 
-#include "selftrain/class_weights.h"
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+
+#include "selftrain/class_weights.h"
 
 namespace cbst {
 

@@ -93,14 +93,14 @@ RoundLabels label_dataset(SegmentationModel& model, const data::Dataset& target,
       if (id != 255) ++r.labelled[id];
     if (r.has_ground_truth) {
       const data::Labels gt = gt_map.apply(target.read_raw_labels(size_t(i)));
-      for (size_t k = 0; k < map.ids.size(); ++k)
-        if (map.ids[k] != 255 && gt.ids[k] != 255) {
+      for (size_t k = 0; k < map.ids.size(); ++k) {
+        if (map.ids[k] == 255) continue;
+        if (gt.ids[k] != 255) {
           ++r.checked[map.ids[k]];
           r.correct[map.ids[k]] += map.ids[k] == gt.ids[k];
         }
-      if (o.true_labels)
-        for (size_t k = 0; k < map.ids.size(); ++k)
-          if (map.ids[k] != 255) map.ids[k] = gt.ids[k];
+        if (o.true_labels) map.ids[k] = gt.ids[k];  // after the counts, which describe the rule's own label
+      }
     }
     data::write_png_grey((dir / (s.stem + ".png")).string(), map);
     if (i < o.previews) data::write_png((dir / (s.stem + "_color.png")).string(), data::colorize(map, o.space));
