@@ -2,7 +2,8 @@
 // leaves out (on the command line and in a --config file), as an mmseg config brings its
 // schedule with the model. Only `small-deeplabv3plus` has one, the demo's (DemoConfig's
 // defaults, README "The training recipe"); the paper's networks keep the plain defaults,
-// which are the authors'. A flag the recipe turns on is turned off with --flag=false.
+// which are the authors' but for `adapt --flip`: their round driver always passes it, and
+// here it is off unless given. A flag the recipe turns on is turned off with --flag=false.
 #pragma once
 
 #include <CLI/CLI.hpp>
