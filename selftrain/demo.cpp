@@ -294,7 +294,9 @@ void run_demo(const DemoConfig& cfg) {
         .add("epochs-per-round", std::to_string(cfg.epochs_per_round)).add("previews", std::to_string(cfg.panels));
     s.add("adabn", round_adabn ? "" : "false");
     s.add("flip", cfg.adapt_flip ? "" : "false");
-    if (cfg.adapt_target_jitter) s.add("target-jitter", "");
+    // Spelt out whenever the model's recipe (DemoConfig's default) might say otherwise, as --flip is.
+    if (cfg.adapt_target_jitter || DemoConfig{}.adapt_target_jitter)
+      s.add("target-jitter", cfg.adapt_target_jitter ? "" : "false");
     if (cfg.adapt_scales != std::vector<double>{1.0}) s.add("scales", scales_text(cfg.adapt_scales));
     if (cfg.regularizer != "none") {
       s.add("regularizer", cfg.regularizer);

@@ -386,9 +386,8 @@ TEST_F(AdaptCommand, LabelOracleTrainsOnTheTrueLabelsOfThePixelsTheRuleChose) {
   fs::create_directories(path("unlabelled"));
   fs::copy(path("data/cityscapes/leftImg8bit"), path("unlabelled/leftImg8bit"), fs::copy_options::recursive);
   std::string args = adapt_args("cbst", "lo_unlabelled");
-  args.replace(args.find("--target cityscapes=" + path("data/cityscapes")),
-               std::string("--target cityscapes=" + path("data/cityscapes")).size(),
-               "--target cityscapes=" + path("unlabelled"));
+  const std::string labelled_target = "--target cityscapes=" + path("data/cityscapes");
+  args.replace(args.find(labelled_target), labelled_target.size(), "--target cityscapes=" + path("unlabelled"));
   r = run_cbst(args + " --label-oracle", path("lo_unlabelled.log"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("--label-oracle needs the target's true labels"), std::string::npos) << r.output;
